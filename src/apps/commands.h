@@ -1,0 +1,20 @@
+// The subcommands of `marginface`: a name → function table (Caffe's CLI idea, without static
+// registration). Each command parses its own options with mf::Args and returns the exit code.
+#pragma once
+
+#include <string>
+#include <vector>
+
+namespace mf::apps {
+
+struct Command {
+  const char* name;
+  const char* summary;
+  int (*run)(const std::vector<std::string>& args);
+};
+
+const std::vector<Command>& commands();
+
+int run_info(const std::vector<std::string>& args);
+
+}  // namespace mf::apps

@@ -1,0 +1,46 @@
+// marginface: one executable, one subcommand per job. Errors (mf::Error) are caught here and
+// printed as one clear line; nothing below main() calls exit().
+#include <cstdio>
+#include <cstring>
+#include <exception>
+#include <string>
+#include <vector>
+
+#include "apps/commands.h"
+#include "util/error.h"
+
+namespace {
+
+void print_usage() {
+  std::printf(
+      "marginface: train and compare margin-based face-recognition heads\n\n"
+      "usage: marginface <command> [options]      (marginface <command> --help for its options)\n\n"
+      "commands:\n");
+  for (const auto& c : mf::apps::commands()) std::printf("  %-10s %s\n", c.name, c.summary);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (argc < 2 || !std::strcmp(argv[1], "--help") || !std::strcmp(argv[1], "-h") ||
+      !std::strcmp(argv[1], "help")) {
+    print_usage();
+    return argc < 2 ? 2 : 0;
+  }
+  const std::string name = argv[1];
+  for (const auto& c : mf::apps::commands()) {
+    if (name != c.name) continue;
+    try {
+      return c.run(std::vector<std::string>(argv + 2, argv + argc));
+    } catch (const mf::Error& e) {
+      std::fprintf(stderr, "marginface %s: error: %s\n", c.name, e.what());
+      return 1;
+    } catch (const std::exception& e) {
+      std::fprintf(stderr, "marginface %s: unexpected error: %s\n", c.name, e.what());
+      return 1;
+    }
+  }
+  std::fprintf(stderr, "marginface: unknown command '%s'\n\n", name.c_str());
+  print_usage();
+  return 2;
+}

@@ -1,0 +1,107 @@
+#include "autograd/var.h"
+
+#include <cmath>
+#include <unordered_set>
+
+#include "util/error.h"
+
+namespace mf {
+
+namespace {
+thread_local bool g_grad_enabled = true;
+bool g_anomaly = false;
+}  // namespace
+
+bool grad_enabled() { return g_grad_enabled; }
+NoGradGuard::NoGradGuard() : previous_(g_grad_enabled) { g_grad_enabled = false; }
+NoGradGuard::~NoGradGuard() { g_grad_enabled = previous_; }
+void set_anomaly_detection(bool on) { g_anomaly = on; }
+bool anomaly_detection() { return g_anomaly; }
+
+Var::Var(Tensor value, bool requires_grad) : state_(std::make_shared<VarState>()) {
+  MF_CHECK(value.defined(), "Var: cannot wrap an undefined tensor");
+  state_->value = std::move(value);
+  state_->requires_grad = requires_grad;
+}
+
+void Var::zero_grad() {
+  if (state_ && state_->grad.defined()) state_->grad.zero();
+}
+
+Tensor& GradSlots::grad(size_t i) {
+  VarState& s = *inputs_[i];
+  if (!s.grad.defined()) s.grad = Tensor::zeros(s.value.shape());
+  return s.grad;
+}
+
+Var record(const char* op, Tensor value, const std::vector<Var>& inputs, BackwardFn backward) {
+  if (g_anomaly) {
+    const float* p = value.data();
+    for (int64_t i = 0; i < value.numel(); ++i)
+      MF_CHECK(std::isfinite(p[i]), "anomaly: op '", op, "' produced a non-finite value (", p[i],
+               ") at flat index ", i, " of its output ", value.shape());
+  }
+  Var out(std::move(value), false);
+  if (!g_grad_enabled) return out;
+  bool any = false;
+  for (const Var& v : inputs) any = any || v.requires_grad();
+  if (!any) return out;
+  auto node = std::make_shared<Node>();
+  node->op = op;
+  node->inputs.reserve(inputs.size());
+  for (const Var& v : inputs) node->inputs.push_back(v.state());
+  node->backward = std::move(backward);
+  out.state()->producer = std::move(node);
+  out.state()->requires_grad = true;
+  return out;
+}
+
+void backward(const Var& root, const Tensor& seed) {
+  MF_CHECK(root.defined(), "backward: undefined root");
+  if (!root.requires_grad()) return;  // nothing upstream wants a gradient
+  VarState* root_state = root.state().get();
+  if (seed.defined()) {
+    MF_CHECK(seed.shape() == root.shape(), "backward: seed gradient ", seed.shape(),
+             " does not match the root ", root.shape());
+  } else {
+    MF_CHECK(root.value().numel() == 1, "backward: the root must be a single value (got ",
+             root.shape(), "); pass a seed gradient for other shapes");
+  }
+
+  // Reverse topological order by an iterative depth-first search over producers.
+  std::vector<VarState*> order;
+  std::unordered_set<VarState*> seen;
+  std::vector<std::pair<VarState*, size_t>> stack{{root_state, 0}};
+  seen.insert(root_state);
+  while (!stack.empty()) {
+    auto& [state, next] = stack.back();
+    Node* node = state->producer.get();
+    if (node && next < node->inputs.size()) {
+      VarState* input = node->inputs[next++].get();
+      if (input->producer && input->requires_grad && seen.insert(input).second)
+        stack.push_back({input, 0});
+      continue;
+    }
+    order.push_back(state);
+    stack.pop_back();
+  }
+
+  Tensor seed_value = seed.defined() ? seed.clone() : Tensor::full(root.shape(), 1.0f);
+  if (root_state->grad.defined())
+    root_state->grad.add_(seed_value);
+  else
+    root_state->grad = seed_value;
+
+  for (auto it = order.rbegin(); it != order.rend(); ++it) {
+    VarState* state = *it;
+    std::shared_ptr<Node> node = std::move(state->producer);  // frees the node after this step
+    if (!node) continue;
+    if (state->grad.defined()) {
+      GradSlots slots(node->inputs);
+      node->backward(state->grad, slots);
+    }
+    state->grad = Tensor();  // an intermediate's gradient is consumed
+  }
+}
+
+}  // namespace mf

@@ -1,0 +1,105 @@
+// Reverse-mode automatic differentiation over a recorded tape of closures.
+//
+// A Var is a handle (copies share value, gradient and history). Each op computes its output with
+// a kernel and records a Node holding its inputs and a backward closure. backward(loss) seeds
+// ∂loss/∂loss = 1, visits nodes in reverse topological order and lets each closure ADD its input
+// gradients; nodes are freed as they run (saved activations go with them), and gradients of
+// intermediate values are dropped once consumed. Leaf gradients accumulate across backward calls
+// until zero_grad().
+//
+// Contract for op closures: `dy` is the gradient of the op's output; for each input i with
+// slots.wants(i), add ∂loss/∂input_i into slots.grad(i) (zero-initialised on first use).
+#pragma once
+
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "tensor/tensor.h"
+
+namespace mf {
+
+struct Node;
+
+struct VarState {
+  Tensor value;
+  Tensor grad;  // undefined until a gradient arrives
+  bool requires_grad = false;
+  std::shared_ptr<Node> producer;  // null for leaves
+};
+
+class Var {
+ public:
+  Var() = default;
+  explicit Var(Tensor value, bool requires_grad = false);
+
+  bool defined() const { return state_ != nullptr; }
+  const Tensor& value() const { return state_->value; }
+  Tensor& value() { return state_->value; }
+  const Shape& shape() const { return state_->value.shape(); }
+  int64_t dim(int axis) const { return state_->value.dim(axis); }
+  bool requires_grad() const { return state_ && state_->requires_grad; }
+  void set_requires_grad(bool on) { state_->requires_grad = on; }
+  bool is_leaf() const { return state_->producer == nullptr; }
+
+  // The accumulated gradient (undefined before the first backward that reaches this Var).
+  const Tensor& grad() const { return state_->grad; }
+  Tensor& grad() { return state_->grad; }
+  void zero_grad();  // zeroes in place (keeps the buffer) when defined
+
+  // Detached copy: same value storage, no history, no gradient.
+  Var detach() const { return Var(state_->value, false); }
+
+  const std::shared_ptr<VarState>& state() const { return state_; }
+
+ private:
+  std::shared_ptr<VarState> state_;
+};
+
+// Gives a backward closure access to its inputs' gradient buffers.
+class GradSlots {
+ public:
+  explicit GradSlots(const std::vector<std::shared_ptr<VarState>>& inputs) : inputs_(inputs) {}
+  bool wants(size_t i) const { return inputs_[i]->requires_grad; }
+  Tensor& grad(size_t i);                  // zero-initialised on first use
+  float* data_or_null(size_t i) { return wants(i) ? grad(i).data() : nullptr; }
+
+ private:
+  const std::vector<std::shared_ptr<VarState>>& inputs_;
+};
+
+using BackwardFn = std::function<void(const Tensor& dy, GradSlots& slots)>;
+
+struct Node {
+  const char* op;  // "conv2d": named in errors and anomaly reports
+  std::vector<std::shared_ptr<VarState>> inputs;
+  BackwardFn backward;
+};
+
+// Wraps an op's output. Records a Node when grad mode is on and some input requires a gradient;
+// otherwise the closure is dropped and the output is a constant.
+Var record(const char* op, Tensor value, const std::vector<Var>& inputs, BackwardFn backward);
+
+// Runs the backward pass from a one-element Var (or from `seed`, its gradient, for any shape).
+void backward(const Var& root, const Tensor& seed = Tensor());
+
+bool grad_enabled();
+// While alive, ops record nothing (evaluation, optimizer updates). Nests.
+class NoGradGuard {
+ public:
+  NoGradGuard();
+  ~NoGradGuard();
+  NoGradGuard(const NoGradGuard&) = delete;
+  NoGradGuard& operator=(const NoGradGuard&) = delete;
+
+ private:
+  bool previous_;
+};
+
+// Anomaly mode: every op output is checked for NaN/Inf as it is computed, and the error names the
+// op (off by default: it costs a pass over every activation).
+void set_anomaly_detection(bool on);
+bool anomaly_detection();
+
+}  // namespace mf

@@ -1,0 +1,98 @@
+// Batch normalization (Ioffe & Szegedy 2015, Alg. 1) over (N, C, S), S = H·W (S = 1 for BN1d).
+//   train: mean, var = batch statistics per channel (biased var normalizes, as in PyTorch);
+//          running ← (1 − momentum)·running + momentum·batch (running var takes the unbiased var).
+//   eval:  mean, var = running statistics.
+//   y = γ · (x − mean) / √(var + eps) + β.
+// The forward writes mean and invstd = 1/√(var + eps) (C each) for the backward.
+// Backward ACCUMULATES into dx, dgamma, dbeta (null skips).
+//   train: dx = γ·invstd/M · (M·dy − Σdy − x̂·Σ(dy·x̂)),  M = N·S  (the batch mean and var depend on x)
+//   eval:  dx = γ·invstd·dy
+//   dγ = Σ dy·x̂,  dβ = Σ dy.
+#pragma once
+
+#include <cmath>
+#include <cstdint>
+
+namespace mf::kernels {
+
+template <class T>
+void batchnorm_forward(T* y, T* mean, T* invstd, const T* x, const T* gamma, const T* beta,
+                       T* running_mean, T* running_var, bool training, T momentum, T eps,
+                       int64_t N, int64_t C, int64_t S) {
+  const int64_t M = N * S;
+#pragma omp parallel for schedule(static)
+  for (int64_t c = 0; c < C; ++c) {
+    T m, v;
+    if (training) {
+      // Two passes (mean, then centred squares) keep the variance accurate in float.
+      double sum = 0;
+      for (int64_t n = 0; n < N; ++n) {
+        const T* xc = x + (n * C + c) * S;
+        for (int64_t s = 0; s < S; ++s) sum += xc[s];
+      }
+      m = static_cast<T>(sum / M);
+      double sq = 0;
+      for (int64_t n = 0; n < N; ++n) {
+        const T* xc = x + (n * C + c) * S;
+        for (int64_t s = 0; s < S; ++s) sq += double(xc[s] - m) * double(xc[s] - m);
+      }
+      v = static_cast<T>(sq / M);
+      if (running_mean) running_mean[c] = (1 - momentum) * running_mean[c] + momentum * m;
+      if (running_var) {
+        const T unbiased = M > 1 ? static_cast<T>(sq / (M - 1)) : v;
+        running_var[c] = (1 - momentum) * running_var[c] + momentum * unbiased;
+      }
+    } else {
+      m = running_mean[c];
+      v = running_var[c];
+    }
+    const T is = T(1) / std::sqrt(v + eps);
+    mean[c] = m;
+    invstd[c] = is;
+    const T scale = (gamma ? gamma[c] : T(1)) * is;
+    const T shift = (beta ? beta[c] : T(0)) - m * scale;
+    for (int64_t n = 0; n < N; ++n) {
+      const T* xc = x + (n * C + c) * S;
+      T* yc = y + (n * C + c) * S;
+      for (int64_t s = 0; s < S; ++s) yc[s] = xc[s] * scale + shift;
+    }
+  }
+}
+
+template <class T>
+void batchnorm_backward(T* dx, T* dgamma, T* dbeta, const T* dy, const T* x, const T* mean,
+                        const T* invstd, const T* gamma, bool training, int64_t N, int64_t C,
+                        int64_t S) {
+  const int64_t M = N * S;
+#pragma omp parallel for schedule(static)
+  for (int64_t c = 0; c < C; ++c) {
+    const T m = mean[c], is = invstd[c];
+    double sum_dy = 0, sum_dy_xhat = 0;
+    for (int64_t n = 0; n < N; ++n) {
+      const T* xc = x + (n * C + c) * S;
+      const T* dyc = dy + (n * C + c) * S;
+      for (int64_t s = 0; s < S; ++s) {
+        sum_dy += dyc[s];
+        sum_dy_xhat += double(dyc[s]) * double((xc[s] - m) * is);
+      }
+    }
+    if (dgamma) dgamma[c] += static_cast<T>(sum_dy_xhat);
+    if (dbeta) dbeta[c] += static_cast<T>(sum_dy);
+    if (!dx) continue;
+    const T g = (gamma ? gamma[c] : T(1)) * is;
+    const T mean_dy = static_cast<T>(sum_dy / M), mean_dy_xhat = static_cast<T>(sum_dy_xhat / M);
+    for (int64_t n = 0; n < N; ++n) {
+      const T* xc = x + (n * C + c) * S;
+      const T* dyc = dy + (n * C + c) * S;
+      T* dxc = dx + (n * C + c) * S;
+      if (training) {
+        for (int64_t s = 0; s < S; ++s)
+          dxc[s] += g * (dyc[s] - mean_dy - (xc[s] - m) * is * mean_dy_xhat);
+      } else {
+        for (int64_t s = 0; s < S; ++s) dxc[s] += g * dyc[s];
+      }
+    }
+  }
+}
+
+}  // namespace mf::kernels
