@@ -68,21 +68,22 @@ void backward(const Var& root, const Tensor& seed) {
              root.shape(), "); pass a seed gradient for other shapes");
   }
 
-  // Reverse topological order by an iterative depth-first search over producers.
-  std::vector<VarState*> order;
+  // Reverse topological order by an iterative depth-first search over producers. The order holds
+  // owning pointers: freeing a consumer's node must not free an input still waiting its turn.
+  std::vector<std::shared_ptr<VarState>> order;
   std::unordered_set<VarState*> seen;
-  std::vector<std::pair<VarState*, size_t>> stack{{root_state, 0}};
+  std::vector<std::pair<std::shared_ptr<VarState>, size_t>> stack{{root.state(), 0}};
   seen.insert(root_state);
   while (!stack.empty()) {
     auto& [state, next] = stack.back();
     Node* node = state->producer.get();
     if (node && next < node->inputs.size()) {
-      VarState* input = node->inputs[next++].get();
-      if (input->producer && input->requires_grad && seen.insert(input).second)
+      const std::shared_ptr<VarState>& input = node->inputs[next++];
+      if (input->producer && input->requires_grad && seen.insert(input.get()).second)
         stack.push_back({input, 0});
       continue;
     }
-    order.push_back(state);
+    order.push_back(std::move(state));
     stack.pop_back();
   }
 
@@ -93,7 +94,7 @@ void backward(const Var& root, const Tensor& seed) {
     root_state->grad = seed_value;
 
   for (auto it = order.rbegin(); it != order.rend(); ++it) {
-    VarState* state = *it;
+    VarState* state = it->get();
     std::shared_ptr<Node> node = std::move(state->producer);  // frees the node after this step
     if (!node) continue;
     if (state->grad.defined()) {

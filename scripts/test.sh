@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Installs what is missing, builds, and runs every test:
+#   1. an AddressSanitizer + UndefinedBehaviorSanitizer build running the engine, layer and head
+#      tests (the code most exposed to memory errors);
+#   2. the Release build (-Werror) running the whole suite with ctest, whose summary closes the run.
+# Set MF_SKIP_SANITIZE=1 to skip step 1 during development.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/install_deps.sh
+jobs=$(nproc 2>/dev/null || echo 2)
+start=$(date +%s)
+
+if [[ "${MF_SKIP_SANITIZE:-0}" != 1 ]]; then
+  echo "== sanitizer build (ASan + UBSan) =="
+  cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DMF_SANITIZE=ON -DMF_WERROR=ON \
+        -DMF_BUILD_BENCH=OFF >/dev/null
+  cmake --build build-asan -j"$jobs"
+  log=build-asan/ctest.log
+  if ! ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+      ctest --test-dir build-asan -L 'tensor|autograd|layers|losses' --output-on-failure \
+      -j"$jobs" >"$log" 2>&1; then
+    cat "$log"
+    echo "sanitizer tests failed"
+    exit 1
+  fi
+  grep -E "tests passed|tests failed" "$log"
+  echo "sanitizer pass took $(( $(date +%s) - start )) s"
+fi
+
+echo "== release build =="
+cmake -S . -B build -DCMAKE_BUILD_TYPE=Release -DMF_WERROR=ON >/dev/null
+cmake --build build -j"$jobs"
+echo "total time so far $(( $(date +%s) - start )) s"
+ctest --test-dir build --output-on-failure -j"$jobs"

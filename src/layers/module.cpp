@@ -1,0 +1,78 @@
+#include "layers/module.h"
+
+#include "util/error.h"
+
+namespace mf {
+
+Var Module::register_parameter(const std::string& name, Tensor init, bool requires_grad) {
+  for (const auto& [n, v] : params_) MF_CHECK(n != name, "parameter '", name, "' registered twice");
+  Var v(std::move(init), requires_grad);
+  params_.emplace_back(name, v);
+  return v;
+}
+
+Tensor Module::register_buffer(const std::string& name, Tensor init) {
+  for (const auto& [n, b] : buffers_) MF_CHECK(n != name, "buffer '", name, "' registered twice");
+  buffers_.emplace_back(name, init);
+  return init;
+}
+
+void Module::collect_parameters(const std::string& prefix,
+                                std::vector<std::pair<std::string, Var>>& out) const {
+  for (const auto& [name, v] : params_) out.emplace_back(prefix + name, v);
+  for (const auto& [name, child] : children_) child->collect_parameters(prefix + name + ".", out);
+}
+
+void Module::collect_buffers(const std::string& prefix,
+                             std::vector<std::pair<std::string, Tensor>>& out) const {
+  for (const auto& [name, b] : buffers_) out.emplace_back(prefix + name, b);
+  for (const auto& [name, child] : children_) child->collect_buffers(prefix + name + ".", out);
+}
+
+std::vector<std::pair<std::string, Var>> Module::named_parameters() const {
+  std::vector<std::pair<std::string, Var>> out;
+  collect_parameters("", out);
+  return out;
+}
+
+std::vector<std::pair<std::string, Tensor>> Module::named_buffers() const {
+  std::vector<std::pair<std::string, Tensor>> out;
+  collect_buffers("", out);
+  return out;
+}
+
+std::vector<Var> Module::parameters() const {
+  std::vector<Var> out;
+  for (const auto& [name, v] : named_parameters())
+    if (v.requires_grad()) out.push_back(v);
+  return out;
+}
+
+int64_t Module::num_parameters() const {
+  int64_t n = 0;
+  for (const auto& [name, v] : named_parameters()) n += v.value().numel();
+  return n;
+}
+
+void Module::train(bool on) {
+  training_ = on;
+  for (auto& [name, child] : children_) child->train(on);
+}
+
+void Module::zero_grad() {
+  for (auto& [name, v] : named_parameters()) v.zero_grad();
+}
+
+Sequential& Sequential::add(std::shared_ptr<Layer> layer) {
+  register_module(std::to_string(layers_.size()), layer);
+  layers_.push_back(std::move(layer));
+  return *this;
+}
+
+Var Sequential::forward(const Var& x) {
+  Var h = x;
+  for (auto& layer : layers_) h = layer->forward(h);
+  return h;
+}
+
+}  // namespace mf

@@ -1,0 +1,109 @@
+#include "util/params.h"
+
+#include <algorithm>
+#include <climits>
+#include <sstream>
+
+#include "util/error.h"
+
+namespace mf {
+
+void Params::set(const std::string& key, const std::string& value, const std::string& where) {
+  values_[key] = Entry{value, where};
+}
+
+std::vector<std::string> Params::keys() const {
+  std::vector<std::string> k;
+  for (const auto& [key, e] : values_) k.push_back(key);
+  return k;
+}
+
+const Params::Entry* Params::lookup(const std::string& key) const {
+  read_.insert(key);
+  auto it = values_.find(key);
+  return it == values_.end() ? nullptr : &it->second;
+}
+
+std::string Params::describe(const std::string& key) const {
+  std::string name = context_.empty() ? key : context_ + "." + key;
+  auto it = values_.find(key);
+  if (it != values_.end() && !it->second.where.empty()) name += " (" + it->second.where + ")";
+  return name;
+}
+
+double Params::get_double(const std::string& key, double def, double lo, double hi) const {
+  const Entry* e = lookup(key);
+  double v = def;
+  if (e) {
+    size_t used = 0;
+    try {
+      v = std::stod(e->value, &used);
+    } catch (...) {
+      used = 0;
+    }
+    MF_CHECK(used == e->value.size() && !e->value.empty(), describe(key), ": expected a number, got '",
+             e->value, "'");
+  }
+  MF_CHECK(v >= lo && v <= hi, describe(key), " = ", v, " is out of range [", lo, ", ", hi, "]");
+  return v;
+}
+
+double Params::get_double_open_low(const std::string& key, double def, double lo, double hi) const {
+  const double v = get_double(key, def);
+  MF_CHECK(v > lo && v <= hi, describe(key), " = ", v, " is out of range (", lo, ", ", hi, "]");
+  return v;
+}
+
+int64_t Params::get_int(const std::string& key, int64_t def, int64_t lo, int64_t hi) const {
+  const Entry* e = lookup(key);
+  int64_t v = def;
+  if (e) {
+    size_t used = 0;
+    try {
+      v = std::stoll(e->value, &used);
+    } catch (...) {
+      used = 0;
+    }
+    MF_CHECK(used == e->value.size() && !e->value.empty(), describe(key),
+             ": expected an integer, got '", e->value, "'");
+  }
+  MF_CHECK(v >= lo && v <= hi, describe(key), " = ", v, " is out of range [", lo, ", ", hi, "]");
+  return v;
+}
+
+bool Params::get_bool(const std::string& key, bool def) const {
+  const Entry* e = lookup(key);
+  if (!e) return def;
+  std::string v = e->value;
+  std::transform(v.begin(), v.end(), v.begin(), ::tolower);
+  if (v == "true" || v == "yes" || v == "on" || v == "1") return true;
+  if (v == "false" || v == "no" || v == "off" || v == "0") return false;
+  MF_FAIL(describe(key), ": expected true or false, got '", e->value, "'");
+}
+
+std::string Params::get_string(const std::string& key, const std::string& def,
+                               const std::vector<std::string>& allowed) const {
+  const Entry* e = lookup(key);
+  const std::string v = e ? e->value : def;
+  if (!allowed.empty() && std::find(allowed.begin(), allowed.end(), v) == allowed.end()) {
+    std::ostringstream list;
+    for (size_t i = 0; i < allowed.size(); ++i) list << (i ? ", " : "") << allowed[i];
+    MF_FAIL(describe(key), ": '", v, "' is not one of: ", list.str());
+  }
+  return v;
+}
+
+void Params::finish(const std::string& what) const {
+  for (const auto& [key, e] : values_) {
+    if (read_.count(key)) continue;
+    std::ostringstream known;
+    bool first = true;
+    for (const auto& k : read_) {
+      known << (first ? "" : ", ") << k;
+      first = false;
+    }
+    MF_FAIL("unknown key '", describe(key), "' for ", what, " (known: ", known.str(), ")");
+  }
+}
+
+}  // namespace mf
