@@ -180,7 +180,7 @@ std::vector<std::string> File::read_strings(const std::string& name) const {
   if (H5Tis_variable_str(type) > 0) {
     Handle mem(H5Tcopy(H5T_C_S1));
     H5Tset_size(mem, H5T_VARIABLE);
-    H5Tset_cset(mem, H5T_CSET_UTF8);
+    H5Tset_cset(mem, H5Tget_cset(type));
     std::vector<char*> raw(n, nullptr);
     MF_CHECK(H5Dread(ds, mem, H5S_ALL, H5S_ALL, H5P_DEFAULT, raw.data()) >= 0, path_,
              ": cannot read strings '", name, "'");
@@ -303,6 +303,7 @@ std::string File::read_attr_string(const std::string& object, const std::string&
     char* raw = nullptr;
     Handle mem(H5Tcopy(H5T_C_S1));
     H5Tset_size(mem, H5T_VARIABLE);
+    H5Tset_cset(mem, H5Tget_cset(type));  // h5py writes UTF-8; HDF5 will not convert char sets
     MF_CHECK(H5Aread(a, mem, &raw) >= 0, path_, ": cannot read attribute '", attr, "'");
     std::string s = raw ? raw : "";
     H5free_memory(raw);
