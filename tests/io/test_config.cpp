@@ -1,0 +1,80 @@
+// The YAML layer: values and where they came from, overrides, and errors naming file:line:key.
+#include <gtest/gtest.h>
+
+#include "io/config.h"
+#include "util/error.h"
+
+namespace mf::test {
+namespace {
+
+const char* kYaml =
+    "seed: 7\n"
+    "optim:\n"
+    "  type: sgd\n"
+    "  lr: 0.1\n"
+    "  marign: 3\n"
+    "schedule:\n"
+    "  milestones: [20000, 28000]\n"
+    "data:\n"
+    "  augment:\n"
+    "    flip: true\n";
+
+std::string message_of(const std::function<void()>& f) {
+  try {
+    f();
+  } catch (const Error& e) {
+    return e.what();
+  }
+  return "";
+}
+
+TEST(Config, sections_flatten_with_locations) {
+  Config c = Config::parse(kYaml, "cfg.yaml");
+  Params optim = c.section("optim");
+  EXPECT_DOUBLE_EQ(optim.get_double("lr", 0.0), 0.1);
+  EXPECT_EQ(optim.get_string("type", ""), "sgd");
+  EXPECT_EQ(c.section("schedule").get_string("milestones", ""), "[20000, 28000]");
+  EXPECT_TRUE(c.section("data").get_bool("augment.flip", false));
+  EXPECT_TRUE(c.section("data.augment").get_bool("flip", false));
+  EXPECT_TRUE(c.section("absent").keys().empty());
+  // The unread misspelled key is reported with its file, line and column.
+  const std::string m = message_of([&] { optim.finish("optimizer 'sgd'"); });
+  EXPECT_NE(m.find("optim.marign (cfg.yaml:5:3)"), std::string::npos) << m;
+  EXPECT_NE(m.find("lr"), std::string::npos) << m;  // the known keys are listed
+}
+
+TEST(Config, range_errors_name_key_file_and_line) {
+  Config c = Config::parse("head:\n  type: arcface\n  m: 4.5\n", "h.yaml");
+  const std::string m = message_of([&] { c.section("head").get_double("m", 0.5, 0.0, 3.14159); });
+  EXPECT_NE(m.find("head.m (h.yaml:3:3)"), std::string::npos) << m;
+  EXPECT_NE(m.find("out of range"), std::string::npos) << m;
+}
+
+TEST(Config, set_overrides_and_creates_keys) {
+  Config c = Config::parse(kYaml, "cfg.yaml", {"optim.lr=0.02", "head.s=30", "schedule.milestones=[5, 9]"});
+  Params optim = c.section("optim");
+  EXPECT_DOUBLE_EQ(optim.get_double("lr", 0.0), 0.02);
+  EXPECT_NE(optim.describe("lr").find("--set optim.lr"), std::string::npos) << optim.describe("lr");
+  EXPECT_DOUBLE_EQ(c.section("head").get_double("s", 64), 30.0);
+  EXPECT_EQ(c.section("schedule").get_string("milestones", ""), "[5, 9]");
+  EXPECT_NE(c.to_yaml().find("0.02"), std::string::npos);
+  EXPECT_THROW(Config::parse(kYaml, "cfg.yaml", {"nokey"}), Error);
+  EXPECT_THROW(Config::parse(kYaml, "cfg.yaml", {"seed.x=1"}), Error);  // seed is not a section
+}
+
+TEST(Config, malformed_yaml_names_file_and_line) {
+  const std::string m = message_of([] { Config::parse("optim:\n  lr: [0.1\n", "bad.yaml"); });
+  EXPECT_NE(m.find("bad.yaml:"), std::string::npos) << m;
+  EXPECT_NE(m.find("invalid YAML"), std::string::npos) << m;
+  EXPECT_NE(message_of([] { Config::load("/nonexistent/x.yaml"); }).find("/nonexistent/x.yaml"),
+            std::string::npos);
+}
+
+TEST(Config, unknown_section_is_reported) {
+  Config c = Config::parse("optim: {lr: 0.1}\nhaed: {type: arcface}\n", "c.yaml");
+  const std::string m = message_of([&] { c.check_sections({"optim", "head"}); });
+  EXPECT_NE(m.find("c.yaml:2:1: unknown section 'haed'"), std::string::npos) << m;
+}
+
+}  // namespace
+}  // namespace mf::test
