@@ -16,5 +16,5 @@ echo
 echo "marginface demo: training is not implemented yet; timing the engine instead."
 echo "IR-50 layer shapes, batch 32, forward + backward (input and weight gradients):"
 threads=$(nproc 2>/dev/null || echo 2)
-build/bin/bench_kernels --benchmark_filter="(conv2d_train|linear_train|sgemm).*/threads:${threads}\$" \
+BUILD_DIR=build scripts/bench_kernels.sh --benchmark_filter="(conv2d_train|linear_train|sgemm).*/nthreads:${threads}/" \
   --benchmark_min_time=0.3 2>/dev/null

@@ -4,7 +4,7 @@
 # (only needed to regenerate the reference fixtures or run the PyTorch benchmarks).
 set -euo pipefail
 
-packages=(g++ make cmake pkg-config libeigen3-dev libopenblas-dev libopencv-dev libyaml-cpp-dev
+packages=(g++ make cmake pkg-config libeigen3-dev libopenblas-dev libopenblas-openmp-dev libopencv-dev libyaml-cpp-dev
           libhdf5-dev libgtest-dev libbenchmark-dev)
 if [[ "${MF_WITH_TORCH:-0}" == 1 ]]; then
   packages+=(python3-torch python3-h5py python3-matplotlib)
