@@ -11,7 +11,7 @@
 #include <vector>
 
 #include "autograd/ops.h"
-#include "io/hdf5.h"
+#include "tensor/hdf5.h"
 #include "support/fixtures.h"
 #include "tensor/kernels/elementwise.h"
 #include "tensor/rng.h"

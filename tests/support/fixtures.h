@@ -7,7 +7,7 @@
 
 #include <string>
 
-#include "io/hdf5.h"
+#include "tensor/hdf5.h"
 #include "tensor/tensor.h"
 
 namespace mf::test {

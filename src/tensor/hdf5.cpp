@@ -1,4 +1,4 @@
-#include "io/hdf5.h"
+#include "tensor/hdf5.h"
 
 #include <fcntl.h>
 #include <hdf5.h>
@@ -120,6 +120,17 @@ std::vector<std::string> File::list(const std::string& group) const {
   return names;
 }
 
+bool File::is_group(const std::string& name) const {
+  if (!exists(name)) return false;
+  H5O_info_t info;
+#if H5_VERSION_GE(1, 12, 0)
+  if (H5Oget_info_by_name3(id_, name.c_str(), &info, H5O_INFO_BASIC, H5P_DEFAULT) < 0) return false;
+#else
+  if (H5Oget_info_by_name2(id_, name.c_str(), &info, H5O_INFO_BASIC, H5P_DEFAULT) < 0) return false;
+#endif
+  return info.type == H5O_TYPE_GROUP;
+}
+
 int64_t File::open_object(const std::string& name) const {
   MF_CHECK(exists(name), path_, ": missing '", name, "'");
   const hid_t obj = H5Oopen(id_, name.c_str(), H5P_DEFAULT);
@@ -198,6 +209,29 @@ std::vector<std::string> File::read_strings(const std::string& name) const {
     }
   }
   return out;
+}
+
+std::vector<int64_t> File::shape_of(const std::string& name) const {
+  Handle ds(H5Dopen2(id_, name.c_str(), H5P_DEFAULT));
+  MF_CHECK(ds >= 0, path_, ": missing dataset '", name, "'");
+  Handle space(H5Dget_space(ds));
+  return dims_of(space);
+}
+
+void File::read_uint8_rows(const std::string& name, int64_t first, int64_t count, uint8_t* out) const {
+  Handle ds(H5Dopen2(id_, name.c_str(), H5P_DEFAULT));
+  MF_CHECK(ds >= 0, path_, ": missing dataset '", name, "'");
+  Handle space(H5Dget_space(ds));
+  const auto dims = dims_of(space);
+  MF_CHECK(!dims.empty() && first >= 0 && count >= 0 && first + count <= dims[0], path_,
+           ": rows [", first, ", ", first + count, ") outside dataset '", name, "'");
+  std::vector<hsize_t> start(dims.size(), 0), extent(dims.begin(), dims.end());
+  start[0] = first;
+  extent[0] = count;
+  H5Sselect_hyperslab(space, H5S_SELECT_SET, start.data(), nullptr, extent.data(), nullptr);
+  Handle mem(H5Screate_simple(static_cast<int>(extent.size()), extent.data(), nullptr));
+  MF_CHECK(H5Dread(ds, H5T_NATIVE_UINT8, mem, space, H5P_DEFAULT, out) >= 0, path_,
+           ": cannot read rows of '", name, "' (corrupt or truncated?)");
 }
 
 void File::ensure_group(const std::string& name) {

@@ -1,0 +1,39 @@
+// Face images as network input, in insightface's convention: OpenCV decodes BGR, the channels are
+// swapped to RGB and every value x in 0…255 becomes (x − 127.5) / 127.5 in [−1, 1]. Greyscale files
+// become three equal channels (cv::IMREAD_COLOR); an alpha channel is dropped.
+//
+// Images must already be aligned to the expected size (see ../shared/data/README.md). The one
+// exception is opt-in: `crop_center` cuts a larger image down to the expected size around its
+// centre, which is how a 112×112 ArcFace crop becomes a 112×96 SphereFace crop (the 112×96
+// template is the 112×112 one shifted 8 px, so the crop drops 8 columns on each side).
+//
+// Every failure — a missing file, a directory, an empty, truncated or undecodable file, a size
+// other than expected — throws mf::Error naming the file; none crashes or returns garbage.
+#pragma once
+
+#include <string>
+
+#include "tensor/tensor.h"
+
+namespace mf {
+
+struct LoadFaceOptions {
+  // Accept an image larger than height × width and keep its centre. The excess must be even in
+  // both directions so that the crop is exactly centred (112×112 → 112×96 drops 8 columns each
+  // side); anything else is an error.
+  bool crop_center = false;
+};
+
+// (3, height, width), RGB, values in [−1, 1].
+Tensor load_face(const std::string& path, int height, int width,
+                 const LoadFaceOptions& options = {});
+
+// The same into caller-owned memory of 3 · height · width floats (one image of a batch).
+void load_face_into(const std::string& path, int height, int width, float* out,
+                    const LoadFaceOptions& options = {});
+
+// Mirror left ↔ right: reverses the last axis of a (C, H, W) image or an (N, C, H, W) batch.
+// Returns a new tensor; flipping twice gives the input back exactly.
+Tensor horizontal_flip(const Tensor& images);
+
+}  // namespace mf
