@@ -1,0 +1,81 @@
+#include "losses/head.h"
+
+#include <algorithm>
+#include <cmath>
+
+#include "layers/layers.h"
+#include "losses/heads.h"
+#include "util/error.h"
+
+namespace mf {
+
+const HeadRegistry& head_registry() {
+  static const HeadRegistry registry = [] {
+    HeadRegistry r("head");
+    register_builtin_heads(r);
+    return r;
+  }();
+  return registry;
+}
+
+std::vector<double> target_logit_curve(const Head& head, const std::vector<double>& theta,
+                                       const StepInfo& step) {
+  std::vector<double> out;
+  out.reserve(theta.size());
+  for (double t : theta) {
+    const std::optional<double> z = head.target_logit(t, step);
+    MF_CHECK(z.has_value(), "target_logit_curve: this head has no class logits");
+    out.push_back(*z);
+  }
+  return out;
+}
+
+double warmup_ratio(int64_t warmup_steps, const StepInfo& step) {
+  if (warmup_steps <= 0) return 1.0;
+  return std::clamp(double(step.step) / double(warmup_steps), 0.0, 1.0);
+}
+
+double argmax_accuracy(const Tensor& scores, const Labels& labels) {
+  MF_CHECK(scores.rank() == 2 && scores.dim(0) == static_cast<int64_t>(labels.size()),
+           "argmax_accuracy: scores ", scores.shape(), " for ", labels.size(), " labels");
+  const int64_t N = scores.dim(0), C = scores.dim(1);
+  if (N == 0) return 0.0;
+  int64_t correct = 0;
+  for (int64_t n = 0; n < N; ++n) {
+    const float* row = scores.data() + n * C;
+    correct += (std::max_element(row, row + C) - row) == labels[n];
+  }
+  return double(correct) / double(N);
+}
+
+HeadOutput classification_output(const Var& logits, const Labels& labels) {
+  return {cross_entropy(logits, labels), logits.value(), argmax_accuracy(logits.value(), labels)};
+}
+
+ClassifierHead::ClassifierHead(const char* type, int64_t embedding_size, int64_t num_classes,
+                               Rng& rng)
+    : type_(type), D_(embedding_size), K_(num_classes) {
+  MF_CHECK(D_ > 0 && K_ > 1, "head '", type_, "': needs embedding size > 0 and at least two ",
+           "classes, got D = ", D_, ", K = ", K_);
+  const double bound = std::sqrt(6.0 / double(D_ + K_));
+  Tensor w = Tensor::empty({K_, D_});
+  init_uniform(w, rng, -bound, bound);
+  weight_ = register_parameter("weight", w);
+}
+
+void ClassifierHead::check_input(const Var& embeddings, const Labels& labels) const {
+  MF_CHECK(embeddings.shape().rank() == 2 && embeddings.dim(1) == D_, "head '", type_,
+           "': expected embeddings (N, ", D_, "), got ", embeddings.shape());
+  MF_CHECK(embeddings.dim(0) > 0, "head '", type_, "': empty batch");
+  MF_CHECK(static_cast<int64_t>(labels.size()) == embeddings.dim(0), "head '", type_,
+           "': ", labels.size(), " labels for ", embeddings.dim(0), " embeddings");
+  for (size_t n = 0; n < labels.size(); ++n)
+    MF_CHECK(labels[n] >= 0 && labels[n] < K_, "head '", type_, "': label ", labels[n], " of row ",
+             n, " is outside [0, ", K_, ") (num_classes = ", K_, ")");
+}
+
+Var ClassifierHead::cosine(const Var& embeddings) const {
+  return linear(l2_normalize(embeddings), l2_normalize(weight_));  // (N, K)
+}
+
+}  // namespace mf

@@ -1,0 +1,84 @@
+// Heads: the training loss on top of the backbone's embeddings, chosen by name (`head.type`).
+//
+// Contract for every head:
+//  * forward(embeddings (N, D), labels, step) returns the batch-mean loss as a scalar Var whose
+//    backward reaches the embeddings and the head's parameters, the logits or scores the training
+//    accuracy is read from, and that accuracy. For classifier heads `logits` (N, K) is exactly what
+//    the cross-entropy sees, margin included (face.evoLVe reports accuracy the same way), and the
+//    accuracy is the fraction of rows whose arg-max is the label.
+//  * forward never mutates parameters or buffers. Everything step-dependent (SphereFace's λ, the
+//    margin warm-up) is a function of step.step, so a resumed run continues the same schedule.
+//  * after_step(embeddings, labels) is the only update outside the optimizer (center loss's
+//    centers). The trainer calls it once per step, after the optimizer step, with the embedding
+//    values that step's forward saw; it is not a gradient and the gradient checks exclude it.
+//  * Names are PyTorch-style so checkpoints store them under /head: class weights "weight" (K, D),
+//    "bias" (K), a learned scale "s" (1); the center-loss buffer "centers" (K, D).
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <vector>
+
+#include "autograd/ops.h"
+#include "layers/module.h"
+#include "tensor/rng.h"
+#include "util/registry.h"
+
+namespace mf {
+
+struct StepInfo {
+  int64_t step = 0;  // optimizer steps taken before this forward
+};
+
+struct HeadOutput {
+  Var loss;       // scalar: batch mean
+  Tensor logits;  // (N, K) classifier logits, or (N, N) scores for metric heads
+  double accuracy = 0;
+};
+
+class Head : public Module {
+ public:
+  virtual HeadOutput forward(const Var& embeddings, const Labels& labels, const StepInfo& step) = 0;
+  virtual void after_step(const Tensor& /*embeddings*/, const Labels& /*labels*/) {}
+  // The target logit at angle θ (radians) between a unit embedding and its unit class weight,
+  // before the scale s, computed by the same margin function as forward: the curves of the
+  // ArcFace paper's target-logit figure. std::nullopt for heads without class logits.
+  virtual std::optional<double> target_logit(double /*theta*/, const StepInfo& /*step*/) const {
+    return std::nullopt;
+  }
+};
+
+// Builders take (params, embedding size D, number of classes K, rng for the initial weights).
+using HeadRegistry = Registry<Head, int64_t, int64_t, Rng&>;
+void register_builtin_heads(HeadRegistry& registry);  // one explicit list (builtin_heads.cpp)
+const HeadRegistry& head_registry();                  // the built-in heads, built once
+
+// target_logit at each θ (radians); an error for a head without class logits.
+std::vector<double> target_logit_curve(const Head& head, const std::vector<double>& theta,
+                                       const StepInfo& step);
+
+// ---- pieces shared by the head implementations ----
+
+// Linear margin warm-up: min(1, step / warmup_steps), or 1 without warm-up.
+double warmup_ratio(int64_t warmup_steps, const StepInfo& step);
+// Fraction of rows of scores (N, C) whose arg-max (first on ties) equals the label.
+double argmax_accuracy(const Tensor& scores, const Labels& labels);
+// Cross-entropy of logits (N, K) plus the accuracy read from them.
+HeadOutput classification_output(const Var& logits, const Labels& labels);
+
+// A head with class weights "weight" (K, D), Xavier-uniform initialised (ronghuaiyang's
+// ArcMarginProduct; the cosine heads are invariant to the rows' scale anyway).
+class ClassifierHead : public Head {
+ protected:
+  ClassifierHead(const char* type, int64_t embedding_size, int64_t num_classes, Rng& rng);
+  // Checks embeddings (N, D) and labels; names the head in the error.
+  void check_input(const Var& embeddings, const Labels& labels) const;
+  // Cosine matrix x̂·Ŵᵀ (N, K) with x̂ = x / max(‖x‖, 1e-12) and Ŵ likewise per row.
+  Var cosine(const Var& embeddings) const;
+
+  const char* type_;
+  int64_t D_, K_;
+  Var weight_;
+};
+
+}  // namespace mf
