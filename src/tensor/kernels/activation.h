@@ -4,29 +4,31 @@
 #include <cmath>
 #include <cstdint>
 
+#include "tensor/kernels/parallel.h"
+
 namespace mf::kernels {
 
 // ReLU: y = max(0, x); dy/dx = [x > 0] (0 at the kink, as in PyTorch).
 template <class T>
 void relu_forward(T* y, const T* x, int64_t n) {
-#pragma omp parallel for simd schedule(static)
+#pragma omp parallel for simd schedule(static) if (n >= kParallelMinWork)
   for (int64_t i = 0; i < n; ++i) y[i] = x[i] > T(0) ? x[i] : T(0);
 }
 template <class T>
 void relu_backward(T* dx, const T* dy, const T* x, int64_t n) {
-#pragma omp parallel for simd schedule(static)
+#pragma omp parallel for simd schedule(static) if (n >= kParallelMinWork)
   for (int64_t i = 0; i < n; ++i) dx[i] += x[i] > T(0) ? dy[i] : T(0);
 }
 
 // Sigmoid: y = 1 / (1 + e^−x); dy/dx = y·(1 − y), computed from the saved output.
 template <class T>
 void sigmoid_forward(T* y, const T* x, int64_t n) {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (n >= kParallelMinWork)
   for (int64_t i = 0; i < n; ++i) y[i] = T(1) / (T(1) + std::exp(-x[i]));
 }
 template <class T>
 void sigmoid_backward(T* dx, const T* dy, const T* y, int64_t n) {
-#pragma omp parallel for simd schedule(static)
+#pragma omp parallel for simd schedule(static) if (n >= kParallelMinWork)
   for (int64_t i = 0; i < n; ++i) dx[i] += dy[i] * y[i] * (T(1) - y[i]);
 }
 
@@ -35,7 +37,7 @@ void sigmoid_backward(T* dx, const T* dy, const T* y, int64_t n) {
 //   dx = dy·(x > 0 ? 1 : a_c);   da_c = Σ_{x ≤ 0} dy·x.
 template <class T>
 void prelu_forward(T* y, const T* x, const T* alpha, int64_t N, int64_t C, int64_t S) {
-#pragma omp parallel for collapse(2) schedule(static)
+#pragma omp parallel for collapse(2) schedule(static) if (N * C * S >= kParallelMinWork)
   for (int64_t n = 0; n < N; ++n)
     for (int64_t c = 0; c < C; ++c) {
       const T a = alpha[c];
@@ -46,10 +48,10 @@ void prelu_forward(T* y, const T* x, const T* alpha, int64_t N, int64_t C, int64
     }
 }
 template <class T>
-void prelu_backward(T* dx, T* dalpha, const T* dy, const T* x, const T* alpha, int64_t N,
-                    int64_t C, int64_t S) {
+void prelu_backward(T* dx, T* dalpha, const T* dy, const T* x, const T* alpha, int64_t N, int64_t C,
+                    int64_t S) {
   // Parallel over channels so the slope gradient reduces without races.
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (N * C * S >= kParallelMinWork)
   for (int64_t c = 0; c < C; ++c) {
     const T a = alpha[c];
     T da = 0;

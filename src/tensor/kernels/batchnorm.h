@@ -5,22 +5,23 @@
 //   y = γ · (x − mean) / √(var + eps) + β.
 // The forward writes mean and invstd = 1/√(var + eps) (C each) for the backward.
 // Backward ACCUMULATES into dx, dgamma, dbeta (null skips).
-//   train: dx = γ·invstd/M · (M·dy − Σdy − x̂·Σ(dy·x̂)),  M = N·S  (the batch mean and var depend on x)
-//   eval:  dx = γ·invstd·dy
-//   dγ = Σ dy·x̂,  dβ = Σ dy.
+//   train: dx = γ·invstd/M · (M·dy − Σdy − x̂·Σ(dy·x̂)),  M = N·S  (the batch mean and var depend on
+//   x) eval:  dx = γ·invstd·dy dγ = Σ dy·x̂,  dβ = Σ dy.
 #pragma once
 
 #include <cmath>
 #include <cstdint>
 
+#include "tensor/kernels/parallel.h"
+
 namespace mf::kernels {
 
 template <class T>
 void batchnorm_forward(T* y, T* mean, T* invstd, const T* x, const T* gamma, const T* beta,
-                       T* running_mean, T* running_var, bool training, T momentum, T eps,
-                       int64_t N, int64_t C, int64_t S) {
+                       T* running_mean, T* running_var, bool training, T momentum, T eps, int64_t N,
+                       int64_t C, int64_t S) {
   const int64_t M = N * S;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (N * C * S >= kParallelMinWork)
   for (int64_t c = 0; c < C; ++c) {
     T m, v;
     if (training) {
@@ -64,7 +65,7 @@ void batchnorm_backward(T* dx, T* dgamma, T* dbeta, const T* dy, const T* x, con
                         const T* invstd, const T* gamma, bool training, int64_t N, int64_t C,
                         int64_t S) {
   const int64_t M = N * S;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (N * C * S >= kParallelMinWork)
   for (int64_t c = 0; c < C; ++c) {
     const T m = mean[c], is = invstd[c];
     double sum_dy = 0, sum_dy_xhat = 0;

@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "tensor/kernels/gemm.h"
+#include "tensor/kernels/parallel.h"
 
 namespace mf::kernels {
 
@@ -44,7 +45,7 @@ T* scratch(size_t count, int slot = 0) {
 template <class T>
 void im2col(T* col, const T* x, int64_t Cg, const ConvGeometry& g) {
   const int64_t Ho = g.Ho(), Wo = g.Wo(), rows = Cg * g.kH * g.kW;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (rows * Ho * Wo >= kParallelMinWork)
   for (int64_t r = 0; r < rows; ++r) {
     const int64_t c = r / (g.kH * g.kW), ki = (r / g.kW) % g.kH, kj = r % g.kW;
     const T* xc = x + c * g.H * g.W;
@@ -70,7 +71,7 @@ void im2col(T* col, const T* x, int64_t Cg, const ConvGeometry& g) {
 template <class T>
 void col2im_add(T* dx, const T* dcol, int64_t Cg, const ConvGeometry& g) {
   const int64_t Ho = g.Ho(), Wo = g.Wo();
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (Cg * g.kH * g.kW * Ho * Wo >= kParallelMinWork)
   for (int64_t c = 0; c < Cg; ++c) {
     T* dxc = dx + c * g.H * g.W;
     for (int64_t ki = 0; ki < g.kH; ++ki)
@@ -93,7 +94,8 @@ void col2im_add(T* dx, const T* dcol, int64_t Cg, const ConvGeometry& g) {
 template <class T>
 void depthwise_forward(T* y, const T* x, const T* w, const T* b, const ConvGeometry& g) {
   const int64_t Ho = g.Ho(), Wo = g.Wo();
-#pragma omp parallel for collapse(2) schedule(static)
+#pragma omp parallel for collapse(2) \
+    schedule(static) if (g.N * g.C * Ho * Wo * g.kH * g.kW >= kParallelMinWork)
   for (int64_t n = 0; n < g.N; ++n)
     for (int64_t c = 0; c < g.C; ++c) {
       const T* xc = x + (n * g.C + c) * g.H * g.W;
@@ -120,7 +122,7 @@ void depthwise_backward(T* dx, T* dw, T* db, const T* dy, const T* x, const T* w
                         const ConvGeometry& g) {
   const int64_t Ho = g.Ho(), Wo = g.Wo();
   // One channel per iteration: dw[c] and db[c] reduce over the batch without races.
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (g.N * g.C * Ho * Wo * g.kH * g.kW >= kParallelMinWork)
   for (int64_t c = 0; c < g.C; ++c) {
     const T* wc = w + c * g.kH * g.kW;
     for (int64_t n = 0; n < g.N; ++n) {

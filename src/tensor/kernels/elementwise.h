@@ -5,6 +5,8 @@
 #include <cmath>
 #include <cstdint>
 
+#include "tensor/kernels/parallel.h"
+
 namespace mf::kernels {
 
 // Broadcasting of b against a: same rank, every b dimension equal to a's or 1 — the forms BN
@@ -12,8 +14,8 @@ namespace mf::kernels {
 // Dimensions are padded to 6 on the left.
 struct Broadcast {
   static constexpr int kRank = 6;
-  int64_t dims[kRank];       // output (= a) dimensions
-  int64_t b_stride[kRank];   // b's stride per output axis, 0 where b is broadcast
+  int64_t dims[kRank];      // output (= a) dimensions
+  int64_t b_stride[kRank];  // b's stride per output axis, 0 where b is broadcast
   int64_t numel() const {
     int64_t n = 1;
     for (int64_t d : dims) n *= d;
@@ -24,7 +26,8 @@ struct Broadcast {
 // Calls f(i, j) for every output index i and the index j of b it reads.
 template <class F>
 void for_each_broadcast(const Broadcast& bc, F&& f) {
-  const int64_t inner = bc.dims[Broadcast::kRank - 1], inner_stride = bc.b_stride[Broadcast::kRank - 1];
+  const int64_t inner = bc.dims[Broadcast::kRank - 1],
+                inner_stride = bc.b_stride[Broadcast::kRank - 1];
   const int64_t outer = bc.numel() / std::max<int64_t>(inner, 1);
   for (int64_t o = 0; o < outer; ++o) {
     int64_t rest = o, j = 0;
@@ -66,12 +69,12 @@ void mul_backward(T* da, T* db, const T* dy, const T* a, const T* b, const Broad
 // y = alpha·x + beta (scalar constants)
 template <class T>
 void affine_forward(T* y, const T* x, T alpha, T beta, int64_t n) {
-#pragma omp parallel for simd schedule(static)
+#pragma omp parallel for simd schedule(static) if (n >= kParallelMinWork)
   for (int64_t i = 0; i < n; ++i) y[i] = alpha * x[i] + beta;
 }
 template <class T>
 void affine_backward(T* dx, const T* dy, T alpha, int64_t n) {
-#pragma omp parallel for simd schedule(static)
+#pragma omp parallel for simd schedule(static) if (n >= kParallelMinWork)
   for (int64_t i = 0; i < n; ++i) dx[i] += alpha * dy[i];
 }
 
@@ -119,13 +122,13 @@ void sqrt_backward(T* dx, const T* dy, const T* y, int64_t n) {
 template <class T>
 void dropout_forward(T* y, const T* x, const uint8_t* mask, T p, int64_t n) {
   const T scale = T(1) / (T(1) - p);
-#pragma omp parallel for simd schedule(static)
+#pragma omp parallel for simd schedule(static) if (n >= kParallelMinWork)
   for (int64_t i = 0; i < n; ++i) y[i] = mask[i] ? x[i] * scale : T(0);
 }
 template <class T>
 void dropout_backward(T* dx, const T* dy, const uint8_t* mask, T p, int64_t n) {
   const T scale = T(1) / (T(1) - p);
-#pragma omp parallel for simd schedule(static)
+#pragma omp parallel for simd schedule(static) if (n >= kParallelMinWork)
   for (int64_t i = 0; i < n; ++i) dx[i] += mask[i] ? dy[i] * scale : T(0);
 }
 

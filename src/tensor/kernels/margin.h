@@ -22,6 +22,8 @@
 #include <cmath>
 #include <cstdint>
 
+#include "tensor/kernels/parallel.h"
+
 namespace mf::kernels {
 
 template <class T>
@@ -160,12 +162,11 @@ MarginValue<T> apply_margin(const MarginSpec& spec, T c) {
 // z (N, K) = scale·c with the target column z[n, y_n] = scale·f(c[n, y_n]).
 // dfdc (N) keeps f′ for the backward. c (N, K), labels (N) in [0, K).
 // Threads only pay off on training-sized matrices (the OpenMP barrier costs more than a small one).
-constexpr int64_t kMarginParallelMin = 1 << 16;
 
 template <class T>
 void margin_logits_forward(T* z, T* dfdc, const T* c, const int64_t* labels, int64_t N, int64_t K,
                            const MarginSpec& spec, T scale) {
-#pragma omp parallel for schedule(static) if (N * K >= kMarginParallelMin)
+#pragma omp parallel for schedule(static) if (N * K >= kParallelMinWork)
   for (int64_t n = 0; n < N; ++n) {
     const T* cr = c + n * K;
     T* zr = z + n * K;
@@ -180,7 +181,7 @@ void margin_logits_forward(T* z, T* dfdc, const T* c, const int64_t* labels, int
 template <class T>
 void margin_logits_backward(T* dc, const T* dz, const T* dfdc, const int64_t* labels, int64_t N,
                             int64_t K, T scale) {
-#pragma omp parallel for schedule(static) if (N * K >= kMarginParallelMin)
+#pragma omp parallel for schedule(static) if (N * K >= kParallelMinWork)
   for (int64_t n = 0; n < N; ++n) {
     for (int64_t k = 0; k < K; ++k)
       if (k != labels[n]) dc[n * K + k] += scale * dz[n * K + k];

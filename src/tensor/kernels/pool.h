@@ -4,12 +4,14 @@
 #include <cstdint>
 #include <limits>
 
+#include "tensor/kernels/parallel.h"
+
 namespace mf::kernels {
 
 // Global average pooling: (N, C, H, W) → (N, C, 1, 1); dx = dy / (H·W) everywhere.
 template <class T>
 void global_avg_pool_forward(T* y, const T* x, int64_t NC, int64_t S) {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (NC * S >= kParallelMinWork)
   for (int64_t i = 0; i < NC; ++i) {
     T sum = 0;
     for (int64_t s = 0; s < S; ++s) sum += x[i * S + s];
@@ -18,7 +20,7 @@ void global_avg_pool_forward(T* y, const T* x, int64_t NC, int64_t S) {
 }
 template <class T>
 void global_avg_pool_backward(T* dx, const T* dy, int64_t NC, int64_t S) {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (NC * S >= kParallelMinWork)
   for (int64_t i = 0; i < NC; ++i) {
     const T d = dy[i] / T(S);
     for (int64_t s = 0; s < S; ++s) dx[i * S + s] += d;
@@ -36,7 +38,8 @@ struct PoolGeometry {
 template <class T>
 void max_pool_forward(T* y, int32_t* argmax, const T* x, const PoolGeometry& g) {
   const int64_t Ho = g.Ho(), Wo = g.Wo();
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (g.N * g.C * Ho * Wo * g.kernel * g.kernel >= \
+                                              kParallelMinWork)
   for (int64_t nc = 0; nc < g.N * g.C; ++nc) {
     const T* xc = x + nc * g.H * g.W;
     for (int64_t oh = 0; oh < Ho; ++oh)
@@ -64,10 +67,11 @@ void max_pool_forward(T* y, int32_t* argmax, const T* x, const PoolGeometry& g) 
 template <class T>
 void max_pool_backward(T* dx, const T* dy, const int32_t* argmax, const PoolGeometry& g) {
   const int64_t HoWo = g.Ho() * g.Wo();
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (g.N * g.C * HoWo >= kParallelMinWork)
   for (int64_t nc = 0; nc < g.N * g.C; ++nc)
     for (int64_t i = 0; i < HoWo; ++i)
-      if (argmax[nc * HoWo + i] >= 0) dx[nc * g.H * g.W + argmax[nc * HoWo + i]] += dy[nc * HoWo + i];
+      if (argmax[nc * HoWo + i] >= 0)
+        dx[nc * g.H * g.W + argmax[nc * HoWo + i]] += dy[nc * HoWo + i];
 }
 
 }  // namespace mf::kernels

@@ -5,6 +5,8 @@
 #include <cmath>
 #include <cstdint>
 
+#include "tensor/kernels/parallel.h"
+
 namespace mf::kernels {
 
 // Row-wise L2 normalization, y = x / max(‖x‖, eps) (torch.nn.functional.normalize).
@@ -13,7 +15,7 @@ namespace mf::kernels {
 //   ‖x‖ ≤ eps: dx = dy / eps                  (the clamp is constant there)
 template <class T>
 void l2_normalize_forward(T* y, T* norms, const T* x, int64_t N, int64_t D, T eps) {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (N * D >= kParallelMinWork)
   for (int64_t n = 0; n < N; ++n) {
     const T* xr = x + n * D;
     T sq = 0;
@@ -27,7 +29,7 @@ void l2_normalize_forward(T* y, T* norms, const T* x, int64_t N, int64_t D, T ep
 template <class T>
 void l2_normalize_backward(T* dx, const T* dy, const T* y, const T* norms, int64_t N, int64_t D,
                            T eps) {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (N * D >= kParallelMinWork)
   for (int64_t n = 0; n < N; ++n) {
     const T* yr = y + n * D;
     const T* dyr = dy + n * D;
@@ -47,7 +49,7 @@ void l2_normalize_backward(T* dx, const T* dy, const T* y, const T* norms, int64
 // dx = dy − softmax · Σ dy, with softmax = exp(y).
 template <class T>
 void log_softmax_forward(T* y, const T* x, int64_t N, int64_t K) {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (N * K >= kParallelMinWork)
   for (int64_t n = 0; n < N; ++n) {
     const T* xr = x + n * K;
     const T mx = *std::max_element(xr, xr + K);
@@ -59,7 +61,7 @@ void log_softmax_forward(T* y, const T* x, int64_t N, int64_t K) {
 }
 template <class T>
 void log_softmax_backward(T* dx, const T* dy, const T* y, int64_t N, int64_t K) {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (N * K >= kParallelMinWork)
   for (int64_t n = 0; n < N; ++n) {
     T sum = 0;
     for (int64_t k = 0; k < K; ++k) sum += dy[n * K + k];
@@ -72,7 +74,7 @@ void log_softmax_backward(T* dx, const T* dy, const T* y, int64_t N, int64_t K) 
 template <class T>
 T softmax_xent_forward(T* prob, const T* z, const int64_t* labels, int64_t N, int64_t K) {
   T total = 0;
-#pragma omp parallel for reduction(+ : total) schedule(static)
+#pragma omp parallel for reduction(+ : total) schedule(static) if (N * K >= kParallelMinWork)
   for (int64_t n = 0; n < N; ++n) {
     const T* zr = z + n * K;
     T* pr = prob + n * K;
@@ -92,7 +94,7 @@ template <class T>
 void softmax_xent_backward(T* dz, T dloss, const T* prob, const int64_t* labels, int64_t N,
                            int64_t K) {
   const T scale = dloss / T(N);
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (N * K >= kParallelMinWork)
   for (int64_t n = 0; n < N; ++n) {
     for (int64_t k = 0; k < K; ++k) dz[n * K + k] += scale * prob[n * K + k];
     dz[n * K + labels[n]] -= scale;
