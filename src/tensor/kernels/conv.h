@@ -8,6 +8,8 @@
 // Backward ACCUMULATES into dx, dw and db; a null pointer skips that gradient.
 #pragma once
 
+#include <omp.h>
+
 #include <algorithm>
 #include <cstdint>
 #include <vector>
@@ -35,7 +37,7 @@ struct ConvGeometry {
 // A per-thread scratch buffer that only grows, so steady-state training allocates nothing here.
 template <class T>
 T* scratch(size_t count, int slot = 0) {
-  thread_local std::vector<T> buffers[2];
+  thread_local std::vector<T> buffers[4];
   auto& buffer = buffers[slot];
   if (buffer.size() < count) buffer.resize(count);
   return buffer.data();
@@ -45,7 +47,6 @@ T* scratch(size_t count, int slot = 0) {
 template <class T>
 void im2col(T* col, const T* x, int64_t Cg, const ConvGeometry& g) {
   const int64_t Ho = g.Ho(), Wo = g.Wo(), rows = Cg * g.kH * g.kW;
-#pragma omp parallel for schedule(static) if (rows * Ho * Wo >= kParallelMinWork)
   for (int64_t r = 0; r < rows; ++r) {
     const int64_t c = r / (g.kH * g.kW), ki = (r / g.kW) % g.kH, kj = r % g.kW;
     const T* xc = x + c * g.H * g.W;
@@ -66,12 +67,11 @@ void im2col(T* col, const T* x, int64_t Cg, const ConvGeometry& g) {
   }
 }
 
-// dx (Cg, H, W) += the col layout dcol (Cg·kH·kW, Ho·Wo) folded back. Parallel over channels so
-// no two threads write the same element.
+// dx (Cg, H, W) += the col layout dcol (Cg·kH·kW, Ho·Wo) folded back. Single-threaded: callers
+// split the batch across threads.
 template <class T>
 void col2im_add(T* dx, const T* dcol, int64_t Cg, const ConvGeometry& g) {
   const int64_t Ho = g.Ho(), Wo = g.Wo();
-#pragma omp parallel for schedule(static) if (Cg * g.kH * g.kW * Ho * Wo >= kParallelMinWork)
   for (int64_t c = 0; c < Cg; ++c) {
     T* dxc = dx + c * g.H * g.W;
     for (int64_t ki = 0; ki < g.kH; ++ki)
@@ -148,12 +148,20 @@ void depthwise_backward(T* dx, T* dw, T* db, const T* dy, const T* x, const T* w
   }
 }
 
+// How many threads to split a batch over: images are independent, so one parallel region per
+// call (each thread: im2col + a single-threaded GEMM per image) beats parallelising each small
+// per-image GEMM, whose barriers dominate on narrow layers. A single image keeps one thread here
+// and lets OpenBLAS thread its GEMM instead.
+inline int conv_batch_threads(int64_t N) {
+  return N >= 2 ? static_cast<int>(std::min<int64_t>(N, omp_get_max_threads())) : 1;
+}
+
 template <class T>
 void conv2d_forward(T* y, const T* x, const T* w, const T* b, const ConvGeometry& g) {
   if (g.depthwise()) return depthwise_forward(y, x, w, b, g);
   const int64_t Cg = g.Cg(), Og = g.Og(), HoWo = g.Ho() * g.Wo(), rows = Cg * g.kH * g.kW;
-  T* col = g.pointwise() ? nullptr : scratch<T>(rows * HoWo);
-  for (int64_t n = 0; n < g.N; ++n)
+  auto one_image = [&](int64_t n) {
+    T* col = g.pointwise() ? nullptr : scratch<T>(rows * HoWo);
     for (int64_t grp = 0; grp < g.groups; ++grp) {
       const T* xg = x + (n * g.C + grp * Cg) * g.H * g.W;
       const T* colg = xg;
@@ -162,6 +170,7 @@ void conv2d_forward(T* y, const T* x, const T* w, const T* b, const ConvGeometry
         colg = col;
       }
       T* yg = y + (n * g.O + grp * Og) * HoWo;
+      // y_g (Og, HoWo) = w_g (Og, rows) · col_g (rows, HoWo)
       gemm<T>(false, false, Og, HoWo, rows, T(1), w + grp * Og * rows, colg, T(0), yg);
       if (b)
         for (int64_t o = 0; o < Og; ++o) {
@@ -170,6 +179,10 @@ void conv2d_forward(T* y, const T* x, const T* w, const T* b, const ConvGeometry
           for (int64_t i = 0; i < HoWo; ++i) yo[i] += bias;
         }
     }
+  };
+  const int threads = conv_batch_threads(g.N);
+#pragma omp parallel for schedule(static) num_threads(threads) if (threads > 1)
+  for (int64_t n = 0; n < g.N; ++n) one_image(n);
 }
 
 template <class T>
@@ -177,27 +190,35 @@ void conv2d_backward(T* dx, T* dw, T* db, const T* dy, const T* x, const T* w,
                      const ConvGeometry& g) {
   if (g.depthwise()) return depthwise_backward(dx, dw, db, dy, x, w, g);
   const int64_t Cg = g.Cg(), Og = g.Og(), HoWo = g.Ho() * g.Wo(), rows = Cg * g.kH * g.kW;
-  T* col = (dw && !g.pointwise()) ? scratch<T>(rows * HoWo, 0) : nullptr;
-  T* dcol = (dx && !g.pointwise()) ? scratch<T>(rows * HoWo, 1) : nullptr;
-  for (int64_t n = 0; n < g.N; ++n)
+  const int64_t wsize = g.O * rows;
+  const int threads = conv_batch_threads(g.N);
+  // Each thread sums its images' weight and bias gradients into its own slice; the slices are
+  // added in thread order afterwards, so the result is the same bits on every run.
+  T* partial_dw = dw && threads > 1 ? scratch<T>(threads * wsize, 2) : nullptr;
+  T* partial_db = db && threads > 1 ? scratch<T>(threads * g.O, 3) : nullptr;
+  if (partial_dw) std::fill(partial_dw, partial_dw + threads * wsize, T(0));
+  if (partial_db) std::fill(partial_db, partial_db + threads * g.O, T(0));
+  auto one_image = [&](int64_t n, T* dw_out, T* db_out) {
+    T* col = (dw && !g.pointwise()) ? scratch<T>(rows * HoWo, 0) : nullptr;
+    T* dcol = (dx && !g.pointwise()) ? scratch<T>(rows * HoWo, 1) : nullptr;
     for (int64_t grp = 0; grp < g.groups; ++grp) {
       const T* xg = x + (n * g.C + grp * Cg) * g.H * g.W;
       const T* dyg = dy + (n * g.O + grp * Og) * HoWo;
       const T* wg = w + grp * Og * rows;
-      if (db)
+      if (db_out)
         for (int64_t o = 0; o < Og; ++o) {
           T sum = 0;
           for (int64_t i = 0; i < HoWo; ++i) sum += dyg[o * HoWo + i];
-          db[grp * Og + o] += sum;
+          db_out[grp * Og + o] += sum;
         }
-      if (dw) {
+      if (dw_out) {
         const T* colg = xg;
         if (col) {
           im2col(col, xg, Cg, g);
           colg = col;
         }
         // dw_g (Og, rows) += dy_g (Og, HoWo) · col_gᵀ (HoWo, rows)
-        gemm<T>(false, true, Og, rows, HoWo, T(1), dyg, colg, T(1), dw + grp * Og * rows);
+        gemm<T>(false, true, Og, rows, HoWo, T(1), dyg, colg, T(1), dw_out + grp * Og * rows);
       }
       if (dx) {
         T* dxg = dx + (n * g.C + grp * Cg) * g.H * g.W;
@@ -210,6 +231,25 @@ void conv2d_backward(T* dx, T* dw, T* db, const T* dy, const T* x, const T* w,
         }
       }
     }
+  };
+  if (threads == 1) {
+    for (int64_t n = 0; n < g.N; ++n) one_image(n, dw, db);
+    return;
+  }
+#pragma omp parallel num_threads(threads)
+  {
+    const int t = omp_get_thread_num();
+#pragma omp for schedule(static)
+    for (int64_t n = 0; n < g.N; ++n)
+      one_image(n, partial_dw ? partial_dw + t * wsize : nullptr,
+                partial_db ? partial_db + t * g.O : nullptr);
+  }
+  for (int t = 0; t < threads; ++t) {
+    if (dw)
+      for (int64_t i = 0; i < wsize; ++i) dw[i] += partial_dw[t * wsize + i];
+    if (db)
+      for (int64_t o = 0; o < g.O; ++o) db[o] += partial_db[t * g.O + o];
+  }
 }
 
 }  // namespace mf::kernels
