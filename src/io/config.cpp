@@ -40,7 +40,7 @@ void flatten(const YAML::Node& node, const std::string& prefix, const std::strin
     const std::string key = it->first.as<std::string>();
     const std::string name = prefix.empty() ? key : prefix + "." + key;
     const std::string dotted = dotted_base + "." + name;
-    const YAML::Node& value = it->second;
+    const YAML::Node value = it->second;  // a copy: it->second is a temporary
     if (value.IsMap()) {
       flatten(value, name, source, overridden, dotted_base, out);
       continue;

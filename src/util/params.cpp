@@ -96,6 +96,37 @@ std::string Params::get_string(const std::string& key, const std::string& def,
   return v;
 }
 
+std::vector<std::string> Params::get_list(const std::string& key) const {
+  const Entry* e = lookup(key);
+  std::vector<std::string> out;
+  if (!e) return out;
+  std::string text = e->value;
+  const auto first = text.find_first_not_of(" \t");
+  if (first != std::string::npos && text[first] == '[') {
+    const auto last = text.find_last_of(']');
+    MF_CHECK(last != std::string::npos && last > first, describe(key), ": unterminated list '", text, "'");
+    text = text.substr(first + 1, last - first - 1);
+  }
+  std::string item;
+  std::istringstream in(text);
+  while (std::getline(in, item, ',')) {
+    const auto a = item.find_first_not_of(" \t\"'"), b = item.find_last_not_of(" \t\"'");
+    if (a == std::string::npos) continue;
+    out.push_back(item.substr(a, b - a + 1));
+  }
+  return out;
+}
+
+Params Params::except(const std::vector<std::string>& keys) const {
+  Params out(context_);
+  for (const auto& [key, e] : values_) {
+    if (std::find(keys.begin(), keys.end(), key) != keys.end()) continue;
+    out.values_[key] = e;
+    read_.insert(key);
+  }
+  return out;
+}
+
 void Params::finish(const std::string& what) const {
   for (const auto& [key, e] : values_) {
     if (read_.count(key)) continue;

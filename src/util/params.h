@@ -31,6 +31,14 @@ class Params {
   std::string get_string(const std::string& key, const std::string& def,
                          const std::vector<std::string>& allowed = {}) const;
 
+  // A list written as YAML flow text ("[a, b]") or a single value ("a"); items are trimmed of
+  // spaces and quotes. Empty when the key is absent.
+  std::vector<std::string> get_list(const std::string& key) const;
+
+  // A copy holding every key except `keys`, for a sub-builder (e.g. the head's own parameters
+  // without head.type). The copied keys count as read here; the copy tracks its own reads.
+  Params except(const std::vector<std::string>& keys) const;
+
   // Throws if a key was set that no getter read.
   void finish(const std::string& what) const;
   // "head.m (configs/a.yaml:14:3)"

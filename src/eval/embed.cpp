@@ -1,0 +1,145 @@
+#include "eval/embed.h"
+
+#include <cmath>
+#include <cstring>
+#include <sstream>
+
+#include "autograd/ops.h"
+#include "data/image.h"
+#include "util/error.h"
+
+namespace mf::eval {
+
+int64_t Embeddings::num_failed() const {
+  int64_t n = 0;
+  for (bool f : failed) n += f;
+  return n;
+}
+
+namespace {
+void normalize_row(float* row, int64_t D) {
+  double sq = 0;
+  for (int64_t d = 0; d < D; ++d) sq += double(row[d]) * row[d];
+  const double inv = 1.0 / std::max(std::sqrt(sq), 1e-12);
+  for (int64_t d = 0; d < D; ++d) row[d] = static_cast<float>(row[d] * inv);
+}
+}  // namespace
+
+Embeddings embed_images(Backbone& backbone, const std::vector<std::string>& paths,
+                        const EmbedOptions& options) {
+  MF_CHECK(options.flip == "off" || options.flip == "sum" || options.flip == "concat",
+           "flip must be off, sum or concat (got '", options.flip, "')");
+  MF_CHECK(options.batch_size > 0, "embedding batch size must be positive");
+  const bool was_training = backbone.is_training();
+  backbone.eval();
+  NoGradGuard no_grad;
+  const int H = static_cast<int>(backbone.input_height()), W = static_cast<int>(backbone.input_width());
+  const int64_t D = backbone.embedding_size(), out_dim = options.flip == "concat" ? 2 * D : D;
+  const int64_t N = static_cast<int64_t>(paths.size()), image_size = 3 * int64_t(H) * W;
+  Embeddings out;
+  out.rows = Tensor::zeros({N, out_dim});
+  out.failed.assign(N, false);
+  for (int64_t start = 0; start < N; start += options.batch_size) {
+    std::vector<int64_t> ok;
+    std::vector<float> pixels;
+    pixels.reserve(options.batch_size * image_size);
+    for (int64_t i = start; i < std::min(N, start + options.batch_size); ++i) {
+      std::vector<float> image(image_size);
+      try {
+        load_face_into(paths[i], H, W, image.data(), {.crop_center = options.crop_center});
+      } catch (const Error& e) {
+        out.failed[i] = true;
+        out.errors.push_back(e.what());
+        continue;
+      }
+      ok.push_back(i);
+      pixels.insert(pixels.end(), image.begin(), image.end());
+    }
+    if (ok.empty()) continue;
+    const int64_t n = static_cast<int64_t>(ok.size());
+    Tensor batch = Tensor::empty({n, 3, H, W});
+    std::memcpy(batch.data(), pixels.data(), pixels.size() * sizeof(float));
+    Tensor f = backbone.forward(Var(batch)).value();  // (n, D)
+    Tensor g;
+    if (options.flip != "off") g = backbone.forward(Var(horizontal_flip(batch))).value();
+    for (int64_t r = 0; r < n; ++r) {
+      float* row = out.rows.data() + ok[r] * out_dim;
+      const float* fr = f.data() + r * D;
+      if (options.flip == "off") {
+        std::memcpy(row, fr, D * sizeof(float));
+      } else if (options.flip == "sum") {
+        for (int64_t d = 0; d < D; ++d) row[d] = fr[d] + g.data()[r * D + d];
+      } else {
+        std::memcpy(row, fr, D * sizeof(float));
+        std::memcpy(row + D, g.data() + r * D, D * sizeof(float));
+        normalize_row(row, D);
+        normalize_row(row + D, D);
+      }
+      normalize_row(row, out_dim);
+    }
+  }
+  backbone.train(was_training);
+  return out;
+}
+
+namespace {
+std::vector<double> cosine_scores(const PairList& list, const Tensor& rows) {
+  const int64_t D = rows.dim(1);
+  std::vector<double> scores;
+  scores.reserve(list.pairs.size());
+  for (const Pair& p : list.pairs) {
+    const float* a = rows.data() + p.a * D;
+    const float* b = rows.data() + p.b * D;
+    double dot = 0;
+    for (int64_t d = 0; d < D; ++d) dot += double(a[d]) * b[d];
+    scores.push_back(dot);
+  }
+  return scores;
+}
+
+// Embeds a list's images; missing ones are an error (listing the first few) unless skipped, in
+// which case their pairs are dropped from the returned list.
+std::pair<PairList, Tensor> embed_list(Backbone& backbone, const PairList& list,
+                                       const PairEvalOptions& options, int64_t* missing) {
+  Embeddings e = embed_images(backbone, list.images, options.embed);
+  *missing = e.num_failed();
+  if (*missing == 0) return {list, e.rows};
+  if (!options.skip_missing) {
+    std::ostringstream msg;
+    msg << list.file << ": " << *missing << " of " << list.images.size()
+        << " images are missing or unreadable (pass --skip-missing to drop their pairs); first:";
+    for (size_t i = 0; i < std::min<size_t>(3, e.errors.size()); ++i) msg << "\n  " << e.errors[i];
+    MF_FAIL(msg.str());
+  }
+  PairList kept = without_images(list, e.failed);
+  const int64_t D = e.rows.dim(1);
+  Tensor rows = Tensor::empty({static_cast<int64_t>(kept.images.size()), D});
+  int64_t r = 0;
+  for (size_t i = 0; i < list.images.size(); ++i)
+    if (!e.failed[i]) std::memcpy(rows.data() + (r++) * D, e.rows.data() + i * D, D * sizeof(float));
+  return {kept, rows};
+}
+}  // namespace
+
+PairEvaluation evaluate_pairs(Backbone& backbone, const PairList& list,
+                              const PairEvalOptions& options, const PairList* threshold_list) {
+  PairEvaluation out;
+  auto [kept, rows] = embed_list(backbone, list, options, &out.missing);
+  MF_CHECK(!kept.pairs.empty(), list.file, ": no pairs left to evaluate");
+  const auto scores = cosine_scores(kept, rows);
+  const auto same = kept.labels();
+  if (threshold_list) {
+    int64_t missing_t = 0;
+    auto [kept_t, rows_t] = embed_list(backbone, *threshold_list, options, &missing_t);
+    out.missing += missing_t;
+    const auto scores_t = cosine_scores(kept_t, rows_t);
+    const auto same_t = kept_t.labels();
+    out.result = verify_with_threshold_pairs(scores, same, scores_t, same_t, options.verify);
+  } else {
+    const auto folds = kept.folds();
+    out.result = verify(scores, same, folds, options.verify);
+  }
+  return out;
+}
+
+}  // namespace mf::eval

@@ -1,0 +1,51 @@
+// Embeddings of face images through a backbone, and verification of a pair list with them.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "eval/pairs.h"
+#include "eval/verification.h"
+#include "layers/backbones/backbone.h"
+
+namespace mf::eval {
+
+struct EmbedOptions {
+  int batch_size = 64;
+  // Flip test-time augmentation (insightface's convention is "sum"):
+  //   off    f(x)
+  //   sum    f(x) + f(mirror(x)), then L2-normalised      (D values)
+  //   concat [f(x)/‖f(x)‖, f(mirror x)/‖f(mirror x)‖] / √2  (2D values)
+  std::string flip = "sum";
+  bool crop_center = false;  // 112×112 faces into a 112×96 backbone (SphereFace-20)
+};
+
+struct Embeddings {
+  Tensor rows;                 // (N, D) or (N, 2D), L2-normalised; zero rows for failed images
+  std::vector<bool> failed;    // per image: missing or unreadable
+  std::vector<std::string> errors;  // the messages of the failed ones, in order
+  int64_t num_failed() const;
+};
+
+// Runs the backbone in eval mode without recording a tape; restores its train/eval mode after.
+Embeddings embed_images(Backbone& backbone, const std::vector<std::string>& paths,
+                        const EmbedOptions& options);
+
+struct PairEvalOptions {
+  EmbedOptions embed;
+  bool skip_missing = false;  // otherwise a missing image is an error listing the first few
+  VerifyOptions verify;
+};
+
+struct PairEvaluation {
+  VerificationResult result;
+  int64_t missing = 0;
+};
+
+// Embeds every image of `list` once, scores each pair by cosine similarity and cross-validates.
+// With a threshold list (LFW View 1's pairsDevTrain), its best threshold is applied instead.
+PairEvaluation evaluate_pairs(Backbone& backbone, const PairList& list,
+                              const PairEvalOptions& options,
+                              const PairList* threshold_list = nullptr);
+
+}  // namespace mf::eval

@@ -1,0 +1,113 @@
+#include "io/checkpoint.h"
+
+#include <filesystem>
+
+#include "tensor/hdf5.h"
+#include "io/module_io.h"
+#include "optim/optimizer.h"
+#include "util/error.h"
+
+namespace mf {
+
+namespace {
+
+void write_meta(h5::File& f, const CheckpointMeta& m) {
+  f.write_attr("/meta", "format_version", CheckpointMeta::kFormatVersion);
+  f.write_attr("/meta", "backbone", m.backbone);
+  f.write_attr("/meta", "embedding_size", m.embedding_size);
+  f.write_attr("/meta", "width", m.width);
+  f.write_attr("/meta", "input_size", std::vector<int64_t>{m.input_height, m.input_width});
+  f.write_attr("/meta", "step", m.step);
+  f.write_attr("/meta", "epoch", m.epoch);
+  f.write_attr("/meta", "head", m.head);
+  f.write_attr("/meta", "config", m.config);
+  if (m.verification_threshold) f.write_attr("/meta", "verification_threshold", *m.verification_threshold);
+}
+
+CheckpointMeta read_meta(const h5::File& f) {
+  MF_CHECK(f.exists("/meta"), f.path(), ": not a marginface checkpoint (no /meta group)");
+  CheckpointMeta m;
+  const int64_t version = f.has_attr("/meta", "format_version") ? f.read_attr_int("/meta", "format_version") : 1;
+  MF_CHECK(version <= CheckpointMeta::kFormatVersion, f.path(), ": checkpoint format ", version,
+           " is newer than this build reads (", CheckpointMeta::kFormatVersion, ")");
+  m.backbone = f.read_attr_string("/meta", "backbone");
+  m.embedding_size = f.read_attr_int("/meta", "embedding_size");
+  if (f.has_attr("/meta", "width")) m.width = f.read_attr_double("/meta", "width");
+  if (f.has_attr("/meta", "input_size")) {
+    const auto size = f.read_attr_ints("/meta", "input_size");
+    MF_CHECK(size.size() == 2, f.path(), ": /meta input_size must hold two integers");
+    m.input_height = size[0];
+    m.input_width = size[1];
+  }
+  if (f.has_attr("/meta", "step")) m.step = f.read_attr_int("/meta", "step");
+  if (f.has_attr("/meta", "epoch")) m.epoch = f.read_attr_int("/meta", "epoch");
+  if (f.has_attr("/meta", "head")) m.head = f.read_attr_string("/meta", "head");
+  if (f.has_attr("/meta", "config")) m.config = f.read_attr_string("/meta", "config");
+  if (f.has_attr("/meta", "verification_threshold"))
+    m.verification_threshold = f.read_attr_double("/meta", "verification_threshold");
+  return m;
+}
+
+}  // namespace
+
+void save_checkpoint(const std::string& path, const CheckpointContents& c) {
+  MF_CHECK(c.model != nullptr, "save_checkpoint: no model");
+  const auto parent = std::filesystem::path(path).parent_path();
+  if (!parent.empty()) std::filesystem::create_directories(parent);
+  h5::write_atomically(path, [&](h5::File& f) {
+    save_module(f, "/model", *c.model);
+    if (c.head) save_module(f, "/head", *c.head);
+    if (c.optimizer)
+      for (const auto& [name, t] : c.optimizer->state()) f.write_tensor("/optimizer/" + name, t);
+    if (!c.identities.empty()) f.write_strings("/identities", c.identities);
+    write_meta(f, c.meta);
+  });
+}
+
+CheckpointMeta read_checkpoint_meta(const std::string& path) {
+  h5::File f(path, h5::File::Mode::kRead);
+  return read_meta(f);
+}
+
+void load_checkpoint(const std::string& path, Module& model, Module* head, Optimizer* optimizer,
+                     std::vector<std::string>* identities) {
+  h5::File f(path, h5::File::Mode::kRead);
+  read_meta(f);
+  load_module(f, "/model", model);
+  if (head) {
+    MF_CHECK(f.exists("/head"), path, ": the checkpoint holds no head");
+    load_module(f, "/head", *head);
+  }
+  if (optimizer) {
+    MF_CHECK(f.exists("/optimizer"), path, ": the checkpoint holds no optimizer state to resume from");
+    std::map<std::string, Tensor> state;
+    // Names are "<kind>/<param path>" where the parameter path itself contains '/': walk the tree.
+    std::vector<std::string> pending{"/optimizer"};
+    while (!pending.empty()) {
+      const std::string group = pending.back();
+      pending.pop_back();
+      for (const auto& name : f.list(group)) {
+        const std::string full = group + "/" + name;
+        if (f.is_group(full)) pending.push_back(full);
+        else state[full.substr(std::string("/optimizer/").size())] = f.read_tensor(full);
+      }
+    }
+    optimizer->load_state(state);
+  }
+  if (identities) *identities = f.exists("/identities") ? f.read_strings("/identities") : std::vector<std::string>{};
+}
+
+void store_verification_threshold(const std::string& path, double threshold) {
+  // Copy, update, rename: the original stays intact if anything fails.
+  const std::string tmp = path + ".tmp";
+  std::filesystem::copy_file(path, tmp, std::filesystem::copy_options::overwrite_existing);
+  {
+    h5::File f(tmp, h5::File::Mode::kReadWrite);
+    read_meta(f);
+    f.write_attr("/meta", "verification_threshold", threshold);
+    f.flush();
+  }
+  h5::commit_atomic(tmp, path);
+}
+
+}  // namespace mf

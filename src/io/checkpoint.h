@@ -1,0 +1,60 @@
+// Checkpoints: one HDF5 file, written atomically (temporary file, fsync, rename).
+//
+// Layout (format_version 1):
+//   /model/<state_dict key>      backbone tensors, PyTorch names and shapes (module_io.h)
+//   /head/<name>                 head tensors: "weight" (K, D), "bias", "s", "centers" (optional)
+//   /optimizer/<kind>/<param>    optimizer state by parameter name ("momentum/model/fc.weight";
+//                                AdamW adds "step")                                      (optional)
+//   /identities                  class index → identity name (strings)                  (optional)
+//   /meta attributes: format_version, backbone, embedding_size, width, input_size (H, W), step,
+//                     epoch, head, config (the resolved YAML), verification_threshold (when stored)
+// A file with only /model and /meta (backbone, embedding_size) is enough for embed and eval.
+#pragma once
+
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "layers/module.h"
+#include "tensor/tensor.h"
+
+namespace mf {
+
+class Optimizer;
+
+struct CheckpointMeta {
+  static constexpr int64_t kFormatVersion = 1;
+  std::string backbone;           // registry name, e.g. "ir50"
+  int64_t embedding_size = 512;
+  double width = 1.0;
+  int64_t input_height = 112, input_width = 112;
+  int64_t step = 0, epoch = 0;
+  std::string head;               // head type, empty when no head is stored
+  std::string config;             // resolved YAML of the run
+  std::optional<double> verification_threshold;
+};
+
+struct CheckpointContents {
+  CheckpointMeta meta;
+  const Module* model = nullptr;         // required
+  const Module* head = nullptr;          // optional
+  const Optimizer* optimizer = nullptr;  // optional
+  std::vector<std::string> identities;   // optional
+};
+
+void save_checkpoint(const std::string& path, const CheckpointContents& contents);
+
+// Reads /meta; errors name the file and the missing attribute (a truncated file is reported as
+// such, never a crash).
+CheckpointMeta read_checkpoint_meta(const std::string& path);
+
+// Loads what the pointers ask for: the model always, the head and optimizer state when given
+// (an error if the file has none), and fills identities when non-null.
+void load_checkpoint(const std::string& path, Module& model, Module* head = nullptr,
+                     Optimizer* optimizer = nullptr, std::vector<std::string>* identities = nullptr);
+
+// Writes /meta verification_threshold into an existing checkpoint (atomically).
+void store_verification_threshold(const std::string& path, double threshold);
+
+}  // namespace mf

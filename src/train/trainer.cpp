@@ -1,0 +1,424 @@
+#include "train/trainer.h"
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <memory>
+
+#include "data/loader.h"
+#include "eval/embed.h"
+#include "io/checkpoint.h"
+#include "io/config.h"
+#include "layers/backbones/registry.h"
+#include "losses/head.h"
+#include "optim/optimizer.h"
+#include "tensor/parallel.h"
+#include "util/error.h"
+#include "util/json.h"
+
+namespace mf {
+
+namespace fs = std::filesystem;
+
+const std::vector<std::string>& config_sections() {
+  static const std::vector<std::string> sections = {"seed", "data",  "model", "head",
+                                                    "optim", "schedule", "train", "eval"};
+  return sections;
+}
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+double seconds_since(Clock::time_point t) {
+  return std::chrono::duration<double>(Clock::now() - t).count();
+}
+
+std::string format_duration(double seconds) {
+  const int64_t s = static_cast<int64_t>(seconds + 0.5);
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%lld:%02lld:%02lld", (long long)(s / 3600), (long long)(s / 60 % 60),
+                (long long)(s % 60));
+  return buf;
+}
+
+// Everything the run needs, read and validated from the config before any work starts.
+struct Settings {
+  uint64_t seed = 0;
+  // data
+  std::vector<std::string> sources;
+  std::string root;
+  LoaderConfig loader;
+  // model
+  std::string backbone;
+  Params backbone_params;
+  std::string init;
+  // head
+  std::string head_type;
+  Params head_params;
+  // optim
+  std::string optimizer;
+  Params optimizer_params;
+  double lr = 0.1, weight_decay = 5e-4, head_lr_mult = 1.0, clip_grad_norm = 0.0;
+  bool no_decay_bn_bias = true;
+  int64_t grad_accum = 1;
+  // schedule
+  std::string schedule;
+  Params schedule_params;
+  // train
+  int64_t epochs = 1, max_steps = 0, checkpoint_every = 1000, keep_checkpoints = 3, log_every = 10;
+  int threads = 0;
+  std::string output_dir;
+  int64_t max_nonfinite = 20;
+  // eval
+  std::string lfw_pairs, lfw_root, lfw_flip = "sum";
+  int64_t lfw_every = 0;
+  int lfw_batch = 64;
+  bool lfw_skip_missing = false;
+};
+
+Settings read_settings(const Config& cfg) {
+  cfg.check_sections(config_sections());
+  Settings s;
+  s.seed = static_cast<uint64_t>(cfg.section("").get_int("seed", 0, 0));
+
+  Params data = cfg.section("data");
+  s.sources = data.get_list("train");
+  MF_CHECK(!s.sources.empty(), cfg.source(), ": data.train must list at least one training source");
+  s.root = data.get_string("root", "");
+  s.loader.batch_size = data.get_int("batch_size", 64, 1, 1 << 20);
+  s.loader.shuffle = data.get_bool("shuffle", true);
+  s.loader.threads = static_cast<int>(data.get_int("loader_threads", 2, 1, 256));
+  s.loader.sampler = data.get_string("sampler", "random", {"random", "pk"});
+  s.loader.p = data.get_int("p", 16, 2, 1 << 20);
+  s.loader.k = data.get_int("k", 4, 2, 1 << 20);
+  s.loader.fail_on_bad_image = data.get_string("on_bad_image", "skip", {"skip", "fail"}) == "fail";
+  if (data.has("augment")) {
+    data.get_string("augment", "none", {"none"});
+  } else {
+    s.loader.augment.flip = data.get_bool("augment.flip", false);
+    s.loader.augment.crop = static_cast<int>(data.get_int("augment.crop", 0, 0, 64));
+    s.loader.augment.color_jitter = static_cast<float>(data.get_double("augment.color_jitter", 0.0, 0.0, 0.9));
+  }
+  data.finish("data");
+
+  Params model = cfg.section("model");
+  s.backbone = model.get_string("backbone", "ir50");
+  s.init = model.get_string("init", "");
+  s.backbone_params = model.except({"backbone", "init"});
+  model.finish("model");
+
+  Params head = cfg.section("head");
+  s.head_type = head.get_string("type", "arcface");
+  s.head_params = head.except({"type"});
+  head.finish("head");
+
+  Params optim = cfg.section("optim");
+  s.optimizer = optim.get_string("type", "sgd");
+  s.lr = optim.get_double_open_low("lr", 0.1, 0.0, 100.0);
+  s.weight_decay = optim.get_double("weight_decay", 5e-4, 0.0, 1.0);
+  s.no_decay_bn_bias = optim.get_bool("no_decay_bn_bias", true);
+  s.head_lr_mult = optim.get_double("head_lr_mult", 1.0, 0.0, 1000.0);
+  s.clip_grad_norm = optim.get_double("clip_grad_norm", 0.0, 0.0, 1e9);
+  s.grad_accum = optim.get_int("grad_accum", 1, 1, 4096);
+  s.optimizer_params = optim.except({"type", "lr", "weight_decay", "no_decay_bn_bias", "head_lr_mult",
+                                     "clip_grad_norm", "grad_accum"});
+  optim.finish("optim");
+
+  Params schedule = cfg.section("schedule");
+  s.schedule = schedule.get_string("type", "poly");
+  s.schedule_params = schedule.except({"type"});
+  schedule.finish("schedule");
+
+  Params train = cfg.section("train");
+  s.epochs = train.get_int("epochs", 1, 0, 1 << 20);
+  s.max_steps = train.get_int("max_steps", 0, 0);
+  MF_CHECK(s.epochs > 0 || s.max_steps > 0, cfg.source(), ": set train.epochs or train.max_steps");
+  s.output_dir = train.get_string("output_dir", "runs/default");
+  s.checkpoint_every = train.get_int("checkpoint_every", 1000, 1);
+  s.keep_checkpoints = train.get_int("keep_checkpoints", 3, 1);
+  s.log_every = train.get_int("log_every", 10, 1);
+  s.threads = static_cast<int>(train.get_int("threads", 0, 0, 1024));
+  s.max_nonfinite = train.get_int("max_nonfinite_steps", 20, 1);
+  train.finish("train");
+
+  Params eval = cfg.section("eval");
+  s.lfw_pairs = eval.get_string("lfw.pairs", "");
+  s.lfw_root = eval.get_string("lfw.root", "");
+  s.lfw_every = eval.get_int("lfw.every", 0, 0);
+  s.lfw_flip = eval.get_string("lfw.flip", "sum", {"off", "sum", "concat"});
+  s.lfw_batch = static_cast<int>(eval.get_int("lfw.batch_size", 64, 1, 4096));
+  s.lfw_skip_missing = eval.get_bool("lfw.skip_missing", false);
+  MF_CHECK(s.lfw_pairs.empty() || !s.lfw_root.empty(), cfg.source(), ": eval.lfw.pairs needs eval.lfw.root");
+  eval.finish("eval");
+  return s;
+}
+
+// Parameters with their checkpoint names; 1-D ones (biases, BatchNorm, PReLU, scales) without
+// weight decay when no_decay_bn_bias is set.
+std::vector<ParamGroup> make_groups(const Module& backbone, const Module& head, const Settings& s) {
+  ParamGroup decay{{}, 1.0f, static_cast<float>(s.weight_decay)};
+  ParamGroup no_decay{{}, 1.0f, 0.0f};
+  ParamGroup head_decay{{}, static_cast<float>(s.head_lr_mult), static_cast<float>(s.weight_decay)};
+  ParamGroup head_no_decay{{}, static_cast<float>(s.head_lr_mult), 0.0f};
+  for (const auto& [name, v] : backbone.named_parameters()) {
+    if (!v.requires_grad()) continue;
+    const bool plain = s.no_decay_bn_bias && v.shape().rank() <= 1;
+    (plain ? no_decay : decay).params.emplace_back("model/" + name, v);
+  }
+  for (const auto& [name, v] : head.named_parameters()) {
+    if (!v.requires_grad()) continue;
+    const bool plain = s.no_decay_bn_bias && v.shape().rank() <= 1;
+    (plain ? head_no_decay : head_decay).params.emplace_back("head/" + name, v);
+  }
+  std::vector<ParamGroup> groups;
+  for (auto* g : {&decay, &no_decay, &head_decay, &head_no_decay})
+    if (!g->params.empty()) groups.push_back(std::move(*g));
+  return groups;
+}
+
+void append_line(const std::string& path, const std::string& line) {
+  std::ofstream out(path, std::ios::app);
+  MF_CHECK(out.good(), "cannot write '", path, "'");
+  out << line << '\n';
+}
+
+}  // namespace
+
+TrainSummary train(const TrainOptions& o) {
+  const auto start = Clock::now();
+  Config cfg = Config::load(o.config_path, o.overrides);
+  Settings s = read_settings(cfg);
+  set_num_threads(s.threads);
+
+  const fs::path out_dir(s.output_dir), ck_dir = out_dir / "checkpoints";
+  std::string resume = o.resume;
+  if (resume == "auto") resume = fs::exists(ck_dir / "last.h5") ? (ck_dir / "last.h5").string() : "";
+  MF_CHECK(!resume.empty() || !fs::exists(ck_dir / "last.h5"), "'", s.output_dir,
+           "' already holds a run (", (ck_dir / "last.h5").string(),
+           "); continue it with --resume auto, or choose another train.output_dir");
+  fs::create_directories(ck_dir);
+
+  // Model and head.
+  Rng init_rng(s.seed);
+  std::unique_ptr<Backbone> backbone = builtin_backbones().create(s.backbone, s.backbone_params, init_rng);
+  TrainingSet data(static_cast<int>(backbone->input_height()), static_cast<int>(backbone->input_width()));
+  const bool crop_center = backbone->input_width() != backbone->input_height();  // 112×96 from 112×112
+  for (const auto& src : s.sources) data.add(open_source(src, s.root, crop_center));
+  std::unique_ptr<Head> head = head_registry().create(s.head_type, s.head_params, backbone->embedding_size(),
+                                                      data.num_classes(), init_rng);
+  if (!s.init.empty()) {
+    const CheckpointMeta init_meta = read_checkpoint_meta(s.init);
+    load_checkpoint(s.init, *backbone, init_meta.head == s.head_type ? head.get() : nullptr);
+  }
+
+  s.loader.seed = s.seed;
+  DataLoader loader(data, s.loader);
+  const int64_t batches_per_epoch = loader.batches_per_epoch();
+  MF_CHECK(batches_per_epoch >= s.grad_accum, "one epoch has ", batches_per_epoch,
+           " batches, fewer than optim.grad_accum = ", s.grad_accum);
+  const int64_t steps_per_epoch = batches_per_epoch / s.grad_accum;
+  const int64_t total_steps = s.max_steps > 0 ? s.max_steps : s.epochs * steps_per_epoch;
+
+  auto optimizer = optimizer_registry().create(s.optimizer, s.optimizer_params, make_groups(*backbone, *head, s));
+  auto schedule = schedule_registry().create(s.schedule, s.schedule_params, s.lr, total_steps);
+
+  int64_t step = 0;
+  double best_accuracy = -1;
+  if (!resume.empty()) {
+    const CheckpointMeta meta = read_checkpoint_meta(resume);
+    MF_CHECK(meta.backbone == s.backbone && meta.head == s.head_type, resume, ": holds a ", meta.backbone,
+             " + ", meta.head, " run, the config asks for ", s.backbone, " + ", s.head_type);
+    load_checkpoint(resume, *backbone, head.get(), optimizer.get());
+    step = meta.step;
+    std::ifstream best(out_dir / "best_accuracy.txt");
+    if (best) best >> best_accuracy;
+    std::printf("resuming %s at step %lld\n", resume.c_str(), (long long)step);
+  }
+
+  {
+    std::ofstream(out_dir / "config.yaml") << cfg.to_yaml();
+  }
+  const std::string log_path = (out_dir / "log.jsonl").string();
+
+  std::unique_ptr<eval::PairList> lfw;
+  if (!s.lfw_pairs.empty()) lfw = std::make_unique<eval::PairList>(eval::read_lfw_pairs(s.lfw_pairs, s.lfw_root));
+
+  CheckpointMeta meta;
+  meta.backbone = s.backbone;
+  meta.embedding_size = backbone->embedding_size();
+  meta.width = s.backbone_params.get_double("width", 1.0);
+  meta.input_height = backbone->input_height();
+  meta.input_width = backbone->input_width();
+  meta.head = s.head_type;
+  meta.config = cfg.to_yaml();
+
+  auto save = [&](const std::string& path, std::optional<double> threshold = std::nullopt) {
+    meta.step = step;
+    meta.epoch = step * s.grad_accum / batches_per_epoch;
+    meta.verification_threshold = threshold;
+    CheckpointContents c;
+    c.meta = meta;
+    c.model = backbone.get();
+    c.head = head.get();
+    c.optimizer = optimizer.get();
+    c.identities = data.identities();
+    save_checkpoint(path, c);
+  };
+
+  TrainSummary summary;
+  summary.output_dir = s.output_dir;
+  auto evaluate = [&]() {
+    eval::PairEvalOptions options;
+    options.embed.batch_size = s.lfw_batch;
+    options.embed.flip = s.lfw_flip;
+    options.embed.crop_center = crop_center;
+    options.skip_missing = s.lfw_skip_missing;
+    const auto t0 = Clock::now();
+    eval::PairEvaluation e = eval::evaluate_pairs(*backbone, *lfw, options);
+    const auto& r = e.result;
+    std::printf("[eval] step %lld  LFW %s  accuracy %.4f ± %.4f  AUC %.4f  EER %.4f  TAR@FAR=1e-3 %.4f  (%.0f s)\n",
+                (long long)step, lfw->protocol.c_str(), r.accuracy_mean, r.accuracy_std, r.auc, r.eer,
+                r.tar_at_far.empty() ? 0.0 : r.tar_at_far[0].tar, seconds_since(t0));
+    json::Value rec = json::Value::object();
+    rec.set("step", json::Value(step));
+    rec.set("eval", eval::to_json(r, {lfw->protocol, s.lfw_flip, "", e.missing}));
+    append_line(log_path, rec.dump(-1));
+    summary.lfw_accuracy = r.accuracy_mean;
+    summary.lfw_std = r.accuracy_std;
+    save((ck_dir / "last.h5").string(), r.threshold_mean());
+    if (r.accuracy_mean > best_accuracy) {
+      best_accuracy = r.accuracy_mean;
+      fs::copy_file(ck_dir / "last.h5", ck_dir / "best.h5.tmp", fs::copy_options::overwrite_existing);
+      fs::rename(ck_dir / "best.h5.tmp", ck_dir / "best.h5");
+      std::ofstream(out_dir / "best_accuracy.txt") << best_accuracy << '\n';
+    }
+  };
+
+  std::printf("training %s + %s on %lld images of %lld identities: %lld steps (%lld per epoch), batch %lld × %lld, %d threads\n",
+              s.backbone.c_str(), s.head_type.c_str(), (long long)data.size(), (long long)data.num_classes(),
+              (long long)total_steps, (long long)steps_per_epoch, (long long)s.loader.batch_size,
+              (long long)s.grad_accum, num_threads());
+
+  backbone->train();
+  head->train();
+  int64_t nonfinite_run = 0;
+  int64_t epoch = -1;
+  double window_loss = 0, window_acc = 0, window_images = 0;
+  int64_t window_steps = 0;
+  auto window_start = Clock::now();
+  const auto train_start = Clock::now();
+  const int64_t first_step = step;
+  int64_t images_total = 0;
+
+  while (step < total_steps) {
+    const int64_t batch_no = step * s.grad_accum;
+    if (batch_no / batches_per_epoch != epoch) {
+      epoch = batch_no / batches_per_epoch;
+      loader.start_epoch(epoch, batch_no % batches_per_epoch);
+    }
+    optimizer->zero_grad();
+    double step_loss = 0, step_acc = 0;
+    int64_t step_images = 0;
+    bool finite = true;
+    std::vector<std::pair<Tensor, Labels>> seen;  // embeddings for after_step (center loss)
+    for (int64_t micro = 0; micro < s.grad_accum; ++micro) {
+      std::optional<Batch> batch = loader.next();
+      MF_CHECK(batch.has_value(), "internal: the loader ran out of batches within an epoch");
+      if (batch->labels.size() < 2) continue;  // everything unreadable: nothing to learn from
+      Var embeddings = backbone->forward(Var(batch->images));
+      HeadOutput out = head->forward(embeddings, batch->labels, {step});
+      const double loss = out.loss.value().item();
+      if (!std::isfinite(loss)) {
+        finite = false;
+        break;
+      }
+      backward(affine(out.loss, 1.0f / static_cast<float>(s.grad_accum)));
+      step_loss += loss / s.grad_accum;
+      step_acc += out.accuracy / s.grad_accum;
+      step_images += batch->images.dim(0);
+      seen.emplace_back(embeddings.value(), batch->labels);
+    }
+    if (!finite) {
+      // Skip the update: the weights stay as they were; too many in a row stops the run.
+      ++summary.skipped_steps;
+      MF_CHECK(++nonfinite_run < s.max_nonfinite, "the loss was not finite for ", nonfinite_run,
+               " steps in a row at step ", step, "; stopping (the last checkpoint is intact). ",
+               "Try a lower optim.lr, optim.clip_grad_norm, or head.margin_warmup_steps");
+      std::fprintf(stderr, "warning: non-finite loss at step %lld; update skipped\n", (long long)step);
+      ++step;
+      continue;
+    }
+    nonfinite_run = 0;
+    if (s.clip_grad_norm > 0) optimizer->clip_grad_norm(s.clip_grad_norm);
+    const double lr = schedule->lr(step);
+    optimizer->step(lr);
+    for (auto& [emb, labels] : seen) head->after_step(emb, labels);
+    ++step;
+    images_total += step_images;
+
+    window_loss += step_loss;
+    window_acc += step_acc;
+    window_images += static_cast<double>(step_images);
+    ++window_steps;
+    const double elapsed = seconds_since(window_start);
+    json::Value rec = json::Value::object();
+    rec.set("step", json::Value(step));
+    rec.set("epoch", json::Value(batch_no / batches_per_epoch));
+    rec.set("loss", json::Value(step_loss));
+    rec.set("acc", json::Value(step_acc));
+    rec.set("lr", json::Value(lr));
+    rec.set("images_per_s", json::Value(window_images / std::max(elapsed, 1e-9)));
+    append_line(log_path, rec.dump(-1));
+    summary.final_loss = step_loss;
+    summary.final_accuracy = step_acc;
+    if (step % s.log_every == 0 || step == total_steps) {
+      const double rate = window_images / std::max(elapsed, 1e-9);
+      const double done = double(step - first_step), left = double(total_steps - step);
+      const double eta = done > 0 ? seconds_since(train_start) / done * left : 0;
+      if (!o.quiet)
+        std::printf("step %lld/%lld  epoch %lld  loss %.4f  acc %.3f  lr %.5f  %.1f img/s  ETA %s\n",
+                    (long long)step, (long long)total_steps, (long long)(batch_no / batches_per_epoch),
+                    window_loss / window_steps, window_acc / window_steps, lr, rate,
+                    format_duration(eta).c_str());
+      std::fflush(stdout);
+      window_loss = window_acc = window_images = 0;
+      window_steps = 0;
+      window_start = Clock::now();
+    }
+    const bool last = step == total_steps;
+    if (step % s.checkpoint_every == 0 || last) {
+      const fs::path path = ck_dir / ("step_" + std::to_string(step) + ".h5");
+      save(path.string());
+      fs::copy_file(path, ck_dir / "last.h5.tmp", fs::copy_options::overwrite_existing);
+      fs::rename(ck_dir / "last.h5.tmp", ck_dir / "last.h5");
+      // Keep the newest keep_checkpoints step files.
+      std::vector<std::pair<int64_t, fs::path>> steps;
+      for (const auto& e : fs::directory_iterator(ck_dir)) {
+        const std::string n = e.path().filename().string();
+        if (n.rfind("step_", 0) == 0 && e.path().extension() == ".h5")
+          steps.emplace_back(std::stoll(n.substr(5)), e.path());
+      }
+      std::sort(steps.begin(), steps.end());
+      for (size_t i = 0; i + s.keep_checkpoints < steps.size(); ++i) fs::remove(steps[i].second);
+    }
+    if (lfw && ((s.lfw_every > 0 && step % s.lfw_every == 0) || last)) evaluate();
+    if (o.stop_after > 0 && step >= o.stop_after) break;
+  }
+
+  summary.steps = step;
+  summary.bad_images = loader.bad_images();
+  summary.wall_seconds = seconds_since(start);
+  summary.images_per_s = images_total / std::max(seconds_since(train_start), 1e-9);
+  std::printf("done: %lld steps in %s (%.1f img/s)", (long long)step, format_duration(summary.wall_seconds).c_str(),
+              summary.images_per_s);
+  if (summary.bad_images) std::printf(", %lld unreadable images skipped", (long long)summary.bad_images);
+  if (summary.skipped_steps) std::printf(", %lld steps skipped for a non-finite loss", (long long)summary.skipped_steps);
+  std::printf("\ncheckpoints in %s\n", ck_dir.string().c_str());
+  return summary;
+}
+
+}  // namespace mf

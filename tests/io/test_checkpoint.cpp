@@ -1,0 +1,159 @@
+// Checkpoints: round trips (model, head, optimizer state, identities, meta), atomic writes, and
+// clear errors for truncated or corrupt files, missing tensors and wrong shapes.
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <fstream>
+
+#include "io/checkpoint.h"
+#include "tensor/hdf5.h"
+#include "layers/layers.h"
+#include "optim/optimizer.h"
+#include "util/error.h"
+
+namespace mf::test {
+namespace {
+
+namespace fs = std::filesystem;
+
+std::shared_ptr<Sequential> small_model(uint64_t seed, int64_t width = 4) {
+  Rng rng(seed);
+  auto m = std::make_shared<Sequential>();
+  m->add(std::make_shared<Conv2d>(Conv2dConfig{.in = 3, .out = width, .kernel = 3, .pad = 1}, rng));
+  m->add(std::make_shared<BatchNorm>(BatchNormConfig{.channels = width}));
+  m->add(std::make_shared<PReLU>(width));
+  return m;
+}
+
+std::string temp_path(const std::string& name) {
+  const fs::path dir = fs::temp_directory_path() / "mf_test_checkpoint";
+  fs::create_directories(dir);
+  return (dir / name).string();
+}
+
+// A checkpoint holding only `model`, for backbone "ir18".
+void save_model_only(const std::string& path, const Module& model) {
+  CheckpointContents contents;
+  contents.meta.backbone = "ir18";
+  contents.model = &model;
+  save_checkpoint(path, contents);
+}
+
+std::string error_of(const std::function<void()>& f) {
+  try {
+    f();
+  } catch (const Error& e) {
+    return e.what();
+  }
+  return "";
+}
+
+TEST(Checkpoint, round_trip_restores_everything) {
+  auto model = small_model(1), head = small_model(2, 2);
+  // Make the BN running stats non-trivial, and give the optimizer some momentum.
+  Var x(Tensor::full({2, 3, 5, 5}, 0.5f));
+  backward(sum(model->forward(x)));
+  std::vector<ParamGroup> groups{{model->named_parameters(), 1.0f, 0.0f}};
+  Sgd opt(groups, 0.9, false);
+  opt.step(0.1);
+  const std::string path = temp_path("round_trip.h5");
+  CheckpointMeta meta;
+  meta.backbone = "ir18";
+  meta.embedding_size = 128;
+  meta.width = 0.25;
+  meta.step = 1234;
+  meta.epoch = 3;
+  meta.head = "arcface";
+  meta.config = "head:\n  type: arcface\n";
+  CheckpointContents contents;
+  contents.meta = meta;
+  contents.model = model.get();
+  contents.head = head.get();
+  contents.optimizer = &opt;
+  contents.identities = {"alice", "bob"};
+  save_checkpoint(path, contents);
+  EXPECT_FALSE(fs::exists(path + ".tmp"));
+
+  auto model2 = small_model(7), head2 = small_model(8, 2);
+  std::vector<ParamGroup> groups2{{model2->named_parameters(), 1.0f, 0.0f}};
+  Sgd opt2(groups2, 0.9, false);
+  std::vector<std::string> ids;
+  load_checkpoint(path, *model2, head2.get(), &opt2, &ids);
+  auto a = model->named_parameters(), b = model2->named_parameters();
+  ASSERT_EQ(a.size(), b.size());
+  for (size_t i = 0; i < a.size(); ++i)
+    for (int64_t k = 0; k < a[i].second.value().numel(); ++k)
+      ASSERT_EQ(a[i].second.value().data()[k], b[i].second.value().data()[k]) << a[i].first;
+  auto ba = model->named_buffers(), bb = model2->named_buffers();
+  for (size_t i = 0; i < ba.size(); ++i)
+    for (int64_t k = 0; k < ba[i].second.numel(); ++k)
+      ASSERT_EQ(ba[i].second.data()[k], bb[i].second.data()[k]) << ba[i].first;
+  EXPECT_EQ(opt.state().size(), opt2.state().size());
+  EXPECT_EQ(ids, (std::vector<std::string>{"alice", "bob"}));
+  const CheckpointMeta m = read_checkpoint_meta(path);
+  EXPECT_EQ(m.backbone, "ir18");
+  EXPECT_EQ(m.embedding_size, 128);
+  EXPECT_DOUBLE_EQ(m.width, 0.25);
+  EXPECT_EQ(m.step, 1234);
+  EXPECT_EQ(m.epoch, 3);
+  EXPECT_EQ(m.config, meta.config);
+  EXPECT_FALSE(m.verification_threshold.has_value());
+  store_verification_threshold(path, 0.3125);
+  EXPECT_DOUBLE_EQ(*read_checkpoint_meta(path).verification_threshold, 0.3125);
+}
+
+TEST(Checkpoint, minimal_model_and_meta_file_is_enough) {
+  auto model = small_model(3);
+  const std::string path = temp_path("minimal.h5");
+  {
+    h5::File f(path, h5::File::Mode::kCreate);
+    for (const auto& [name, v] : model->named_parameters()) f.write_tensor("/model/" + name, v.value());
+    for (const auto& [name, t] : model->named_buffers()) f.write_tensor("/model/" + name, t);
+    f.write_attr("/meta", "backbone", std::string("ir50"));
+    f.write_attr("/meta", "embedding_size", int64_t{512});
+  }
+  auto model2 = small_model(4);
+  load_checkpoint(path, *model2);
+  EXPECT_EQ(read_checkpoint_meta(path).backbone, "ir50");
+  EXPECT_EQ(read_checkpoint_meta(path).input_height, 112);
+  // Asking for a head or optimizer state that is not there is an error naming the file.
+  auto head = small_model(5, 2);
+  EXPECT_NE(error_of([&] { load_checkpoint(path, *model2, head.get()); }).find(path), std::string::npos);
+}
+
+TEST(Checkpoint, truncated_and_corrupt_files_give_clear_errors) {
+  auto model = small_model(1);
+  const std::string path = temp_path("good.h5"), cut = temp_path("truncated.h5"), junk = temp_path("junk.h5");
+  save_model_only(path, *model);
+  const auto size = fs::file_size(path);
+  fs::copy_file(path, cut, fs::copy_options::overwrite_existing);
+  fs::resize_file(cut, size / 2);
+  std::ofstream(junk) << "definitely not HDF5";
+  auto m2 = small_model(2);
+  for (const std::string& bad : {cut, junk, temp_path("missing.h5")}) {
+    const std::string e = error_of([&] { load_checkpoint(bad, *m2); });
+    EXPECT_NE(e.find(bad), std::string::npos) << "no file name in: " << e;
+  }
+}
+
+TEST(Checkpoint, missing_tensor_and_wrong_shape_are_named) {
+  auto model = small_model(1);
+  const std::string path = temp_path("shapes.h5");
+  save_model_only(path, *model);
+  auto wider = small_model(1, 6);
+  std::string e = error_of([&] { load_checkpoint(path, *wider); });
+  EXPECT_NE(e.find("/model/0.weight"), std::string::npos) << e;
+  EXPECT_NE(e.find("(6, 3, 3, 3)"), std::string::npos) << e;
+  EXPECT_NE(e.find("(4, 3, 3, 3)"), std::string::npos) << e;
+  // A model with one more layer than the file: the missing tensor is named.
+  auto deeper = small_model(1);
+  Rng rng(1);
+  deeper->add(std::make_shared<Conv2d>(Conv2dConfig{.in = 4, .out = 4, .kernel = 1}, rng));
+  e = error_of([&] { load_checkpoint(path, *deeper); });
+  EXPECT_NE(e.find("missing tensor '/model/3.weight'"), std::string::npos) << e;
+  // The failed loads left the model untouched (nothing is copied before everything is checked).
+  EXPECT_NE(deeper->named_parameters()[0].second.value().data()[0], 0.0f);
+}
+
+}  // namespace
+}  // namespace mf::test
