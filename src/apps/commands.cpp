@@ -7,6 +7,7 @@ const std::vector<Command>& commands() {
       {"train", "train a backbone and head from a YAML config", run_train},
       {"eval", "face verification: LFW 10-fold protocol or a generic pair list", run_eval},
       {"pack", "pack image folders into one HDF5 file for training", run_pack},
+      {"bench", "time a training or inference step, per op", run_bench},
       {"info", "show the build, thread and BLAS configuration", run_info},
       {"describe", "show a backbone's parameters and GFLOPs per stage", run_describe},
   };

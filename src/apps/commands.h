@@ -19,6 +19,7 @@ int run_info(const std::vector<std::string>& args);
 int run_train(const std::vector<std::string>& args);
 int run_eval(const std::vector<std::string>& args);
 int run_pack(const std::vector<std::string>& args);
+int run_bench(const std::vector<std::string>& args);
 int run_describe(const std::vector<std::string>& args);
 
 }  // namespace mf::apps

@@ -1,6 +1,9 @@
 #include "autograd/var.h"
 
+#include <algorithm>
+#include <chrono>
 #include <cmath>
+#include <map>
 #include <unordered_set>
 
 #include "util/error.h"
@@ -17,6 +20,34 @@ NoGradGuard::NoGradGuard() : previous_(g_grad_enabled) { g_grad_enabled = false;
 NoGradGuard::~NoGradGuard() { g_grad_enabled = previous_; }
 void set_anomaly_detection(bool on) { g_anomaly = on; }
 bool anomaly_detection() { return g_anomaly; }
+
+namespace {
+using ProfileClock = std::chrono::steady_clock;
+bool g_profiling = false;
+ProfileClock::time_point g_last_mark;
+std::map<std::string, OpTiming>& profile_table() {
+  static std::map<std::string, OpTiming> table;
+  return table;
+}
+double ms_between(ProfileClock::time_point a, ProfileClock::time_point b) {
+  return std::chrono::duration<double, std::milli>(b - a).count();
+}
+}  // namespace
+
+void set_profiling(bool on) {
+  g_profiling = on;
+  g_last_mark = ProfileClock::now();
+}
+void profile_mark() { g_last_mark = ProfileClock::now(); }
+void profile_reset() { profile_table().clear(); }
+std::vector<OpTiming> profile_report() {
+  std::vector<OpTiming> out;
+  for (auto& [name, t] : profile_table()) out.push_back(t);
+  std::sort(out.begin(), out.end(), [](const OpTiming& a, const OpTiming& b) {
+    return a.forward_ms + a.backward_ms > b.forward_ms + b.backward_ms;
+  });
+  return out;
+}
 
 Var::Var(Tensor value, bool requires_grad) : state_(std::make_shared<VarState>()) {
   MF_CHECK(value.defined(), "Var: cannot wrap an undefined tensor");
@@ -35,6 +66,14 @@ Tensor& GradSlots::grad(size_t i) {
 }
 
 Var record(const char* op, Tensor value, const std::vector<Var>& inputs, BackwardFn backward) {
+  if (g_profiling) {
+    const auto now = ProfileClock::now();
+    OpTiming& t = profile_table()[op];
+    t.op = op;
+    t.forward_ms += ms_between(g_last_mark, now);
+    ++t.forward_calls;
+    g_last_mark = now;
+  }
   if (g_anomaly) {
     const float* p = value.data();
     for (int64_t i = 0; i < value.numel(); ++i)
@@ -99,7 +138,14 @@ void backward(const Var& root, const Tensor& seed) {
     if (!node) continue;
     if (state->grad.defined()) {
       GradSlots slots(node->inputs);
+      const auto t0 = g_profiling ? ProfileClock::now() : ProfileClock::time_point();
       node->backward(state->grad, slots);
+      if (g_profiling) {
+        OpTiming& t = profile_table()[node->op];
+        t.op = node->op;
+        t.backward_ms += ms_between(t0, ProfileClock::now());
+        ++t.backward_calls;
+      }
     }
     state->grad = Tensor();  // an intermediate's gradient is consumed
   }

@@ -102,4 +102,17 @@ class NoGradGuard {
 void set_anomaly_detection(bool on);
 bool anomaly_detection();
 
+// Op profiling (`marginface bench`'s per-op table, like `caffe time`). While on, each op's
+// forward time is the wall time since the previous op finished (or since profile_mark()), and
+// each backward closure is timed exactly; both are summed per op name. Off by default.
+struct OpTiming {
+  std::string op;
+  double forward_ms = 0, backward_ms = 0;
+  int64_t forward_calls = 0, backward_calls = 0;
+};
+void set_profiling(bool on);
+void profile_mark();  // start of a forward pass: what comes before is not charged to the first op
+void profile_reset();
+std::vector<OpTiming> profile_report();  // sorted by total time, largest first
+
 }  // namespace mf

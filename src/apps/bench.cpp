@@ -1,0 +1,144 @@
+// `marginface bench`: images/s of a whole training step (forward, loss, backward, SGD step) or of
+// inference, on random data, with a per-op forward/backward time table (like `caffe time`).
+#include <sys/resource.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <fstream>
+
+#include "apps/commands.h"
+#include "autograd/ops.h"
+#include "layers/backbones/registry.h"
+#include "losses/head.h"
+#include "optim/optimizer.h"
+#include "tensor/parallel.h"
+#include "util/args.h"
+#include "util/error.h"
+#include "util/json.h"
+
+namespace mf::apps {
+
+namespace {
+double peak_rss_mib() {
+  rusage usage{};
+  getrusage(RUSAGE_SELF, &usage);
+  return usage.ru_maxrss / 1024.0;  // kilobytes on Linux
+}
+}  // namespace
+
+int run_bench(const std::vector<std::string>& argv) {
+  Args args("bench",
+            "Times a training step (forward, head loss, backward, SGD step) or inference on random\n"
+            "data: warm-up, then the median images/s over --iters iterations, GFLOP/s, peak RSS,\n"
+            "and the time per op type.");
+  args.option("backbone", "backbone registry name", "ir50");
+  args.option("width", "channel multiplier", "1");
+  args.option("embedding-size", "embedding size D", "512");
+  args.option("head", "head type (train mode)", "arcface");
+  args.option("classes", "number of classes K", "1000");
+  args.option("batch", "batch size", "32");
+  args.option("threads", "threads (0 = OMP_NUM_THREADS or all cores)", "0");
+  args.option("mode", "train or infer", "train");
+  args.option("iters", "timed iterations", "5");
+  args.option("warmup", "untimed iterations first", "1");
+  args.option("json", "write the results as JSON to this file");
+  if (!args.parse(argv)) return 0;
+  const std::string mode = args.get("mode");
+  MF_CHECK(mode == "train" || mode == "infer", "--mode must be train or infer (got '", mode, "')");
+  const int batch = args.get_int("batch"), iters = args.get_int("iters"), warmup = args.get_int("warmup");
+  MF_CHECK(batch >= 2 && iters >= 1 && warmup >= 0, "need --batch ≥ 2, --iters ≥ 1, --warmup ≥ 0");
+  set_num_threads(args.get_int("threads"));
+
+  Rng rng(1);
+  Params bp("backbone");
+  bp.set("width", args.get("width"));
+  bp.set("embedding_size", args.get("embedding-size"));
+  auto backbone = builtin_backbones().create(args.get("backbone"), bp, rng);
+  const int64_t K = args.get_int("classes");
+  auto head = head_registry().create(args.get("head"), Params("head"), backbone->embedding_size(), K, rng);
+  double macs = 0;
+  for (const auto& st : backbone->stages()) macs += static_cast<double>(st.macs);
+  const double gflop_per_image = 2e-9 * macs * (mode == "train" ? 3.0 : 1.0);
+
+  std::vector<ParamGroup> groups{{backbone->named_parameters(), 1.0f, 5e-4f},
+                                 {head->named_parameters(), 1.0f, 5e-4f}};
+  for (auto& g : groups)
+    g.params.erase(std::remove_if(g.params.begin(), g.params.end(),
+                                  [](const auto& p) { return !p.second.requires_grad(); }),
+                   g.params.end());
+  Sgd sgd(groups, 0.9, false);
+
+  Tensor images = Tensor::empty({batch, 3, backbone->input_height(), backbone->input_width()});
+  for (int64_t i = 0; i < images.numel(); ++i) images.data()[i] = static_cast<float>(rng.uniform(-1, 1));
+  Labels labels(batch);
+  for (auto& l : labels) l = static_cast<int64_t>(rng.below(K));
+
+  auto iteration = [&] {
+    if (mode == "train") {
+      backbone->train();
+      sgd.zero_grad();
+      profile_mark();
+      HeadOutput out = head->forward(backbone->forward(Var(images)), labels, {0});
+      backward(out.loss);
+      sgd.step(0.01);
+    } else {
+      backbone->eval();
+      NoGradGuard no_grad;
+      profile_mark();
+      backbone->forward(Var(images));
+    }
+  };
+  for (int i = 0; i < warmup; ++i) iteration();
+  set_profiling(true);
+  profile_reset();
+  std::vector<double> rates;
+  for (int i = 0; i < iters; ++i) {
+    const auto t0 = std::chrono::steady_clock::now();
+    iteration();
+    const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    rates.push_back(batch / s);
+  }
+  set_profiling(false);
+  std::sort(rates.begin(), rates.end());
+  const double median = rates[rates.size() / 2];
+  const double rss = peak_rss_mib();
+
+  std::printf("%s %s, %s, batch %d, %d threads: %.2f images/s (median of %d; min %.2f, max %.2f), "
+              "%.1f GFLOP/s, peak RSS %.0f MiB\n",
+              args.get("backbone").c_str(), args.get("width").c_str(), mode.c_str(), batch, num_threads(),
+              median, iters, rates.front(), rates.back(), median * gflop_per_image, rss);
+  std::printf("\n%-18s %8s %12s %8s %12s %7s\n", "op", "calls/it", "forward ms", "", "backward ms", "share");
+  const auto report = profile_report();
+  double total = 0;
+  for (const auto& t : report) total += t.forward_ms + t.backward_ms;
+  for (const auto& t : report)
+    std::printf("%-18s %8.0f %12.2f %8s %12.2f %6.1f%%\n", t.op.c_str(), double(t.forward_calls) / iters,
+                t.forward_ms / iters, "", t.backward_ms / iters,
+                100.0 * (t.forward_ms + t.backward_ms) / std::max(total, 1e-9));
+  if (args.has("json")) {
+    json::Value v = json::Value::object();
+    v.set("backbone", args.get("backbone"));
+    v.set("width", args.get_double("width"));
+    v.set("mode", mode);
+    v.set("batch", batch);
+    v.set("threads", num_threads());
+    v.set("images_per_s", median);
+    v.set("gflops_per_s", median * gflop_per_image);
+    v.set("peak_rss_mib", rss);
+    v.set("images_per_s_all", json::Value::array_of(rates));
+    json::Value ops = json::Value::array();
+    for (const auto& t : report) {
+      json::Value o = json::Value::object();
+      o.set("op", t.op);
+      o.set("forward_ms", t.forward_ms / iters);
+      o.set("backward_ms", t.backward_ms / iters);
+      ops.push_back(o);
+    }
+    v.set("ops", ops);
+    std::ofstream(args.get("json")) << v.dump() << '\n';
+  }
+  return 0;
+}
+
+}  // namespace mf::apps
