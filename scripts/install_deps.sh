@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
 # Installs the Debian packages marginface needs, only those missing (idempotent, quick when all
-# are present). Run as root on Debian 12. Set MF_WITH_TORCH=1 to also install PyTorch and h5py
-# (only needed to regenerate the reference fixtures or run the PyTorch benchmarks).
+# are present). Run as root on Debian 12. Set MF_WITH_TORCH=1 to also install PyTorch, h5py and
+# OpenCV for Python (only needed to regenerate the reference fixtures, convert insightface weights
+# or run the PyTorch comparisons).
 set -euo pipefail
 
 packages=(g++ make cmake pkg-config libeigen3-dev libopenblas-dev libopenblas-openmp-dev libopencv-dev libyaml-cpp-dev
           libhdf5-dev libgtest-dev libbenchmark-dev)
 if [[ "${MF_WITH_TORCH:-0}" == 1 ]]; then
-  packages+=(python3-torch python3-h5py python3-matplotlib)
+  packages+=(python3-torch python3-h5py python3-matplotlib python3-opencv)
 fi
 
 missing=()

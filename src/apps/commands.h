@@ -18,7 +18,11 @@ const std::vector<Command>& commands();
 int run_info(const std::vector<std::string>& args);
 int run_train(const std::vector<std::string>& args);
 int run_eval(const std::vector<std::string>& args);
+int run_embed(const std::vector<std::string>& args);
 int run_pack(const std::vector<std::string>& args);
+int run_align(const std::vector<std::string>& args);
+int run_compare(const std::vector<std::string>& args);
+int run_search(const std::vector<std::string>& args);
 int run_bench(const std::vector<std::string>& args);
 int run_describe(const std::vector<std::string>& args);
 

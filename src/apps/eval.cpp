@@ -2,26 +2,14 @@
 #include <cstdio>
 
 #include "apps/commands.h"
+#include "apps/common.h"
 #include "eval/embed.h"
 #include "io/checkpoint.h"
-#include "layers/backbones/registry.h"
 #include "tensor/parallel.h"
 #include "util/args.h"
 #include "util/error.h"
 
 namespace mf::apps {
-
-// The backbone a checkpoint was trained with, its weights loaded.
-std::unique_ptr<Backbone> load_backbone(const std::string& checkpoint) {
-  const CheckpointMeta meta = read_checkpoint_meta(checkpoint);
-  Params p("checkpoint");
-  p.set("width", std::to_string(meta.width));
-  p.set("embedding_size", std::to_string(meta.embedding_size));
-  Rng rng(0);
-  auto backbone = builtin_backbones().create(meta.backbone, p, rng);
-  load_checkpoint(checkpoint, *backbone);
-  return backbone;
-}
 
 int run_eval(const std::vector<std::string>& argv) {
   Args args("eval",

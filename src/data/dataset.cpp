@@ -15,13 +15,6 @@ namespace fs = std::filesystem;
 
 namespace {
 
-bool is_image_file(const fs::path& p) {
-  std::string ext = p.extension().string();
-  std::transform(ext.begin(), ext.end(), ext.begin(), ::tolower);
-  return ext == ".jpg" || ext == ".jpeg" || ext == ".png" || ext == ".bmp" || ext == ".pgm" ||
-         ext == ".ppm" || ext == ".webp" || ext == ".tif" || ext == ".tiff";
-}
-
 // Files on disk, decoded with load_face.
 class FileSource : public ImageSource {
  public:

@@ -1,5 +1,7 @@
 #include "data/image.h"
 
+#include <algorithm>
+#include <cctype>
 #include <cstdint>
 #include <filesystem>
 #include <fstream>
@@ -75,7 +77,9 @@ JpegState jpeg_state(const std::vector<uint8_t>& b) {
   }
 }
 
-cv::Mat decode(const std::string& path) {
+}  // namespace
+
+cv::Mat read_image(const std::string& path) {
   const std::vector<uint8_t> bytes = read_bytes(path);
   if (bytes.size() >= 3 && bytes[0] == 0xFF && bytes[1] == 0xD8 && bytes[2] == 0xFF)
     MF_CHECK(jpeg_state(bytes) != JpegState::kTruncated,
@@ -94,24 +98,17 @@ cv::Mat decode(const std::string& path) {
   return image;
 }
 
-}  // namespace
+bool is_image_file(const std::string& path) {
+  std::string ext = std::filesystem::path(path).extension().string();
+  std::transform(ext.begin(), ext.end(), ext.begin(),
+                 [](unsigned char c) { return std::tolower(c); });
+  return ext == ".jpg" || ext == ".jpeg" || ext == ".png" || ext == ".bmp" || ext == ".pgm" ||
+         ext == ".ppm" || ext == ".webp" || ext == ".tif" || ext == ".tiff";
+}
 
-void load_face_into(const std::string& path, int height, int width, float* out,
-                    const LoadFaceOptions& options) {
-  MF_CHECK(height > 0 && width > 0, "load_face: invalid expected size ", height, "x", width,
-           " for ", path);
-  const cv::Mat image = decode(path);
-  const int h = image.rows, w = image.cols;
-  int top = 0, left = 0;
-  if (h != height || w != width) {
-    MF_CHECK(options.crop_center, "image ", path, " is ", h, "x", w, " (height x width), expected ",
-             height, "x", width, "; align it to that size first");
-    MF_CHECK(h >= height && w >= width && (h - height) % 2 == 0 && (w - width) % 2 == 0, "image ",
-             path, " is ", h, "x", w, " (height x width), expected ", height, "x", width,
-             " or larger by an even number of pixels in each direction for a centre crop");
-    top = (h - height) / 2;
-    left = (w - width) / 2;
-  }
+namespace {
+// Rows [top, top + height) and columns [left, left + width) of an 8-bit BGR image, normalised.
+void crop_to_face(const cv::Mat& image, int top, int left, int height, int width, float* out) {
   const int64_t plane = int64_t(height) * width;
   float* r = out;
   float* g = out + plane;
@@ -125,6 +122,31 @@ void load_face_into(const std::string& path, int height, int width, float* out,
       r[base + x] = (float(row[3 * x + 2]) - 127.5f) / 127.5f;
     }
   }
+}
+}  // namespace
+
+void bgr_to_face(const cv::Mat& bgr, float* out) {
+  MF_CHECK(!bgr.empty() && bgr.type() == CV_8UC3, "bgr_to_face expects an 8-bit BGR image");
+  crop_to_face(bgr, 0, 0, bgr.rows, bgr.cols, out);
+}
+
+void load_face_into(const std::string& path, int height, int width, float* out,
+                    const LoadFaceOptions& options) {
+  MF_CHECK(height > 0 && width > 0, "load_face: invalid expected size ", height, "x", width,
+           " for ", path);
+  const cv::Mat image = read_image(path);
+  const int h = image.rows, w = image.cols;
+  int top = 0, left = 0;
+  if (h != height || w != width) {
+    MF_CHECK(options.crop_center, "image ", path, " is ", h, "x", w, " (height x width), expected ",
+             height, "x", width, "; align it to that size first");
+    MF_CHECK(h >= height && w >= width && (h - height) % 2 == 0 && (w - width) % 2 == 0, "image ",
+             path, " is ", h, "x", w, " (height x width), expected ", height, "x", width,
+             " or larger by an even number of pixels in each direction for a centre crop");
+    top = (h - height) / 2;
+    left = (w - width) / 2;
+  }
+  crop_to_face(image, top, left, height, width, out);
 }
 
 Tensor load_face(const std::string& path, int height, int width, const LoadFaceOptions& options) {

@@ -15,6 +15,10 @@
 
 #include "tensor/tensor.h"
 
+namespace cv {
+class Mat;
+}
+
 namespace mf {
 
 struct LoadFaceOptions {
@@ -31,6 +35,17 @@ Tensor load_face(const std::string& path, int height, int width,
 // The same into caller-owned memory of 3 · height · width floats (one image of a batch).
 void load_face_into(const std::string& path, int height, int width, float* out,
                     const LoadFaceOptions& options = {});
+
+// The decoded image as 8-bit BGR (cv::IMREAD_COLOR), with the same checks and messages as
+// load_face (missing, directory, empty, truncated JPEG, undecodable). Include <opencv2/core.hpp>.
+cv::Mat read_image(const std::string& path);
+
+// An 8-bit BGR image of exactly height × width (an aligned crop in memory) into 3 · height · width
+// floats, normalised as load_face does.
+void bgr_to_face(const cv::Mat& bgr, float* out);
+
+// By extension: .jpg .jpeg .png .bmp .pgm .ppm .webp .tif .tiff (any case).
+bool is_image_file(const std::string& path);
 
 // Mirror left ↔ right: reverses the last axis of a (C, H, W) image or an (N, C, H, W) batch.
 // Returns a new tensor; flipping twice gives the input back exactly.

@@ -23,13 +23,42 @@ void normalize_row(float* row, int64_t D) {
   const double inv = 1.0 / std::max(std::sqrt(sq), 1e-12);
   for (int64_t d = 0; d < D; ++d) row[d] = static_cast<float>(row[d] * inv);
 }
+
+void check_options(const EmbedOptions& options) {
+  MF_CHECK(options.flip == "off" || options.flip == "sum" || options.flip == "concat",
+           "flip must be off, sum or concat (got '", options.flip, "')");
+  MF_CHECK(options.batch_size > 0, "embedding batch size must be positive");
+}
+
+// Embeds `batch` (n images) into rows ok[0..n) of `out` (out_dim columns); the backbone is in eval
+// mode and no tape is recorded.
+void embed_into(Backbone& backbone, const Tensor& batch, const std::string& flip,
+                const std::vector<int64_t>& ok, Tensor& out) {
+  const int64_t n = batch.dim(0), D = backbone.embedding_size(), out_dim = out.dim(1);
+  Tensor f = backbone.forward(Var(batch)).value();  // (n, D)
+  Tensor g;
+  if (flip != "off") g = backbone.forward(Var(horizontal_flip(batch))).value();
+  for (int64_t r = 0; r < n; ++r) {
+    float* row = out.data() + ok[r] * out_dim;
+    const float* fr = f.data() + r * D;
+    if (flip == "off") {
+      std::memcpy(row, fr, D * sizeof(float));
+    } else if (flip == "sum") {
+      for (int64_t d = 0; d < D; ++d) row[d] = fr[d] + g.data()[r * D + d];
+    } else {
+      std::memcpy(row, fr, D * sizeof(float));
+      std::memcpy(row + D, g.data() + r * D, D * sizeof(float));
+      normalize_row(row, D);
+      normalize_row(row + D, D);
+    }
+    normalize_row(row, out_dim);
+  }
+}
 }  // namespace
 
 Embeddings embed_images(Backbone& backbone, const std::vector<std::string>& paths,
                         const EmbedOptions& options) {
-  MF_CHECK(options.flip == "off" || options.flip == "sum" || options.flip == "concat",
-           "flip must be off, sum or concat (got '", options.flip, "')");
-  MF_CHECK(options.batch_size > 0, "embedding batch size must be positive");
+  check_options(options);
   const bool was_training = backbone.is_training();
   backbone.eval();
   NoGradGuard no_grad;
@@ -59,23 +88,33 @@ Embeddings embed_images(Backbone& backbone, const std::vector<std::string>& path
     const int64_t n = static_cast<int64_t>(ok.size());
     Tensor batch = Tensor::empty({n, 3, H, W});
     std::memcpy(batch.data(), pixels.data(), pixels.size() * sizeof(float));
-    Tensor f = backbone.forward(Var(batch)).value();  // (n, D)
-    Tensor g;
-    if (options.flip != "off") g = backbone.forward(Var(horizontal_flip(batch))).value();
-    for (int64_t r = 0; r < n; ++r) {
-      float* row = out.rows.data() + ok[r] * out_dim;
-      const float* fr = f.data() + r * D;
-      if (options.flip == "off") {
-        std::memcpy(row, fr, D * sizeof(float));
-      } else if (options.flip == "sum") {
-        for (int64_t d = 0; d < D; ++d) row[d] = fr[d] + g.data()[r * D + d];
-      } else {
-        std::memcpy(row, fr, D * sizeof(float));
-        std::memcpy(row + D, g.data() + r * D, D * sizeof(float));
-        normalize_row(row, D);
-        normalize_row(row + D, D);
-      }
-      normalize_row(row, out_dim);
+    embed_into(backbone, batch, options.flip, ok, out.rows);
+  }
+  backbone.train(was_training);
+  return out;
+}
+
+Tensor embed_batch(Backbone& backbone, const Tensor& batch, const EmbedOptions& options) {
+  check_options(options);
+  const int64_t H = backbone.input_height(), W = backbone.input_width();
+  MF_CHECK(batch.defined() && batch.rank() == 4 && batch.dim(1) == 3 && batch.dim(2) == H &&
+               batch.dim(3) == W,
+           "embed_batch: expected images (N, 3, ", H, ", ", W, "), got ",
+           batch.defined() ? batch.shape().str() : std::string("an undefined tensor"));
+  const int64_t N = batch.dim(0), D = backbone.embedding_size();
+  Tensor out = Tensor::zeros({N, options.flip == "concat" ? 2 * D : D});
+  const bool was_training = backbone.is_training();
+  backbone.eval();
+  {
+    NoGradGuard no_grad;
+    const int64_t image_size = 3 * H * W;
+    for (int64_t start = 0; start < N; start += options.batch_size) {
+      const int64_t n = std::min<int64_t>(options.batch_size, N - start);
+      Tensor chunk = Tensor::empty({n, 3, H, W});
+      std::memcpy(chunk.data(), batch.data() + start * image_size, n * image_size * sizeof(float));
+      std::vector<int64_t> rows(n);
+      for (int64_t r = 0; r < n; ++r) rows[r] = start + r;
+      embed_into(backbone, chunk, options.flip, rows, out);
     }
   }
   backbone.train(was_training);

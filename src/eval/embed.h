@@ -31,6 +31,11 @@ struct Embeddings {
 Embeddings embed_images(Backbone& backbone, const std::vector<std::string>& paths,
                         const EmbedOptions& options);
 
+// The same for images already in memory: (N, 3, H, W) at the backbone's input size, normalised as
+// load_face does (e.g. aligned crops from data/align.h through bgr_to_face). Returns (N, D) or
+// (N, 2D) L2-normalised rows.
+Tensor embed_batch(Backbone& backbone, const Tensor& batch, const EmbedOptions& options);
+
 struct PairEvalOptions {
   EmbedOptions embed;
   bool skip_missing = false;  // otherwise a missing image is an error listing the first few

@@ -1,0 +1,67 @@
+// `marginface compare --checkpoint ck.h5 IMAGE_A IMAGE_B [--align] [--threshold T]`: 1:1
+// verification — cosine similarity of the two embeddings, "same" when it exceeds the threshold.
+#include <cstdio>
+
+#include "apps/commands.h"
+#include "apps/common.h"
+#include "apps/face_pipeline.h"
+#include "eval/search.h"
+#include "io/checkpoint.h"
+#include "tensor/parallel.h"
+#include "util/args.h"
+#include "util/error.h"
+
+namespace mf::apps {
+
+int run_compare(const std::vector<std::string>& argv_in) {
+  Args args("compare",
+            "1:1 verification: marginface compare --checkpoint ck.h5 IMAGE_A IMAGE_B [--align]\n"
+            "Embeds both faces (flip test-time augmentation), prints their cosine similarity and\n"
+            "\"same\" when it exceeds the threshold (--threshold, else the checkpoint's\n"
+            "/meta verification_threshold written by `marginface eval --store-threshold`).\n"
+            "Without --align the images must be aligned 112x112 crops.");
+  args.option("checkpoint", "model checkpoint (.h5)", "", true);
+  args.option("threshold", "decision threshold on the cosine similarity");
+  args.option("flip", "flip test-time augmentation: off, sum, concat", "sum");
+  add_align_options(args);
+  args.option("threads", "threads (0 = OMP_NUM_THREADS or all cores)", "0");
+  std::vector<std::string> argv = argv_in;
+  const std::vector<std::string> images = take_positionals(argv, {"align", "help"});
+  if (!args.parse(argv)) return 0;
+  MF_CHECK(images.size() == 2, "compare takes exactly two images, got ", images.size(),
+           " (marginface compare --checkpoint ck.h5 IMAGE_A IMAGE_B)");
+  set_num_threads(args.get_int("threads"));
+
+  const std::string checkpoint = args.get("checkpoint");
+  const CheckpointMeta meta = read_checkpoint_meta(checkpoint);
+  double threshold = 0;
+  std::string threshold_source;
+  if (args.has("threshold")) {
+    threshold = args.get_double("threshold");
+    threshold_source = "--threshold";
+  } else {
+    MF_CHECK(meta.verification_threshold.has_value(), checkpoint,
+             " stores no verification threshold: pass --threshold T, or store one with `marginface "
+             "eval --checkpoint ",
+             checkpoint, " --lfw pairs.txt --root DIR --store-threshold`");
+    threshold = *meta.verification_threshold;
+    threshold_source = checkpoint + " /meta verification_threshold";
+  }
+
+  auto backbone = load_backbone(checkpoint);
+  auto aligner = make_aligner(args, static_cast<int>(backbone->input_height()),
+                              static_cast<int>(backbone->input_width()));
+  eval::EmbedOptions options;
+  options.flip = args.get("flip");
+  options.crop_center = backbone->input_width() != backbone->input_height();
+  const eval::Embeddings e = eval::embed_files(*backbone, images, options, aligner.get());
+  MF_CHECK(e.num_failed() == 0, e.errors.front());
+  const int64_t D = e.rows.dim(1);
+  const double score = eval::cosine_similarity(e.rows.data(), e.rows.data() + D, D);
+  std::printf("similarity %.4f (cosine, flip %s)\n", score, options.flip.c_str());
+  std::printf("%s (threshold %.4f from %s)\n", score > threshold ? "same" : "different", threshold,
+              threshold_source.c_str());
+  return 0;
+}
+
+}  // namespace mf::apps

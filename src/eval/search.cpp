@@ -1,0 +1,120 @@
+#include "eval/search.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <filesystem>
+
+#include "data/image.h"
+#include "tensor/hdf5.h"
+#include "util/error.h"
+
+namespace mf::eval {
+
+namespace fs = std::filesystem;
+
+double cosine_similarity(const float* a, const float* b, int64_t dim) {
+  double dot = 0, na = 0, nb = 0;
+  for (int64_t d = 0; d < dim; ++d) {
+    dot += double(a[d]) * b[d];
+    na += double(a[d]) * a[d];
+    nb += double(b[d]) * b[d];
+  }
+  if (na == 0 || nb == 0) return 0;
+  return dot / (std::sqrt(na) * std::sqrt(nb));
+}
+
+std::vector<Match> top_matches(const Tensor& gallery, const float* query, int64_t k) {
+  MF_CHECK(gallery.defined() && gallery.rank() == 2, "top_matches: gallery must be (N, D), got ",
+           gallery.defined() ? gallery.shape().str() : std::string("an undefined tensor"));
+  MF_CHECK(k > 0, "top_matches: k must be positive, got ", k);
+  const int64_t N = gallery.dim(0), D = gallery.dim(1);
+  std::vector<Match> all(N);
+  for (int64_t i = 0; i < N; ++i) all[i] = {i, cosine_similarity(gallery.data() + i * D, query, D)};
+  const int64_t keep = std::min(k, N);
+  std::partial_sort(all.begin(), all.begin() + keep, all.end(), [](const Match& a, const Match& b) {
+    return a.score > b.score || (a.score == b.score && a.index < b.index);
+  });
+  all.resize(keep);
+  return all;
+}
+
+std::string identity_of(const std::string& path) {
+  return fs::path(path).parent_path().filename().string();
+}
+
+std::vector<std::string> list_image_files(const std::string& dir) {
+  MF_CHECK(fs::is_directory(dir), "not a folder: '", dir, "'");
+  std::vector<std::string> files;
+  for (const auto& e :
+       fs::recursive_directory_iterator(dir, fs::directory_options::follow_directory_symlink))
+    if (e.is_regular_file() && is_image_file(e.path().string())) files.push_back(e.path().string());
+  std::sort(files.begin(), files.end());
+  return files;
+}
+
+Gallery read_embeddings_file(const std::string& path) {
+  MF_CHECK(fs::is_regular_file(path), "embeddings file not found: '", path, "'");
+  h5::File f(path, h5::File::Mode::kRead);
+  MF_CHECK(f.exists("/embeddings") && f.exists("/paths"), path,
+           ": not an embeddings file (expected /embeddings and /paths, as `marginface embed` "
+           "writes)");
+  Gallery g;
+  g.embeddings = f.read_tensor("/embeddings");
+  MF_CHECK(g.embeddings.rank() == 2 && g.embeddings.dim(0) > 0 && g.embeddings.dim(1) > 0, path,
+           ": /embeddings must be a non-empty (N, D) array, got ", g.embeddings.shape());
+  g.paths = f.read_strings("/paths");
+  MF_CHECK(static_cast<int64_t>(g.paths.size()) == g.embeddings.dim(0), path, ": ", g.paths.size(),
+           " paths for ", g.embeddings.dim(0), " embeddings");
+  if (f.has_attr("/meta", "flip")) g.flip = f.read_attr_string("/meta", "flip");
+  return g;
+}
+
+Embeddings embed_files(Backbone& backbone, const std::vector<std::string>& paths,
+                       const EmbedOptions& options, FaceAligner* aligner) {
+  if (!aligner) return embed_images(backbone, paths, options);
+  const int H = static_cast<int>(backbone.input_height());
+  const int W = static_cast<int>(backbone.input_width());
+  MF_CHECK(aligner->options().height == H && aligner->options().width == W, "the aligner crops ",
+           aligner->options().height, "x", aligner->options().width, " but the backbone takes ", H,
+           "x", W);
+  MF_CHECK(options.batch_size > 0, "embedding batch size must be positive");
+  const int64_t N = static_cast<int64_t>(paths.size()), image_size = 3 * int64_t(H) * W;
+  Embeddings out;
+  out.failed.assign(N, false);
+  for (int64_t start = 0; start < N; start += options.batch_size) {
+    std::vector<int64_t> ok;
+    std::vector<float> pixels;
+    for (int64_t i = start; i < std::min(N, start + options.batch_size); ++i) {
+      try {
+        const cv::Mat image = read_image(paths[i]);
+        const AlignedFace face = aligner->align(image);
+        MF_CHECK(face.status != AlignedFace::Status::kNoFace, "no face found in ", paths[i],
+                 " (detector thresholds ", aligner->options().threshold, " and ",
+                 aligner->options().retry_threshold, ")");
+        pixels.resize(pixels.size() + image_size);
+        bgr_to_face(face.image, pixels.data() + pixels.size() - image_size);
+        ok.push_back(i);
+      } catch (const Error& e) {
+        out.failed[i] = true;
+        out.errors.push_back(e.what());
+      }
+    }
+    if (ok.empty()) continue;
+    const int64_t n = static_cast<int64_t>(ok.size());
+    Tensor batch = Tensor::empty({n, 3, H, W});
+    std::memcpy(batch.data(), pixels.data(), pixels.size() * sizeof(float));
+    const Tensor rows = embed_batch(backbone, batch, options);
+    if (!out.rows.defined()) out.rows = Tensor::zeros({N, rows.dim(1)});
+    for (int64_t r = 0; r < n; ++r)
+      std::memcpy(out.rows.data() + ok[r] * rows.dim(1), rows.data() + r * rows.dim(1),
+                  rows.dim(1) * sizeof(float));
+  }
+  if (!out.rows.defined()) {
+    const int64_t D = backbone.embedding_size();
+    out.rows = Tensor::zeros({N, options.flip == "concat" ? 2 * D : D});
+  }
+  return out;
+}
+
+}  // namespace mf::eval

@@ -1,0 +1,335 @@
+// `marginface align`, `compare` (1:1) and `search` (1:N) end to end, running the executable on a
+// tiny randomly initialised IResNet-18 checkpoint written here (width 0.0625, 16-d embeddings) and
+// synthetic 112×112 images; then on raw photos from ../shared/data with --align (skipped with a
+// message when absent).
+#include <gtest/gtest.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <opencv2/imgcodecs.hpp>
+#include <opencv2/imgproc.hpp>
+#include <regex>
+
+#include "io/checkpoint.h"
+#include "layers/backbones/registry.h"
+#include "support/fixtures.h"
+#include "util/params.h"
+
+namespace mf::test {
+namespace {
+
+namespace fs = std::filesystem;
+
+class TempDir {
+ public:
+  TempDir() {
+    const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
+    path_ = fs::temp_directory_path() /
+            ("mf_test_face_pipeline_" + std::to_string(::getpid()) + "_" + info->name());
+    fs::remove_all(path_);
+    fs::create_directories(path_);
+  }
+  ~TempDir() {
+    std::error_code ec;
+    if (!::testing::Test::HasFailure()) fs::remove_all(path_, ec);
+  }
+  std::string operator/(const std::string& name) const { return (path_ / name).string(); }
+  std::string str() const { return path_.string(); }
+
+ private:
+  fs::path path_;
+};
+
+std::string q(const std::string& s) {
+  std::string out = "'";
+  for (char c : s) out += c == '\'' ? std::string("'\\''") : std::string(1, c);
+  return out + "'";
+}
+
+struct Result {
+  int status = -1;
+  std::string output;  // stdout and stderr
+};
+
+// Runs `marginface <args>` (one thread: the tests share the machine), optionally in `cwd`.
+Result marginface(const std::string& args, const std::string& cwd = "") {
+  std::string command = "OMP_NUM_THREADS=1 " + q(MF_MARGINFACE_BIN) + " " + args + " 2>&1";
+  if (!cwd.empty()) command = "cd " + q(cwd) + " && " + command;
+  Result r;
+  FILE* p = ::popen(command.c_str(), "r");
+  if (!p) return r;
+  char buf[4096];
+  size_t n;
+  while ((n = std::fread(buf, 1, sizeof buf, p)) > 0) r.output.append(buf, n);
+  const int status = ::pclose(p);
+  r.status = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  return r;
+}
+
+// The number after "similarity " in compare's output (NaN when absent).
+double similarity_of(const std::string& output) {
+  std::smatch m;
+  if (!std::regex_search(output, m, std::regex("similarity (-?[0-9.]+)"))) return NAN;
+  return std::stod(m[1]);
+}
+
+struct Line {
+  double score;
+  std::string identity, path;
+};
+
+// search's match lines ("   1. 0.9876  identity  path") in order.
+std::vector<Line> matches_of(const std::string& output) {
+  std::vector<Line> out;
+  const std::regex line(R"(\n\s+\d+\. (-?[0-9.]+)\s+(\S+)\s+(\S+))");
+  for (auto it = std::sregex_iterator(output.begin(), output.end(), line);
+       it != std::sregex_iterator(); ++it)
+    out.push_back({std::stod((*it)[1]), (*it)[2], (*it)[3]});
+  return out;
+}
+
+std::string write_face(const std::string& path, unsigned seed) {
+  cv::Mat noise(112, 112, CV_8UC3);
+  cv::RNG rng(seed);
+  rng.fill(noise, cv::RNG::UNIFORM, 0, 256);
+  cv::Mat smooth;
+  cv::GaussianBlur(noise, smooth, cv::Size(0, 0), 2.0);
+  cv::normalize(smooth, smooth, 0, 255, cv::NORM_MINMAX);
+  fs::create_directories(fs::path(path).parent_path());
+  EXPECT_TRUE(cv::imwrite(path, smooth));
+  return path;
+}
+
+// A randomly initialised ir18 (width 0.0625, D = 16) saved as a checkpoint without a threshold.
+std::string tiny_checkpoint(const TempDir& tmp) {
+  Params p("test");
+  p.set("width", "0.0625");
+  p.set("embedding_size", "16");
+  Rng rng(21);
+  auto net = builtin_backbones().create("ir18", p, rng);
+  CheckpointContents contents;
+  contents.meta.backbone = "ir18";
+  contents.meta.width = 0.0625;
+  contents.meta.embedding_size = 16;
+  contents.model = net.get();
+  save_checkpoint(tmp / "ck.h5", contents);
+  return tmp / "ck.h5";
+}
+
+// gallery/id<k>/<i>.png for i = 0..5, k = i % 3.
+std::vector<std::string> write_gallery(const TempDir& tmp) {
+  std::vector<std::string> paths;
+  for (unsigned i = 0; i < 6; ++i)
+    paths.push_back(write_face(
+        tmp / ("gallery/id" + std::to_string(i % 3) + "/" + std::to_string(i) + ".png"), 40 + i));
+  return paths;
+}
+
+std::string model_path() {
+  return shared_data_dir() + "/models/face_detection_yunet_2022mar.onnx";
+}
+bool have_shared() {
+  return fs::is_regular_file(model_path()) && fs::is_directory(shared_data_dir() + "/raw/lfw");
+}
+
+TEST(CompareCommand, self_similarity_is_one_and_scores_are_symmetric) {
+  TempDir tmp;
+  const std::string ck = tiny_checkpoint(tmp);
+  const std::string a = write_face(tmp / "a.png", 1), b = write_face(tmp / "b.png", 2);
+  Result r = marginface("compare --checkpoint " + q(ck) + " --threshold 0.5 " + q(a) + " " + q(a));
+  ASSERT_EQ(r.status, 0) << r.output;
+  EXPECT_NEAR(similarity_of(r.output), 1.0, 1e-4) << r.output;
+  EXPECT_NE(r.output.find("same (threshold 0.5000 from --threshold)"), std::string::npos)
+      << r.output;
+  const Result ab = marginface("compare " + q(a) + " --checkpoint " + q(ck) + " " + q(b) +
+                               " --threshold=0.99999");
+  const Result ba =
+      marginface("compare --threshold 0.99999 --checkpoint " + q(ck) + " " + q(b) + " " + q(a));
+  ASSERT_EQ(ab.status, 0) << ab.output;
+  ASSERT_EQ(ba.status, 0) << ba.output;
+  EXPECT_EQ(similarity_of(ab.output), similarity_of(ba.output)) << ab.output << ba.output;
+  EXPECT_LT(similarity_of(ab.output), 0.99999);
+  EXPECT_NE(ab.output.find("different (threshold"), std::string::npos) << ab.output;
+}
+
+TEST(CompareCommand, threshold_comes_from_the_checkpoint_or_is_asked_for) {
+  TempDir tmp;
+  const std::string ck = tiny_checkpoint(tmp);
+  const std::string a = write_face(tmp / "a.png", 1), b = write_face(tmp / "b.png", 2);
+  Result r = marginface("compare --checkpoint " + q(ck) + " " + q(a) + " " + q(b));
+  EXPECT_EQ(r.status, 1);
+  EXPECT_NE(r.output.find("stores no verification threshold: pass --threshold"), std::string::npos)
+      << r.output;
+  EXPECT_NE(r.output.find("--store-threshold"), std::string::npos) << r.output;
+  store_verification_threshold(ck, -0.75);
+  r = marginface("compare --checkpoint " + q(ck) + " " + q(a) + " " + q(b));
+  ASSERT_EQ(r.status, 0) << r.output;
+  EXPECT_NE(r.output.find("same (threshold -0.7500 from " + ck + " /meta verification_threshold)"),
+            std::string::npos)
+      << r.output;
+}
+
+TEST(CompareCommand, bad_arguments_are_clear_errors) {
+  TempDir tmp;
+  const std::string ck = tiny_checkpoint(tmp);
+  const std::string a = write_face(tmp / "a.png", 1);
+  Result r = marginface("compare --checkpoint " + q(ck) + " --threshold 0.3 " + q(a));
+  EXPECT_EQ(r.status, 1);
+  EXPECT_NE(r.output.find("exactly two images, got 1"), std::string::npos) << r.output;
+  r = marginface("compare --checkpoint " + q(ck) + " --threshold 0.3 " + q(a) + " " +
+                 q(tmp / "missing.jpg"));
+  EXPECT_EQ(r.status, 1);
+  EXPECT_NE(r.output.find("image not found: " + tmp / "missing.jpg"), std::string::npos)
+      << r.output;
+  // A raw photo (not 112×112) without --align says how to fix it.
+  cv::imwrite(tmp / "photo.jpg", cv::Mat(250, 250, CV_8UC3, cv::Scalar::all(90)));
+  r = marginface("compare --checkpoint " + q(ck) + " --threshold 0.3 " + q(a) + " " +
+                 q(tmp / "photo.jpg"));
+  EXPECT_EQ(r.status, 1);
+  EXPECT_NE(r.output.find("align it"), std::string::npos) << r.output;
+}
+
+TEST(SearchCommand, top1_of_a_gallery_folder_containing_the_query_is_the_query) {
+  TempDir tmp;
+  const std::string ck = tiny_checkpoint(tmp);
+  auto gallery = write_gallery(tmp);
+  Result r = marginface("search --checkpoint " + q(ck) + " --gallery " + q(tmp / "gallery") +
+                        " --query " + q(gallery[4]) + " --top 3 --json " + q(tmp / "out.json"));
+  ASSERT_EQ(r.status, 0) << r.output;
+  auto m = matches_of(r.output);
+  ASSERT_EQ(m.size(), 3u) << r.output;
+  EXPECT_EQ(m[0].path, gallery[4]);
+  EXPECT_EQ(m[0].identity, "id1");
+  EXPECT_NEAR(m[0].score, 1.0, 1e-4);
+  EXPECT_GE(m[0].score, m[1].score);
+  EXPECT_GE(m[1].score, m[2].score);
+  std::ifstream in(tmp / "out.json");
+  const std::string json((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  EXPECT_NE(json.find("\"gallery_size\": 6"), std::string::npos) << json;
+  EXPECT_NE(json.find("\"identity\": \"id1\""), std::string::npos) << json;
+  EXPECT_NE(json.find("\"path\": \"" + gallery[4] + "\""), std::string::npos) << json;
+
+  // A folder of queries (taken in sorted order): each finds itself first.
+  std::sort(gallery.begin(), gallery.end());
+  r = marginface("search --checkpoint " + q(ck) + " --gallery " + q(tmp / "gallery") + " --query " +
+                 q(tmp / "gallery") + " --top 1");
+  ASSERT_EQ(r.status, 0) << r.output;
+  m = matches_of(r.output);
+  ASSERT_EQ(m.size(), 6u) << r.output;
+  for (size_t i = 0; i < 6; ++i) {
+    EXPECT_EQ(m[i].path, gallery[i]);
+    EXPECT_NEAR(m[i].score, 1.0, 1e-4);
+  }
+}
+
+TEST(SearchCommand, reads_a_gallery_written_by_the_embed_command) {
+  TempDir tmp;
+  const std::string ck = tiny_checkpoint(tmp);
+  const auto gallery = write_gallery(tmp);
+  Result r = marginface("embed --checkpoint " + q(ck) + " --images " + q(tmp / "gallery") +
+                        " --out " + q(tmp / "emb.h5"));
+  if (r.output.find("unknown command 'embed'") != std::string::npos)
+    GTEST_SKIP() << "this build has no `embed` command";
+  ASSERT_EQ(r.status, 0) << r.output;
+  r = marginface("search --checkpoint " + q(ck) + " --gallery " + q(tmp / "emb.h5") + " --query " +
+                 q(gallery[2]) + " --top 6");
+  ASSERT_EQ(r.status, 0) << r.output;
+  const auto m = matches_of(r.output);
+  ASSERT_EQ(m.size(), 6u) << r.output;
+  EXPECT_EQ(m[0].path, "id2/2.png");  // /paths are relative to the embedded folder
+  EXPECT_EQ(m[0].identity, "id2");
+  EXPECT_NEAR(m[0].score, 1.0, 1e-4);
+  // The same scores as against the folder itself.
+  const Result direct = marginface("search --checkpoint " + q(ck) + " --gallery " +
+                                   q(tmp / "gallery") + " --query " + q(gallery[2]) + " --top 6");
+  const auto d = matches_of(direct.output);
+  ASSERT_EQ(d.size(), 6u) << direct.output;
+  for (size_t i = 0; i < 6; ++i) EXPECT_NEAR(m[i].score, d[i].score, 2e-4) << i;
+  // Queries must be embedded like the gallery.
+  r = marginface("search --checkpoint " + q(ck) + " --gallery " + q(tmp / "emb.h5") + " --query " +
+                 q(gallery[2]) + " --flip off");
+  EXPECT_EQ(r.status, 1);
+  EXPECT_NE(r.output.find("was embedded with flip sum, but --flip is off"), std::string::npos)
+      << r.output;
+}
+
+TEST(AlignCommand, default_detector_missing_is_an_error_naming_the_path) {
+  TempDir tmp;
+  // Run two levels down, so that ../shared cannot exist (only cwd/.. is looked at).
+  write_face(tmp / "work/project/in/a.png", 1);
+  const Result r = marginface("align --in in --out out", tmp / "work/project");
+  EXPECT_EQ(r.status, 1);
+  EXPECT_NE(r.output.find("face detector model not found: "
+                          "'../shared/data/models/face_detection_yunet_2022mar.onnx' (the default"),
+            std::string::npos)
+      << r.output;
+}
+
+TEST(AlignCommand, aligns_raw_samples_and_reports_the_no_face_image) {
+  if (!have_shared()) GTEST_SKIP() << "../shared/data not found at " << shared_data_dir();
+  TempDir tmp;
+  fs::create_directories(tmp / "in");
+  fs::copy(shared_data_dir() + "/raw/lfw/Alan_Greenspan", tmp / "in/Alan_Greenspan");
+  fs::copy(shared_data_dir() + "/raw/noface", tmp / "in/noface");
+  const Result r = marginface("align --in " + q(tmp / "in") + " --out " + q(tmp / "out") +
+                              " --detector " + q(model_path()));
+  ASSERT_EQ(r.status, 0) << r.output;
+  EXPECT_NE(r.output.find("6 images in"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("5 aligned"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("1 fell back to a centre crop"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("noface/gradient_texture.jpg\tno face detected: centre crop"),
+            std::string::npos)
+      << r.output;
+  EXPECT_TRUE(fs::exists(tmp / "out/Alan_Greenspan/Alan_Greenspan_0001.jpg"));
+  EXPECT_TRUE(fs::exists(tmp / "out/alignment-report.txt"));
+}
+
+TEST(FacePipelineOnRawPhotos, compare_and_search_with_align) {
+  if (!have_shared()) GTEST_SKIP() << "../shared/data not found at " << shared_data_dir();
+  TempDir tmp;
+  const std::string ck = tiny_checkpoint(tmp);
+  const std::string raw = shared_data_dir() + "/raw/lfw";
+  const std::string a = raw + "/Alan_Greenspan/Alan_Greenspan_0001.jpg";
+  const std::string b = raw + "/Bill_Frist/Bill_Frist_0002.jpg";
+  const std::string det = " --detector " + q(model_path());
+  Result r = marginface("compare --align --checkpoint " + q(ck) + det + " --threshold 0.5 " + q(a) +
+                        " " + q(a));
+  ASSERT_EQ(r.status, 0) << r.output;
+  EXPECT_NEAR(similarity_of(r.output), 1.0, 1e-4) << r.output;
+  const Result ab = marginface("compare --align --checkpoint " + q(ck) + det + " --threshold 0.5 " +
+                               q(a) + " " + q(b));
+  const Result ba = marginface("compare --align --checkpoint " + q(ck) + det + " --threshold 0.5 " +
+                               q(b) + " " + q(a));
+  ASSERT_EQ(ab.status, 0) << ab.output;
+  EXPECT_EQ(similarity_of(ab.output), similarity_of(ba.output));
+  EXPECT_LT(similarity_of(ab.output), 0.9999);
+  // A photo without a face: an error naming it.
+  r = marginface("compare --align --checkpoint " + q(ck) + det + " --threshold 0.5 " + q(a) + " " +
+                 q(shared_data_dir() + "/raw/noface/gradient_texture.jpg"));
+  EXPECT_EQ(r.status, 1);
+  EXPECT_NE(r.output.find("no face found in " + shared_data_dir() + "/raw/noface"),
+            std::string::npos)
+      << r.output;
+
+  // 1:N over raw photos of three people, aligned on the fly.
+  fs::create_directories(tmp / "gallery");
+  for (const char* who : {"Alan_Greenspan", "Bill_Frist", "Amanda_Bynes"})
+    fs::copy(raw + "/" + who, tmp / ("gallery/" + std::string(who)));
+  const std::string query = tmp / "gallery/Bill_Frist/Bill_Frist_0003.jpg";
+  r = marginface("search --align --checkpoint " + q(ck) + det + " --gallery " + q(tmp / "gallery") +
+                 " --query " + q(query) + " --top 2");
+  ASSERT_EQ(r.status, 0) << r.output;
+  const auto m = matches_of(r.output);
+  ASSERT_EQ(m.size(), 2u) << r.output;
+  EXPECT_EQ(m[0].path, query);
+  EXPECT_EQ(m[0].identity, "Bill_Frist");
+  EXPECT_NEAR(m[0].score, 1.0, 1e-4);
+}
+
+}  // namespace
+}  // namespace mf::test
