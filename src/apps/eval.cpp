@@ -4,6 +4,7 @@
 #include "apps/commands.h"
 #include "apps/common.h"
 #include "eval/embed.h"
+#include "eval/search.h"
 #include "io/checkpoint.h"
 #include "tensor/parallel.h"
 #include "util/args.h"
@@ -12,15 +13,20 @@
 namespace mf::apps {
 
 int run_eval(const std::vector<std::string>& argv) {
-  Args args("eval",
-            "Face verification on LFW (official pairs.txt / pairsDevTest.txt) or a generic pair list\n"
-            "(`path_a path_b label [fold]`): embeds each image once (flip TTA), scores pairs by cosine\n"
-            "similarity, and reports 10-fold accuracy mean ± std, AUC, EER and TAR@FAR.");
+  Args args(
+      "eval",
+      "Face verification on LFW (official pairs.txt / pairsDevTest.txt) or a generic pair list\n"
+      "(`path_a path_b label [fold]`): embeds each image once (flip TTA), scores pairs by cosine\n"
+      "similarity, and reports 10-fold accuracy mean ± std, AUC, EER and TAR@FAR.");
   args.option("checkpoint", "model checkpoint (.h5)", "", true);
   args.option("lfw", "LFW pairs file (View 2 pairs.txt or View 1 pairsDevTest.txt)");
   args.option("pairs", "generic pair list: path_a path_b label [fold]");
+  args.option("identification",
+              "closed-set 1:N on DIR/<identity>/<image>: first image per identity as gallery, the "
+              "rest as probes; rank-1 and rank-5");
   args.option("root", "image root (LFW: ROOT/name/name_%04d.jpg)", "");
-  args.option("threshold-pairs", "a single-fold list takes its threshold from this list (e.g. pairsDevTrain.txt)");
+  args.option("threshold-pairs",
+              "a single-fold list takes its threshold from this list (e.g. pairsDevTrain.txt)");
   args.option("flip", "flip test-time augmentation: off, sum, concat", "sum");
   args.option("batch", "images per forward pass", "64");
   args.option("threads", "threads (0 = OMP_NUM_THREADS or all cores)", "0");
@@ -29,10 +35,24 @@ int run_eval(const std::vector<std::string>& argv) {
   args.option("roc", "draw the ROC curve into this PNG");
   args.flag("store-threshold", "store the mean threshold in the checkpoint's /meta");
   if (!args.parse(argv)) return 0;
-  MF_CHECK(args.has("lfw") != args.has("pairs"), "give exactly one of --lfw and --pairs");
+  MF_CHECK(int(args.has("lfw")) + int(args.has("pairs")) + int(args.has("identification")) == 1,
+           "give exactly one of --lfw, --pairs and --identification");
   set_num_threads(args.get_int("threads"));
 
   const std::string checkpoint = args.get("checkpoint");
+  if (args.has("identification")) {
+    auto net = load_backbone(checkpoint);
+    eval::EmbedOptions embed;
+    embed.flip = args.get("flip");
+    embed.batch_size = args.get_int("batch");
+    embed.crop_center = net->input_width() != net->input_height();
+    const eval::IdentificationResult r = eval::identify(*net, args.get("identification"), embed);
+    std::printf("identification on %s: %lld identities in the gallery, %lld probes",
+                args.get("identification").c_str(), (long long)r.gallery, (long long)r.probes);
+    if (r.failed) std::printf(", %lld unreadable images left out", (long long)r.failed);
+    std::printf("\nrank-1 %.4f   rank-5 %.4f\n", r.rank1, r.rank5);
+    return 0;
+  }
   auto backbone = load_backbone(checkpoint);
   const bool lfw = args.has("lfw");
   const eval::PairList list = lfw ? eval::read_lfw_pairs(args.get("lfw"), args.get("root"))
@@ -50,23 +70,28 @@ int run_eval(const std::vector<std::string>& argv) {
   std::printf("evaluating %s on %zu pairs (%zu images) of %s [%s], flip %s\n", checkpoint.c_str(),
               list.pairs.size(), list.images.size(), list.file.c_str(), list.protocol.c_str(),
               options.embed.flip.c_str());
-  const eval::PairEvaluation e = eval::evaluate_pairs(*backbone, list, options, threshold_list.get());
+  const eval::PairEvaluation e =
+      eval::evaluate_pairs(*backbone, list, options, threshold_list.get());
   const auto& r = e.result;
   std::printf("thresholds chosen by: %s\n", r.threshold_source.c_str());
-  std::printf("accuracy  %.4f ± %.4f  (%lld pairs", r.accuracy_mean, r.accuracy_std, (long long)r.pairs);
+  std::printf("accuracy  %.4f ± %.4f  (%lld pairs", r.accuracy_mean, r.accuracy_std,
+              (long long)r.pairs);
   if (e.missing) std::printf(", %lld images missing: their pairs dropped", (long long)e.missing);
   std::printf(")\nfolds    ");
   for (double a : r.fold_accuracies) std::printf(" %.4f", a);
   std::printf("\nAUC %.4f   EER %.4f   threshold %.4f\n", r.auc, r.eer, r.threshold_mean());
   for (const auto& t : r.tar_at_far)
-    std::printf("TAR@FAR=%g  %.4f%s\n", t.far, t.tar,
-                t.reachable ? "" : "  (too few different-identity pairs to reach this FAR; interpolated)");
+    std::printf(
+        "TAR@FAR=%g  %.4f%s\n", t.far, t.tar,
+        t.reachable ? "" : "  (too few different-identity pairs to reach this FAR; interpolated)");
   const eval::ReportInfo info{list.protocol, options.embed.flip, checkpoint, e.missing};
   if (args.has("json")) eval::write_json(args.get("json"), r, info);
-  if (args.has("roc")) eval::write_roc_png(args.get("roc"), r.roc, list.protocol + " — " + checkpoint);
+  if (args.has("roc"))
+    eval::write_roc_png(args.get("roc"), r.roc, list.protocol + " — " + checkpoint);
   if (args.flag_set("store-threshold")) {
     store_verification_threshold(checkpoint, r.threshold_mean());
-    std::printf("stored verification_threshold %.4f in %s\n", r.threshold_mean(), checkpoint.c_str());
+    std::printf("stored verification_threshold %.4f in %s\n", r.threshold_mean(),
+                checkpoint.c_str());
   }
   return 0;
 }

@@ -46,7 +46,8 @@ int run_search(const std::vector<std::string>& argv) {
   args.option("checkpoint", "model checkpoint (.h5)", "", true);
   args.option("gallery", "folder of face images, or an embeddings .h5 from `marginface embed`", "",
               true);
-  args.option("query", "a face image or a folder of them", "", true);
+  args.option("probe", "a face image or a folder of them");
+  args.option("query", "the same as --probe");
   args.option("top", "matches to show per query", "5");
   args.option("flip",
               "flip test-time augmentation: off, sum, concat (default: the gallery file's, "
@@ -61,12 +62,14 @@ int run_search(const std::vector<std::string>& argv) {
   MF_CHECK(top > 0, "--top must be positive, got ", top);
 
   const std::string checkpoint = args.get("checkpoint"), gallery_spec = args.get("gallery");
-  const std::string query_spec = args.get("query");
-  MF_CHECK(fs::exists(query_spec), "--query '", query_spec, "' does not exist");
+  MF_CHECK(args.has("probe") != args.has("query"),
+           "give the probe images with --probe (or --query)");
+  const std::string query_spec = args.has("probe") ? args.get("probe") : args.get("query");
+  MF_CHECK(fs::exists(query_spec), "--probe '", query_spec, "' does not exist");
   const std::vector<std::string> queries = fs::is_directory(query_spec)
                                                ? eval::list_image_files(query_spec)
                                                : std::vector<std::string>{query_spec};
-  MF_CHECK(!queries.empty(), "no images under --query '", query_spec, "'");
+  MF_CHECK(!queries.empty(), "no images under --probe '", query_spec, "'");
 
   auto backbone = load_backbone(checkpoint);
   auto aligner = make_aligner(args, static_cast<int>(backbone->input_height()),

@@ -117,4 +117,50 @@ Embeddings embed_files(Backbone& backbone, const std::vector<std::string>& paths
   return out;
 }
 
+IdentificationResult identify(Backbone& backbone, const std::string& dir,
+                              const EmbedOptions& options) {
+  const std::vector<std::string> files = list_image_files(dir);  // sorted by path
+  MF_CHECK(!files.empty(), "identification: no images under '", dir, "'");
+  Embeddings e = embed_images(backbone, files, options);
+  IdentificationResult r;
+  r.failed = e.num_failed();
+  // Gallery: the first readable image of each identity; probes: the rest.
+  std::vector<int64_t> gallery_rows;
+  std::vector<std::string> gallery_ids;
+  std::vector<std::pair<int64_t, std::string>> probes;
+  for (size_t i = 0; i < files.size(); ++i) {
+    if (e.failed[i]) continue;
+    const std::string id = identity_of(files[i]);
+    if (gallery_ids.empty() || gallery_ids.back() != id) {
+      if (std::find(gallery_ids.begin(), gallery_ids.end(), id) == gallery_ids.end()) {
+        gallery_ids.push_back(id);
+        gallery_rows.push_back(static_cast<int64_t>(i));
+        continue;
+      }
+    }
+    probes.emplace_back(static_cast<int64_t>(i), id);
+  }
+  const int64_t D = e.rows.dim(1);
+  Tensor gallery = Tensor::empty({static_cast<int64_t>(gallery_rows.size()), D});
+  for (size_t g = 0; g < gallery_rows.size(); ++g)
+    std::copy(e.rows.data() + gallery_rows[g] * D, e.rows.data() + (gallery_rows[g] + 1) * D,
+              gallery.data() + g * D);
+  r.identities = r.gallery = static_cast<int64_t>(gallery_rows.size());
+  r.probes = static_cast<int64_t>(probes.size());
+  MF_CHECK(r.probes > 0, "identification: '", dir, "' has no identity with two or more images");
+  int64_t hit1 = 0, hit5 = 0;
+  for (const auto& [row, id] : probes) {
+    const auto matches = top_matches(gallery, e.rows.data() + row * D, 5);
+    for (size_t k = 0; k < matches.size(); ++k)
+      if (gallery_ids[matches[k].index] == id) {
+        hit1 += k == 0;
+        ++hit5;
+        break;
+      }
+  }
+  r.rank1 = double(hit1) / double(r.probes);
+  r.rank5 = double(hit5) / double(r.probes);
+  return r;
+}
+
 }  // namespace mf::eval

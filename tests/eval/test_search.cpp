@@ -257,3 +257,33 @@ TEST(SearchEmbed, raw_photos_through_the_aligner_equal_their_aligned_crops) {
 
 }  // namespace
 }  // namespace mf::test
+
+namespace mf::test {
+namespace {
+
+// Identities a, b, c, d: the probes of a and b are copies of their gallery images (cosine 1, so
+// rank 1 by construction); c's probe is a different image; d has one image (a distractor only).
+TEST(Identification, gallery_is_the_first_image_and_copies_rank_first) {
+  TempDir tmp;
+  auto net = tiny_backbone(tmp / "ck.h5");
+  write_face(tmp / "ids/a/1.png", 1);
+  fs::copy_file(tmp / "ids/a/1.png", tmp / "ids/a/2.png");
+  write_face(tmp / "ids/b/1.png", 2);
+  fs::copy_file(tmp / "ids/b/1.png", tmp / "ids/b/2.png");
+  fs::copy_file(tmp / "ids/b/1.png", tmp / "ids/b/3.png");
+  write_face(tmp / "ids/c/1.png", 3);
+  write_face(tmp / "ids/c/2.png", 4);
+  write_face(tmp / "ids/d/1.png", 5);
+  eval::EmbedOptions options;
+  const eval::IdentificationResult r = eval::identify(*net, tmp / "ids", options);
+  EXPECT_EQ(r.gallery, 4);
+  EXPECT_EQ(r.probes, 4);
+  // 3 probes are exact copies → rank 1; c/2 with 4 gallery entries is always within rank 5.
+  EXPECT_GE(r.rank1, 0.75);
+  EXPECT_LE(r.rank1, 1.0);
+  EXPECT_DOUBLE_EQ(r.rank5, 1.0);
+  EXPECT_THROW(eval::identify(*net, tmp / "ids/d", options), Error);  // no probes at all
+}
+
+}  // namespace
+}  // namespace mf::test
