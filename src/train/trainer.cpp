@@ -180,6 +180,29 @@ std::vector<ParamGroup> make_groups(const Module& backbone, const Module& head, 
   return groups;
 }
 
+// A resumed run repeats the steps after its checkpoint: drop their records (written before the
+// run was killed) so log.jsonl holds each step once. Records are one JSON object per line with
+// "step" first.
+void truncate_log(const std::string& path, int64_t last_step) {
+  std::ifstream in(path);
+  if (!in) return;
+  std::vector<std::string> kept;
+  std::string line;
+  while (std::getline(in, line)) {
+    const auto key = line.find("\"step\":");
+    if (key == std::string::npos) continue;  // a torn last line from the kill
+    const int64_t step = std::atoll(line.c_str() + key + 7);
+    if (step <= last_step && line.back() == '}') kept.push_back(line);
+  }
+  in.close();
+  const std::string tmp = path + ".tmp";
+  {
+    std::ofstream out(tmp, std::ios::trunc);
+    for (const auto& l : kept) out << l << '\n';
+  }
+  fs::rename(tmp, path);
+}
+
 void append_line(const std::string& path, const std::string& line) {
   std::ofstream out(path, std::ios::app);
   MF_CHECK(out.good(), "cannot write '", path, "'");
@@ -243,6 +266,7 @@ TrainSummary train(const TrainOptions& o) {
     std::ofstream(out_dir / "config.yaml") << cfg.to_yaml();
   }
   const std::string log_path = (out_dir / "log.jsonl").string();
+  if (!resume.empty()) truncate_log(log_path, step);
 
   std::unique_ptr<eval::PairList> lfw;
   if (!s.lfw_pairs.empty()) lfw = std::make_unique<eval::PairList>(eval::read_lfw_pairs(s.lfw_pairs, s.lfw_root));

@@ -116,6 +116,19 @@ TEST(Train, a_killed_run_resumes_bit_for_bit) {
   const auto wb = weights_of((kDir / "killed" / "checkpoints" / "last.h5").string());
   ASSERT_EQ(wa.size(), wb.size());
   EXPECT_TRUE(wa == wb) << "resumed weights differ from the uninterrupted run";
+  // The logs agree step by step: same losses, each step logged once.
+  auto losses = [](const fs::path& log) {
+    std::vector<std::string> out;
+    std::ifstream in(log);
+    for (std::string line; std::getline(in, line);) {
+      const auto from = line.find("\"loss\":"), to = line.find(',', from);
+      out.push_back(line.substr(from, to - from));
+    }
+    return out;
+  };
+  const auto la = losses(kDir / "straight" / "log.jsonl"), lb = losses(kDir / "killed" / "log.jsonl");
+  EXPECT_EQ(la.size(), 9u);
+  EXPECT_EQ(la, lb);
 }
 
 TEST(Train, config_mistakes_name_file_line_and_key) {
