@@ -87,7 +87,7 @@ int run_eval(const std::vector<std::string>& argv) {
   const eval::ReportInfo info{list.protocol, options.embed.flip, checkpoint, e.missing};
   if (args.has("json")) eval::write_json(args.get("json"), r, info);
   if (args.has("roc"))
-    eval::write_roc_png(args.get("roc"), r.roc, list.protocol + " — " + checkpoint);
+    eval::write_roc_png(args.get("roc"), r.roc, list.protocol + " - " + checkpoint);
   if (args.flag_set("store-threshold")) {
     store_verification_threshold(checkpoint, r.threshold_mean());
     std::printf("stored verification_threshold %.4f in %s\n", r.threshold_mean(),
