@@ -74,7 +74,9 @@ void load_checkpoint(const std::string& path, Module& model, Module* head, Optim
   h5::File f(path, h5::File::Mode::kRead);
   read_meta(f);
   load_module(f, "/model", model);
-  if (head) {
+  // A head without parameters or buffers (triplet) stores nothing under /head.
+  if (head &&
+      (f.exists("/head") || !head->named_parameters().empty() || !head->named_buffers().empty())) {
     MF_CHECK(f.exists("/head"), path, ": the checkpoint holds no head");
     load_module(f, "/head", *head);
   }

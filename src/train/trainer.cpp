@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <csignal>
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
@@ -32,6 +33,28 @@ const std::vector<std::string>& config_sections() {
 namespace {
 
 using Clock = std::chrono::steady_clock;
+
+// SIGINT / SIGTERM ask the loop to stop after the current step, with a checkpoint.
+volatile std::sig_atomic_t g_stop_signal = 0;
+extern "C" void request_stop(int signal) { g_stop_signal = signal; }
+
+// Installs the handlers for the lifetime of a train() call, restoring the previous ones after.
+class StopOnSignal {
+ public:
+  StopOnSignal() {
+    g_stop_signal = 0;
+    old_int_ = std::signal(SIGINT, request_stop);
+    old_term_ = std::signal(SIGTERM, request_stop);
+  }
+  ~StopOnSignal() {
+    std::signal(SIGINT, old_int_);
+    std::signal(SIGTERM, old_term_);
+  }
+
+ private:
+  void (*old_int_)(int);
+  void (*old_term_)(int);
+};
 
 double seconds_since(Clock::time_point t) {
   return std::chrono::duration<double>(Clock::now() - t).count();
@@ -213,6 +236,7 @@ void append_line(const std::string& path, const std::string& line) {
 
 TrainSummary train(const TrainOptions& o) {
   const auto start = Clock::now();
+  const StopOnSignal stop_on_signal;
   Config cfg = Config::load(o.config_path, o.overrides);
   Settings s = read_settings(cfg);
   set_num_threads(s.threads);
@@ -293,6 +317,22 @@ TrainSummary train(const TrainOptions& o) {
     save_checkpoint(path, c);
   };
 
+  // checkpoints/step_N.h5, copied to last.h5; only the newest keep_checkpoints step files stay.
+  auto save_step_checkpoint = [&]() {
+    const fs::path path = ck_dir / ("step_" + std::to_string(step) + ".h5");
+    save(path.string());
+    fs::copy_file(path, ck_dir / "last.h5.tmp", fs::copy_options::overwrite_existing);
+    fs::rename(ck_dir / "last.h5.tmp", ck_dir / "last.h5");
+    std::vector<std::pair<int64_t, fs::path>> steps;
+    for (const auto& e : fs::directory_iterator(ck_dir)) {
+      const std::string n = e.path().filename().string();
+      if (n.rfind("step_", 0) == 0 && e.path().extension() == ".h5")
+        steps.emplace_back(std::stoll(n.substr(5)), e.path());
+    }
+    std::sort(steps.begin(), steps.end());
+    for (size_t i = 0; i + s.keep_checkpoints < steps.size(); ++i) fs::remove(steps[i].second);
+  };
+
   TrainSummary summary;
   summary.output_dir = s.output_dir;
   auto evaluate = [&]() {
@@ -352,13 +392,15 @@ TrainSummary train(const TrainOptions& o) {
     for (int64_t micro = 0; micro < s.grad_accum; ++micro) {
       std::optional<Batch> batch = loader.next();
       MF_CHECK(batch.has_value(), "internal: the loader ran out of batches within an epoch");
-      if (batch->labels.size() < 2) continue;  // everything unreadable: nothing to learn from
+      // After a non-finite loss the step's remaining batches are still drawn, so the loader stays
+      // at step × grad_accum and a resumed run sees the same batches.
+      if (!finite || batch->labels.size() < 2) continue;  // < 2: everything unreadable
       Var embeddings = backbone->forward(Var(batch->images));
       HeadOutput out = head->forward(embeddings, batch->labels, {step});
       const double loss = out.loss.value().item();
       if (!std::isfinite(loss)) {
         finite = false;
-        break;
+        continue;
       }
       backward(affine(out.loss, 1.0f / static_cast<float>(s.grad_accum)));
       step_loss += loss / s.grad_accum;
@@ -414,23 +456,15 @@ TrainSummary train(const TrainOptions& o) {
       window_start = Clock::now();
     }
     const bool last = step == total_steps;
-    if (step % s.checkpoint_every == 0 || last) {
-      const fs::path path = ck_dir / ("step_" + std::to_string(step) + ".h5");
-      save(path.string());
-      fs::copy_file(path, ck_dir / "last.h5.tmp", fs::copy_options::overwrite_existing);
-      fs::rename(ck_dir / "last.h5.tmp", ck_dir / "last.h5");
-      // Keep the newest keep_checkpoints step files.
-      std::vector<std::pair<int64_t, fs::path>> steps;
-      for (const auto& e : fs::directory_iterator(ck_dir)) {
-        const std::string n = e.path().filename().string();
-        if (n.rfind("step_", 0) == 0 && e.path().extension() == ".h5")
-          steps.emplace_back(std::stoll(n.substr(5)), e.path());
-      }
-      std::sort(steps.begin(), steps.end());
-      for (size_t i = 0; i + s.keep_checkpoints < steps.size(); ++i) fs::remove(steps[i].second);
-    }
+    if (step % s.checkpoint_every == 0 || last) save_step_checkpoint();
     if (lfw && ((s.lfw_every > 0 && step % s.lfw_every == 0) || last)) evaluate();
     if (o.stop_after > 0 && step >= o.stop_after) break;
+    if (g_stop_signal) {
+      if (step % s.checkpoint_every != 0 && !last) save_step_checkpoint();
+      std::printf("stopped by signal %d at step %lld; checkpoint saved, continue with "
+                  "--resume auto\n", int(g_stop_signal), (long long)step);
+      break;
+    }
   }
 
   summary.steps = step;

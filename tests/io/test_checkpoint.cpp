@@ -121,6 +121,22 @@ TEST(Checkpoint, minimal_model_and_meta_file_is_enough) {
   EXPECT_NE(error_of([&] { load_checkpoint(path, *model2, head.get()); }).find(path), std::string::npos);
 }
 
+// A head without parameters or buffers (triplet) stores nothing; its run must still resume.
+TEST(Checkpoint, a_head_without_tensors_loads_back) {
+  auto model = small_model(1);
+  Sequential head;
+  CheckpointContents contents;
+  contents.meta.backbone = "ir18";
+  contents.meta.head = "triplet";
+  contents.model = model.get();
+  contents.head = &head;
+  const std::string path = temp_path("stateless_head.h5");
+  save_checkpoint(path, contents);
+  auto model2 = small_model(2);
+  Sequential head2;
+  EXPECT_NO_THROW(load_checkpoint(path, *model2, &head2));
+}
+
 TEST(Checkpoint, truncated_and_corrupt_files_give_clear_errors) {
   auto model = small_model(1);
   const std::string path = temp_path("good.h5"), cut = temp_path("truncated.h5"), junk = temp_path("junk.h5");
