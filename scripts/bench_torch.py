@@ -1,0 +1,74 @@
+#!/usr/bin/python3
+"""PyTorch side of `marginface bench`: the same training or inference step on random data.
+
+Runs the insightface-layout IResNet/MobileFaceNet from scripts/torch_backbones.py with a softmax
+(linear, no bias) head, SGD momentum 0.9, on `--threads` threads (OMP_NUM_THREADS and
+torch.set_num_threads — Debian's torch starts with 1), and prints one JSON line with the median
+images/s over --iters iterations after --warmup, like `marginface bench --json`.
+
+  /usr/bin/python3 scripts/bench_torch.py --backbone ir18 --width 0.25 --batch 64 --classes 377
+"""
+import argparse
+import json
+import os
+import resource
+import statistics
+import sys
+import time
+
+parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+parser.add_argument("--backbone", default="ir50")
+parser.add_argument("--width", type=float, default=1.0)
+parser.add_argument("--embedding-size", type=int, default=512)
+parser.add_argument("--classes", type=int, default=1000)
+parser.add_argument("--batch", type=int, default=32)
+parser.add_argument("--threads", type=int, default=2)
+parser.add_argument("--mode", choices=["train", "infer"], default="train")
+parser.add_argument("--iters", type=int, default=5)
+parser.add_argument("--warmup", type=int, default=1)
+parser.add_argument("--channels-last", action="store_true")
+args = parser.parse_args()
+
+os.environ["OMP_NUM_THREADS"] = str(args.threads)
+import torch  # noqa: E402  (after OMP_NUM_THREADS)
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from torch_backbones import build_backbone  # noqa: E402
+
+torch.set_num_threads(args.threads)
+torch.manual_seed(0)
+model, (height, width) = build_backbone(args.backbone, args.width, args.embedding_size)
+head = torch.nn.Linear(args.embedding_size, args.classes, bias=False)
+params = list(model.parameters()) + list(head.parameters())
+opt = torch.optim.SGD([p for p in params if p.requires_grad], lr=0.01, momentum=0.9, weight_decay=5e-4)
+images = torch.rand(args.batch, 3, height, width) * 2 - 1
+labels = torch.randint(0, args.classes, (args.batch,))
+if args.channels_last:
+    model = model.to(memory_format=torch.channels_last)
+    images = images.contiguous(memory_format=torch.channels_last)
+
+
+def step():
+    if args.mode == "train":
+        model.train()
+        opt.zero_grad(set_to_none=True)
+        loss = torch.nn.functional.cross_entropy(head(model(images)), labels)
+        loss.backward()
+        opt.step()
+    else:
+        model.eval()
+        with torch.no_grad():
+            model(images)
+
+
+for _ in range(args.warmup):
+    step()
+rates = []
+for _ in range(args.iters):
+    t0 = time.perf_counter()
+    step()
+    rates.append(args.batch / (time.perf_counter() - t0))
+print(json.dumps({"framework": "pytorch " + torch.__version__, "backbone": args.backbone, "width": args.width,
+                  "mode": args.mode, "batch": args.batch, "threads": args.threads,
+                  "images_per_s": statistics.median(rates), "images_per_s_all": rates,
+                  "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0}))
