@@ -471,10 +471,15 @@ TrainSummary train(const TrainOptions& o) {
   summary.bad_images = loader.bad_images();
   summary.wall_seconds = seconds_since(start);
   summary.images_per_s = images_total / std::max(seconds_since(train_start), 1e-9);
-  std::printf("done: %lld steps in %s (%.1f img/s)", (long long)step, format_duration(summary.wall_seconds).c_str(),
-              summary.images_per_s);
+  if (step == first_step) {
+    std::printf("nothing to train: the run already reached step %lld", (long long)step);
+  } else {
+    std::printf("done: %lld steps in %s (%.1f img/s)", (long long)step,
+                format_duration(summary.wall_seconds).c_str(), summary.images_per_s);
+  }
   if (summary.bad_images) std::printf(", %lld unreadable images skipped", (long long)summary.bad_images);
-  if (summary.skipped_steps) std::printf(", %lld steps skipped for a non-finite loss", (long long)summary.skipped_steps);
+  if (summary.skipped_steps)
+    std::printf(", %lld steps skipped for a non-finite loss", (long long)summary.skipped_steps);
   std::printf("\ncheckpoints in %s\n", ck_dir.string().c_str());
   return summary;
 }
