@@ -110,6 +110,12 @@ def cmd_fixture(args):
     rel = write_images(images, np.random.default_rng(11))
     x = load_faces([os.path.join(images, r) for r in rel], 112, 112)
     refs = {"flip_" + flip: embed(model, x, flip) for flip in FLIPS}
+    # The .pgm is committed as a lossless grey.png beside the folder (tests/apps/test_embed.cpp
+    # writes c/grey.pgm from it), so the repository holds no .pgm/.jpg that could pass for face data.
+    import cv2
+    pgm = os.path.join(images, "c", "grey.pgm")
+    cv2.imwrite(os.path.join(out, "grey.png"), cv2.imread(pgm, cv2.IMREAD_UNCHANGED))
+    os.remove(pgm)
     write_reference(os.path.join(out, "reference.h5"), rel, refs,
                     {"backbone": backbone, "width": width, "embedding_size": dim,
                      "torch_version": str(torch.__version__),

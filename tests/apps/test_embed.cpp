@@ -19,6 +19,8 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <opencv2/imgcodecs.hpp>
+#include <stdexcept>
 
 #include "eval/embed.h"
 #include "io/checkpoint.h"
@@ -161,7 +163,28 @@ std::vector<double> row_cosines(const Tensor& ours, const Tensor& ref) {
 }
 
 const std::string kModel = fixture_path("embed/model.h5");
-const std::string kImages = fixture_path("embed/images");
+// The image tree the tests embed: the committed fixture folder copied to a temporary directory,
+// plus c/grey.pgm decoded from the committed grey.png (same pixels, lossless). The .pgm is made
+// here rather than committed, so no .pgm/.jpg file in the repository can be mistaken for face data.
+std::string materialize_images() {
+  const fs::path dir =
+      fs::temp_directory_path() / ("mf_embed_images_" + std::to_string(::getpid()));
+  fs::remove_all(dir);
+  fs::copy(fixture_path("embed/images"), dir, fs::copy_options::recursive);
+  const cv::Mat grey = cv::imread(fixture_path("embed/grey.png"), cv::IMREAD_UNCHANGED);
+  if (grey.empty() || grey.channels() != 1 || !cv::imwrite((dir / "c" / "grey.pgm").string(), grey))
+    throw std::runtime_error("cannot write c/grey.pgm from tests/fixtures/embed/grey.png");
+  return dir.string();
+}
+struct MaterializedImages {
+  const std::string dir = materialize_images();
+  ~MaterializedImages() {
+    std::error_code ignored;
+    fs::remove_all(dir, ignored);
+  }
+};
+const MaterializedImages kMaterialized;
+const std::string& kImages = kMaterialized.dir;
 const std::string kReference = fixture_path("embed/reference.h5");
 
 TEST(EmbedFixture, command_matches_pytorch_for_every_flip_mode) {
