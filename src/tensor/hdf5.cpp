@@ -131,26 +131,29 @@ bool File::is_group(const std::string& name) const {
   return info.type == H5O_TYPE_GROUP;
 }
 
-int64_t File::open_object(const std::string& name) const {
-  MF_CHECK(exists(name), path_, ": missing '", name, "'");
-  const hid_t obj = H5Oopen(id_, name.c_str(), H5P_DEFAULT);
-  MF_CHECK(obj >= 0, path_, ": cannot open '", name, "' (corrupt file?)");
-  return obj;
-}
-
-std::vector<double> File::read_doubles(const std::string& name, std::vector<int64_t>* shape) const {
-  Handle ds(H5Dopen2(id_, name.c_str(), H5P_DEFAULT));
-  MF_CHECK(ds >= 0, path_, ": missing dataset '", name, "'");
+namespace {
+// A whole dataset converted by HDF5 to the memory type `mem_type` (T's native type).
+template <class T>
+std::vector<T> read_all(hid_t file, const std::string& path, const std::string& name,
+                        hid_t mem_type, const char* as_what, std::vector<int64_t>* shape) {
+  Handle ds(H5Dopen2(file, name.c_str(), H5P_DEFAULT));
+  MF_CHECK(ds >= 0, path, ": missing dataset '", name, "'");
   Handle space(H5Dget_space(ds));
   const auto dims = dims_of(space);
   int64_t n = 1;
   for (auto d : dims) n *= d;
-  std::vector<double> values(n);
+  std::vector<T> values(n);
   if (n > 0)
-    MF_CHECK(H5Dread(ds, H5T_NATIVE_DOUBLE, H5S_ALL, H5S_ALL, H5P_DEFAULT, values.data()) >= 0,
-             path_, ": cannot read dataset '", name, "' as numbers (corrupt or truncated?)");
+    MF_CHECK(H5Dread(ds, mem_type, H5S_ALL, H5S_ALL, H5P_DEFAULT, values.data()) >= 0, path,
+             ": cannot read dataset '", name, "' ", as_what);
   if (shape) *shape = dims;
   return values;
+}
+}  // namespace
+
+std::vector<double> File::read_doubles(const std::string& name, std::vector<int64_t>* shape) const {
+  return read_all<double>(id_, path_, name, H5T_NATIVE_DOUBLE,
+                          "as numbers (corrupt or truncated?)", shape);
 }
 
 Tensor File::read_tensor(const std::string& name) const {
@@ -165,18 +168,7 @@ Tensor File::read_tensor(const std::string& name) const {
 }
 
 std::vector<int64_t> File::read_int64(const std::string& name, std::vector<int64_t>* shape) const {
-  Handle ds(H5Dopen2(id_, name.c_str(), H5P_DEFAULT));
-  MF_CHECK(ds >= 0, path_, ": missing dataset '", name, "'");
-  Handle space(H5Dget_space(ds));
-  const auto dims = dims_of(space);
-  int64_t n = 1;
-  for (auto d : dims) n *= d;
-  std::vector<int64_t> values(n);
-  if (n > 0)
-    MF_CHECK(H5Dread(ds, H5T_NATIVE_INT64, H5S_ALL, H5S_ALL, H5P_DEFAULT, values.data()) >= 0,
-             path_, ": cannot read dataset '", name, "' as integers");
-  if (shape) *shape = dims;
-  return values;
+  return read_all<int64_t>(id_, path_, name, H5T_NATIVE_INT64, "as integers", shape);
 }
 
 std::vector<std::string> File::read_strings(const std::string& name) const {

@@ -56,7 +56,6 @@ class File {
   void flush();
 
  private:
-  int64_t open_object(const std::string& name) const;  // hid_t
   void ensure_group(const std::string& name);
   std::string path_;
   int64_t id_ = -1;  // hid_t
