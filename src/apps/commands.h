@@ -17,6 +17,7 @@ const std::vector<Command>& commands();
 
 int run_info(const std::vector<std::string>& args);
 int run_train(const std::vector<std::string>& args);
+int run_ablate(const std::vector<std::string>& args);
 int run_eval(const std::vector<std::string>& args);
 int run_embed(const std::vector<std::string>& args);
 int run_pack(const std::vector<std::string>& args);

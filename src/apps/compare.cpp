@@ -3,7 +3,6 @@
 #include <cstdio>
 
 #include "apps/commands.h"
-#include "apps/common.h"
 #include "apps/face_pipeline.h"
 #include "eval/search.h"
 #include "io/checkpoint.h"

@@ -17,7 +17,6 @@
 #include <sstream>
 
 #include "apps/commands.h"
-#include "apps/common.h"
 #include "io/checkpoint.h"
 #include "tensor/hdf5.h"
 #include "tensor/parallel.h"

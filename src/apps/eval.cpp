@@ -2,7 +2,6 @@
 #include <cstdio>
 
 #include "apps/commands.h"
-#include "apps/common.h"
 #include "eval/embed.h"
 #include "eval/search.h"
 #include "io/checkpoint.h"

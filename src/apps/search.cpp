@@ -7,7 +7,7 @@
 #include <filesystem>
 
 #include "apps/commands.h"
-#include "apps/common.h"
+#include "io/checkpoint.h"
 #include "apps/face_pipeline.h"
 #include "tensor/parallel.h"
 #include "util/args.h"

@@ -20,7 +20,9 @@ class FileSource : public ImageSource {
  public:
   FileSource(std::vector<std::string> paths, std::vector<int64_t> labels,
              std::vector<std::string> identities, bool crop_center)
-      : paths_(std::move(paths)), labels_(std::move(labels)), identities_(std::move(identities)),
+      : paths_(std::move(paths)),
+        labels_(std::move(labels)),
+        identities_(std::move(identities)),
         crop_center_(crop_center) {}
   int64_t size() const override { return static_cast<int64_t>(paths_.size()); }
   int64_t label(int64_t i) const override { return labels_[i]; }
@@ -41,7 +43,8 @@ class FileSource : public ImageSource {
 // (one 37 KB row is a fast read; decoding dominates elsewhere, not here).
 class PackedSource : public ImageSource {
  public:
-  PackedSource(const std::string& path, bool crop_center) : file_(path, h5::File::Mode::kRead), crop_center_(crop_center) {
+  PackedSource(const std::string& path, bool crop_center)
+      : file_(path, h5::File::Mode::kRead), crop_center_(crop_center) {
     const auto shape = file_.shape_of("/images");
     MF_CHECK(shape.size() == 4 && shape[3] == 3, path, ": /images must be uint8 (N, H, W, 3), got ",
              shape.size(), " dimensions");
@@ -49,7 +52,8 @@ class PackedSource : public ImageSource {
     H_ = shape[1];
     W_ = shape[2];
     labels_ = file_.read_int64("/labels");
-    MF_CHECK(static_cast<int64_t>(labels_.size()) == N_, path, ": ", labels_.size(), " labels for ", N_, " images");
+    MF_CHECK(static_cast<int64_t>(labels_.size()) == N_, path, ": ", labels_.size(), " labels for ",
+             N_, " images");
     identities_ = file_.read_strings("/identities");
     for (int64_t i = 0; i < N_; ++i)
       MF_CHECK(labels_[i] >= 0 && labels_[i] < static_cast<int64_t>(identities_.size()), path,
@@ -111,7 +115,8 @@ std::unique_ptr<ImageSource> open_folder_source(const std::string& root, bool cr
     }
   }
   MF_CHECK(!paths.empty(), "no images under '", root, "' (expected root/<identity>/<image>)");
-  return std::make_unique<FileSource>(std::move(paths), std::move(labels), std::move(identities), crop_center);
+  return std::make_unique<FileSource>(std::move(paths), std::move(labels), std::move(identities),
+                                      crop_center);
 }
 
 std::unique_ptr<ImageSource> open_list_source(const std::string& list, const std::string& root,
@@ -123,7 +128,8 @@ std::unique_ptr<ImageSource> open_list_source(const std::string& list, const std
   std::map<int64_t, std::string> names;
   std::string line;
   for (int line_no = 1; std::getline(in, line); ++line_no) {
-    if (line.empty() || line[0] == '#' || line.find_first_not_of(" \t\r") == std::string::npos) continue;
+    if (line.empty() || line[0] == '#' || line.find_first_not_of(" \t\r") == std::string::npos)
+      continue;
     std::istringstream fields(line);
     std::string path, label_text, extra;
     fields >> path >> label_text;
@@ -137,7 +143,8 @@ std::unique_ptr<ImageSource> open_list_source(const std::string& list, const std
     }
     MF_CHECK(label >= 0 && used == label_text.size(), list, ":", line_no, ": label '", label_text,
              "' is not a non-negative integer");
-    const fs::path p = fs::path(path).is_absolute() || root.empty() ? fs::path(path) : fs::path(root) / path;
+    const fs::path p =
+        fs::path(path).is_absolute() || root.empty() ? fs::path(path) : fs::path(root) / path;
     paths.push_back(p.string());
     labels.push_back(label);
     names.emplace(label, p.parent_path().filename().string());
@@ -147,17 +154,20 @@ std::unique_ptr<ImageSource> open_list_source(const std::string& list, const std
   std::vector<std::string> identities(K);
   for (int64_t k = 0; k < K; ++k) {
     auto it = names.find(k);
-    MF_CHECK(it != names.end(), list, ": labels must be 0..", K - 1, " without gaps; ", k, " is missing");
+    MF_CHECK(it != names.end(), list, ": labels must be 0..", K - 1, " without gaps; ", k,
+             " is missing");
     identities[k] = it->second;
   }
-  return std::make_unique<FileSource>(std::move(paths), std::move(labels), std::move(identities), crop_center);
+  return std::make_unique<FileSource>(std::move(paths), std::move(labels), std::move(identities),
+                                      crop_center);
 }
 
 std::unique_ptr<ImageSource> open_packed_source(const std::string& path, bool crop_center) {
   return std::make_unique<PackedSource>(path, crop_center);
 }
 
-std::unique_ptr<ImageSource> open_source(const std::string& spec, const std::string& root, bool crop_center) {
+std::unique_ptr<ImageSource> open_source(const std::string& spec, const std::string& root,
+                                         bool crop_center) {
   if (fs::is_directory(spec)) return open_folder_source(spec, crop_center);
   MF_CHECK(fs::exists(spec), "training source not found: '", spec, "'");
   std::string ext = fs::path(spec).extension().string();
@@ -167,12 +177,17 @@ std::unique_ptr<ImageSource> open_source(const std::string& spec, const std::str
 
 void TrainingSet::add(std::unique_ptr<ImageSource> source) {
   const int64_t offset = num_classes();
+  const int64_t room = max_identities_ > 0 ? max_identities_ - offset : INT64_MAX;
+  if (room <= 0) return;
   const int index = static_cast<int>(sources_.size());
   for (int64_t i = 0; i < source->size(); ++i) {
+    if (source->label(i) >= room) continue;
     labels_.push_back(offset + source->label(i));
     where_.emplace_back(index, i);
   }
-  for (const auto& name : source->identities()) identities_.push_back(name);
+  const auto& names = source->identities();
+  for (int64_t k = 0; k < std::min<int64_t>(room, static_cast<int64_t>(names.size())); ++k)
+    identities_.push_back(names[k]);
   sources_.push_back(std::move(source));
 }
 

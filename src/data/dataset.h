@@ -22,9 +22,9 @@ class ImageSource {
  public:
   virtual ~ImageSource() = default;
   virtual int64_t size() const = 0;
-  virtual int64_t label(int64_t i) const = 0;                     // local, in [0, identities)
+  virtual int64_t label(int64_t i) const = 0;                      // local, in [0, identities)
   virtual const std::vector<std::string>& identities() const = 0;  // local label → name
-  virtual std::string name_of(int64_t i) const = 0;               // the path, for messages
+  virtual std::string name_of(int64_t i) const = 0;                // the path, for messages
   // Image i as (3, H, W) floats in insightface's normalisation, written to out.
   virtual void load(int64_t i, int H, int W, float* out) const = 0;
 };
@@ -39,7 +39,10 @@ std::unique_ptr<ImageSource> open_source(const std::string& spec, const std::str
 
 class TrainingSet {
  public:
-  TrainingSet(int height, int width) : height_(height), width_(width) {}
+  // max_identities > 0 keeps only the first that many identities (in source order) and their
+  // images: small experiments such as the 2-D feature toy of `marginface ablate`.
+  TrainingSet(int height, int width, int64_t max_identities = 0)
+      : height_(height), width_(width), max_identities_(max_identities) {}
   void add(std::unique_ptr<ImageSource> source);
 
   int64_t size() const { return static_cast<int64_t>(labels_.size()); }
@@ -54,8 +57,9 @@ class TrainingSet {
 
  private:
   int height_, width_;
+  int64_t max_identities_;
   std::vector<std::unique_ptr<ImageSource>> sources_;
-  std::vector<int64_t> labels_;             // global label per sample
+  std::vector<int64_t> labels_;                 // global label per sample
   std::vector<std::pair<int, int64_t>> where_;  // (source, local index) per sample
   std::vector<std::string> identities_;
 };

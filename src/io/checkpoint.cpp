@@ -1,11 +1,15 @@
 #include "io/checkpoint.h"
 
 #include <filesystem>
+#include <sstream>
 
-#include "tensor/hdf5.h"
 #include "io/module_io.h"
+#include "layers/backbones/registry.h"
 #include "optim/optimizer.h"
+#include "tensor/hdf5.h"
+#include "tensor/rng.h"
 #include "util/error.h"
+#include "util/params.h"
 
 namespace mf {
 
@@ -21,13 +25,15 @@ void write_meta(h5::File& f, const CheckpointMeta& m) {
   f.write_attr("/meta", "epoch", m.epoch);
   f.write_attr("/meta", "head", m.head);
   f.write_attr("/meta", "config", m.config);
-  if (m.verification_threshold) f.write_attr("/meta", "verification_threshold", *m.verification_threshold);
+  if (m.verification_threshold)
+    f.write_attr("/meta", "verification_threshold", *m.verification_threshold);
 }
 
 CheckpointMeta read_meta(const h5::File& f) {
   MF_CHECK(f.exists("/meta"), f.path(), ": not a marginface checkpoint (no /meta group)");
   CheckpointMeta m;
-  const int64_t version = f.has_attr("/meta", "format_version") ? f.read_attr_int("/meta", "format_version") : 1;
+  const int64_t version =
+      f.has_attr("/meta", "format_version") ? f.read_attr_int("/meta", "format_version") : 1;
   MF_CHECK(version <= CheckpointMeta::kFormatVersion, f.path(), ": checkpoint format ", version,
            " is newer than this build reads (", CheckpointMeta::kFormatVersion, ")");
   m.backbone = f.read_attr_string("/meta", "backbone");
@@ -81,7 +87,8 @@ void load_checkpoint(const std::string& path, Module& model, Module* head, Optim
     load_module(f, "/head", *head);
   }
   if (optimizer) {
-    MF_CHECK(f.exists("/optimizer"), path, ": the checkpoint holds no optimizer state to resume from");
+    MF_CHECK(f.exists("/optimizer"), path,
+             ": the checkpoint holds no optimizer state to resume from");
     std::map<std::string, Tensor> state;
     // Names are "<kind>/<param path>" where the parameter path itself contains '/': walk the tree.
     std::vector<std::string> pending{"/optimizer"};
@@ -90,13 +97,17 @@ void load_checkpoint(const std::string& path, Module& model, Module* head, Optim
       pending.pop_back();
       for (const auto& name : f.list(group)) {
         const std::string full = group + "/" + name;
-        if (f.is_group(full)) pending.push_back(full);
-        else state[full.substr(std::string("/optimizer/").size())] = f.read_tensor(full);
+        if (f.is_group(full))
+          pending.push_back(full);
+        else
+          state[full.substr(std::string("/optimizer/").size())] = f.read_tensor(full);
       }
     }
     optimizer->load_state(state);
   }
-  if (identities) *identities = f.exists("/identities") ? f.read_strings("/identities") : std::vector<std::string>{};
+  if (identities)
+    *identities =
+        f.exists("/identities") ? f.read_strings("/identities") : std::vector<std::string>{};
 }
 
 void store_verification_threshold(const std::string& path, double threshold) {
@@ -110,6 +121,20 @@ void store_verification_threshold(const std::string& path, double threshold) {
     f.flush();
   }
   h5::commit_atomic(tmp, path);
+}
+
+std::unique_ptr<Backbone> load_backbone(const std::string& checkpoint) {
+  const CheckpointMeta meta = read_checkpoint_meta(checkpoint);
+  Params p("checkpoint");
+  std::ostringstream width;
+  width.precision(17);  // std::to_string keeps 6 decimals: a width of 1/3 would build other sizes
+  width << meta.width;
+  p.set("width", width.str(), checkpoint + " /meta");
+  p.set("embedding_size", std::to_string(meta.embedding_size), checkpoint + " /meta");
+  Rng rng(0);
+  auto backbone = builtin_backbones().create(meta.backbone, p, rng);
+  load_checkpoint(checkpoint, *backbone);
+  return backbone;
 }
 
 }  // namespace mf

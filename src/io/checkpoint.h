@@ -12,10 +12,12 @@
 #pragma once
 
 #include <map>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
 
+#include "layers/backbones/backbone.h"
 #include "layers/module.h"
 #include "tensor/tensor.h"
 
@@ -25,13 +27,13 @@ class Optimizer;
 
 struct CheckpointMeta {
   static constexpr int64_t kFormatVersion = 1;
-  std::string backbone;           // registry name, e.g. "ir50"
+  std::string backbone;  // registry name, e.g. "ir50"
   int64_t embedding_size = 512;
   double width = 1.0;
   int64_t input_height = 112, input_width = 112;
   int64_t step = 0, epoch = 0;
-  std::string head;               // head type, empty when no head is stored
-  std::string config;             // resolved YAML of the run
+  std::string head;    // head type, empty when no head is stored
+  std::string config;  // resolved YAML of the run
   std::optional<double> verification_threshold;
 };
 
@@ -52,9 +54,14 @@ CheckpointMeta read_checkpoint_meta(const std::string& path);
 // Loads what the pointers ask for: the model always, the head and optimizer state when given
 // (an error if the file has none), and fills identities when non-null.
 void load_checkpoint(const std::string& path, Module& model, Module* head = nullptr,
-                     Optimizer* optimizer = nullptr, std::vector<std::string>* identities = nullptr);
+                     Optimizer* optimizer = nullptr,
+                     std::vector<std::string>* identities = nullptr);
 
 // Writes /meta verification_threshold into an existing checkpoint (atomically).
+// The backbone a checkpoint was trained with (/meta backbone, width, embedding_size), its weights
+// loaded from /model. Errors name the file and, for a missing or misshapen tensor, the tensor.
+std::unique_ptr<Backbone> load_backbone(const std::string& checkpoint);
+
 void store_verification_threshold(const std::string& path, double threshold);
 
 }  // namespace mf

@@ -45,11 +45,16 @@ void flatten(const YAML::Node& node, const std::string& prefix, const std::strin
       flatten(value, name, source, overridden, dotted_base, out);
       continue;
     }
-    const bool from_set = std::find(overridden.begin(), overridden.end(), dotted) != overridden.end();
-    const std::string origin = from_set ? std::string("--set ") + dotted : where(source, it->first.Mark());
-    if (value.IsSequence()) out.set(name, flow_text(value), origin);
-    else if (value.IsNull()) out.set(name, "", origin);
-    else out.set(name, value.as<std::string>(), origin);
+    const bool from_set =
+        std::find(overridden.begin(), overridden.end(), dotted) != overridden.end();
+    const std::string origin =
+        from_set ? std::string("--set ") + dotted : where(source, it->first.Mark());
+    if (value.IsSequence())
+      out.set(name, flow_text(value), origin);
+    else if (value.IsNull())
+      out.set(name, "", origin);
+    else
+      out.set(name, value.as<std::string>(), origin);
   }
 }
 
@@ -73,18 +78,24 @@ Config Config::parse(const std::string& text, const std::string& name,
     MF_FAIL(where(name, e.mark), ": invalid YAML: ", e.msg);
   }
   if (c.root_->IsNull()) *c.root_ = YAML::Node(YAML::NodeType::Map);
-  MF_CHECK(c.root_->IsMap(), name, ": the config must be a map of sections (data, model, head, ...)");
+  MF_CHECK(c.root_->IsMap(), name,
+           ": the config must be a map of sections (data, model, head, ...)");
+  c.apply_overrides(overrides);
+  return c;
+}
+
+void Config::apply_overrides(const std::vector<std::string>& overrides) {
   for (const std::string& o : overrides) {
     const auto eq = o.find('=');
     MF_CHECK(eq != std::string::npos && eq > 0, "--set '", o, "': expected key.path=value");
     const std::string dotted = o.substr(0, eq), value = o.substr(eq + 1);
     const auto parts = split_dots(dotted);
     // Walk with fresh handles: yaml-cpp's operator[] on a copy still writes into the tree.
-    std::vector<YAML::Node> chain{*c.root_};
+    std::vector<YAML::Node> chain{*root_};
     for (size_t i = 0; i + 1 < parts.size(); ++i) {
       YAML::Node next = chain.back()[parts[i]];
-      MF_CHECK(!next.IsDefined() || next.IsMap() || next.IsNull(), "--set ", dotted, ": '", parts[i],
-               "' is not a section");
+      MF_CHECK(!next.IsDefined() || next.IsMap() || next.IsNull(), "--set ", dotted, ": '",
+               parts[i], "' is not a section");
       chain.push_back(next);
     }
     YAML::Node parsed;
@@ -94,9 +105,8 @@ Config Config::parse(const std::string& text, const std::string& name,
       parsed = YAML::Node(value);
     }
     chain.back()[parts.back()] = parsed;
-    c.overridden_.push_back(dotted);
+    overridden_.push_back(dotted);
   }
-  return c;
 }
 
 namespace {
@@ -114,7 +124,9 @@ YAML::Node find(const YAML::Node& root, const std::string& dotted) {
 }
 }  // namespace
 
-bool Config::has(const std::string& dotted) const { return find(*root_, dotted).IsDefined(); }
+bool Config::has(const std::string& dotted) const {
+  return find(*root_, dotted).IsDefined();
+}
 
 Params Config::section(const std::string& section) const {
   Params out(section);
@@ -133,6 +145,30 @@ void Config::check_sections(const std::vector<std::string>& known) const {
     for (const auto& k : known) list += (list.empty() ? "" : ", ") + k;
     MF_FAIL(where(source_, it->first.Mark()), ": unknown section '", key, "' (known: ", list, ")");
   }
+}
+
+std::vector<std::string> Config::keys(const std::string& section) const {
+  std::vector<std::string> out;
+  const YAML::Node node = find(*root_, section);
+  if (!node.IsMap()) return out;
+  for (auto it = node.begin(); it != node.end(); ++it) out.push_back(it->first.as<std::string>());
+  return out;
+}
+
+void Config::replace_section(const std::string& target, const std::string& source) {
+  const YAML::Node node = find(*root_, source);
+  MF_CHECK(node.IsDefined(), source_, ": no '", source, "' to use as '", target, "'");
+  MF_CHECK(node.IsMap() || node.IsNull(), where(source_, node.Mark()), ": '", source,
+           "' must be a map of keys");
+  (*root_)[target] = node.IsNull() ? YAML::Node(YAML::NodeType::Map) : node;
+}
+
+void Config::erase(const std::string& dotted) {
+  const auto parts = split_dots(dotted);
+  std::string parent;
+  for (size_t i = 0; i + 1 < parts.size(); ++i) parent += (i ? "." : "") + parts[i];
+  YAML::Node node = parent.empty() ? *root_ : find(*root_, parent);
+  if (node.IsMap()) node.remove(parts.back());
 }
 
 std::string Config::to_yaml() const {

@@ -32,6 +32,16 @@ class Config {
   // Top-level sections that are not in `known` → error naming the file and line.
   void check_sections(const std::vector<std::string>& known) const;
   std::string to_yaml() const;  // the resolved config (overrides applied)
+
+  // The keys of the map at `section` in file order (empty if absent).
+  std::vector<std::string> keys(const std::string& section) const;
+  // Applies "a.b=value" overrides, as --set does; messages name them "--set a.b".
+  void apply_overrides(const std::vector<std::string>& overrides);
+  // Makes top-level `target` the map at dotted `source`, keeping the source's file positions for
+  // messages (`marginface ablate` turns ablation.heads.NAME into the head section this way).
+  void replace_section(const std::string& target, const std::string& source);
+  // Removes a dotted key or section; nothing happens if it is absent.
+  void erase(const std::string& dotted);
   const std::string& source() const { return source_; }
 
  private:

@@ -2,8 +2,8 @@
 
 #include <algorithm>
 #include <chrono>
-#include <csignal>
 #include <cmath>
+#include <csignal>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -25,7 +25,7 @@ namespace mf {
 namespace fs = std::filesystem;
 
 const std::vector<std::string>& config_sections() {
-  static const std::vector<std::string> sections = {"seed", "data",  "model", "head",
+  static const std::vector<std::string> sections = {"seed",  "data",     "model", "head",
                                                     "optim", "schedule", "train", "eval"};
   return sections;
 }
@@ -36,7 +36,9 @@ using Clock = std::chrono::steady_clock;
 
 // SIGINT / SIGTERM ask the loop to stop after the current step, with a checkpoint.
 volatile std::sig_atomic_t g_stop_signal = 0;
-extern "C" void request_stop(int signal) { g_stop_signal = signal; }
+extern "C" void request_stop(int signal) {
+  g_stop_signal = signal;
+}
 
 // Installs the handlers for the lifetime of a train() call, restoring the previous ones after.
 class StopOnSignal {
@@ -63,8 +65,8 @@ double seconds_since(Clock::time_point t) {
 std::string format_duration(double seconds) {
   const int64_t s = static_cast<int64_t>(seconds + 0.5);
   char buf[32];
-  std::snprintf(buf, sizeof buf, "%lld:%02lld:%02lld", (long long)(s / 3600), (long long)(s / 60 % 60),
-                (long long)(s % 60));
+  std::snprintf(buf, sizeof buf, "%lld:%02lld:%02lld", (long long)(s / 3600),
+                (long long)(s / 60 % 60), (long long)(s % 60));
   return buf;
 }
 
@@ -74,6 +76,7 @@ struct Settings {
   // data
   std::vector<std::string> sources;
   std::string root;
+  int64_t max_identities = 0;
   LoaderConfig loader;
   // model
   std::string backbone;
@@ -119,12 +122,14 @@ Settings read_settings(const Config& cfg) {
   s.loader.p = data.get_int("p", 16, 2, 1 << 20);
   s.loader.k = data.get_int("k", 4, 2, 1 << 20);
   s.loader.fail_on_bad_image = data.get_string("on_bad_image", "skip", {"skip", "fail"}) == "fail";
+  s.max_identities = data.get_int("max_identities", 0, 0);
   if (data.has("augment")) {
     data.get_string("augment", "none", {"none"});
   } else {
     s.loader.augment.flip = data.get_bool("augment.flip", false);
     s.loader.augment.crop = static_cast<int>(data.get_int("augment.crop", 0, 0, 64));
-    s.loader.augment.color_jitter = static_cast<float>(data.get_double("augment.color_jitter", 0.0, 0.0, 0.9));
+    s.loader.augment.color_jitter =
+        static_cast<float>(data.get_double("augment.color_jitter", 0.0, 0.0, 0.9));
   }
   data.finish("data");
 
@@ -147,8 +152,8 @@ Settings read_settings(const Config& cfg) {
   s.head_lr_mult = optim.get_double("head_lr_mult", 1.0, 0.0, 1000.0);
   s.clip_grad_norm = optim.get_double("clip_grad_norm", 0.0, 0.0, 1e9);
   s.grad_accum = optim.get_int("grad_accum", 1, 1, 4096);
-  s.optimizer_params = optim.except({"type", "lr", "weight_decay", "no_decay_bn_bias", "head_lr_mult",
-                                     "clip_grad_norm", "grad_accum"});
+  s.optimizer_params = optim.except({"type", "lr", "weight_decay", "no_decay_bn_bias",
+                                     "head_lr_mult", "clip_grad_norm", "grad_accum"});
   optim.finish("optim");
 
   Params schedule = cfg.section("schedule");
@@ -175,7 +180,8 @@ Settings read_settings(const Config& cfg) {
   s.lfw_flip = eval.get_string("lfw.flip", "sum", {"off", "sum", "concat"});
   s.lfw_batch = static_cast<int>(eval.get_int("lfw.batch_size", 64, 1, 4096));
   s.lfw_skip_missing = eval.get_bool("lfw.skip_missing", false);
-  MF_CHECK(s.lfw_pairs.empty() || !s.lfw_root.empty(), cfg.source(), ": eval.lfw.pairs needs eval.lfw.root");
+  MF_CHECK(s.lfw_pairs.empty() || !s.lfw_root.empty(), cfg.source(),
+           ": eval.lfw.pairs needs eval.lfw.root");
   eval.finish("eval");
   return s;
 }
@@ -205,17 +211,21 @@ std::vector<ParamGroup> make_groups(const Module& backbone, const Module& head, 
 
 // A resumed run repeats the steps after its checkpoint: drop their records (written before the
 // run was killed) so log.jsonl holds each step once. Records are one JSON object per line with
-// "step" first.
-void truncate_log(const std::string& path, int64_t last_step) {
+// "step" first. Returns the training time the last kept step record carries (0 if none).
+double truncate_log(const std::string& path, int64_t last_step) {
   std::ifstream in(path);
-  if (!in) return;
+  if (!in) return 0;
+  double time = 0;
   std::vector<std::string> kept;
   std::string line;
   while (std::getline(in, line)) {
     const auto key = line.find("\"step\":");
     if (key == std::string::npos) continue;  // a torn last line from the kill
     const int64_t step = std::atoll(line.c_str() + key + 7);
-    if (step <= last_step && line.back() == '}') kept.push_back(line);
+    if (step > last_step || line.back() != '}') continue;
+    kept.push_back(line);
+    const auto t = line.find("\"time\":");
+    if (t != std::string::npos) time = std::atof(line.c_str() + t + 7);
   }
   in.close();
   const std::string tmp = path + ".tmp";
@@ -224,6 +234,7 @@ void truncate_log(const std::string& path, int64_t last_step) {
     for (const auto& l : kept) out << l << '\n';
   }
   fs::rename(tmp, path);
+  return time;
 }
 
 void append_line(const std::string& path, const std::string& line) {
@@ -234,16 +245,27 @@ void append_line(const std::string& path, const std::string& line) {
 
 }  // namespace
 
+void check_config(const Config& cfg) {
+  const Settings s = read_settings(cfg);
+  Rng rng(0);
+  const auto backbone = builtin_backbones().create(s.backbone, s.backbone_params, rng);
+  head_registry().create(s.head_type, s.head_params, backbone->embedding_size(), 4, rng);
+}
+
 TrainSummary train(const TrainOptions& o) {
+  return train(Config::load(o.config_path, o.overrides), o);
+}
+
+TrainSummary train(const Config& cfg, const TrainOptions& o) {
   const auto start = Clock::now();
   const StopOnSignal stop_on_signal;
-  Config cfg = Config::load(o.config_path, o.overrides);
   Settings s = read_settings(cfg);
   set_num_threads(s.threads);
 
   const fs::path out_dir(s.output_dir), ck_dir = out_dir / "checkpoints";
   std::string resume = o.resume;
-  if (resume == "auto") resume = fs::exists(ck_dir / "last.h5") ? (ck_dir / "last.h5").string() : "";
+  if (resume == "auto")
+    resume = fs::exists(ck_dir / "last.h5") ? (ck_dir / "last.h5").string() : "";
   MF_CHECK(!resume.empty() || !fs::exists(ck_dir / "last.h5"), "'", s.output_dir,
            "' already holds a run (", (ck_dir / "last.h5").string(),
            "); continue it with --resume auto, or choose another train.output_dir");
@@ -251,12 +273,15 @@ TrainSummary train(const TrainOptions& o) {
 
   // Model and head.
   Rng init_rng(s.seed);
-  std::unique_ptr<Backbone> backbone = builtin_backbones().create(s.backbone, s.backbone_params, init_rng);
-  TrainingSet data(static_cast<int>(backbone->input_height()), static_cast<int>(backbone->input_width()));
-  const bool crop_center = backbone->input_width() != backbone->input_height();  // 112×96 from 112×112
+  std::unique_ptr<Backbone> backbone =
+      builtin_backbones().create(s.backbone, s.backbone_params, init_rng);
+  TrainingSet data(static_cast<int>(backbone->input_height()),
+                   static_cast<int>(backbone->input_width()), s.max_identities);
+  const bool crop_center =
+      backbone->input_width() != backbone->input_height();  // 112×96 from 112×112
   for (const auto& src : s.sources) data.add(open_source(src, s.root, crop_center));
-  std::unique_ptr<Head> head = head_registry().create(s.head_type, s.head_params, backbone->embedding_size(),
-                                                      data.num_classes(), init_rng);
+  std::unique_ptr<Head> head = head_registry().create(
+      s.head_type, s.head_params, backbone->embedding_size(), data.num_classes(), init_rng);
   if (!s.init.empty()) {
     const CheckpointMeta init_meta = read_checkpoint_meta(s.init);
     load_checkpoint(s.init, *backbone, init_meta.head == s.head_type ? head.get() : nullptr);
@@ -270,15 +295,17 @@ TrainSummary train(const TrainOptions& o) {
   const int64_t steps_per_epoch = batches_per_epoch / s.grad_accum;
   const int64_t total_steps = s.max_steps > 0 ? s.max_steps : s.epochs * steps_per_epoch;
 
-  auto optimizer = optimizer_registry().create(s.optimizer, s.optimizer_params, make_groups(*backbone, *head, s));
+  auto optimizer = optimizer_registry().create(s.optimizer, s.optimizer_params,
+                                               make_groups(*backbone, *head, s));
   auto schedule = schedule_registry().create(s.schedule, s.schedule_params, s.lr, total_steps);
 
   int64_t step = 0;
   double best_accuracy = -1;
   if (!resume.empty()) {
     const CheckpointMeta meta = read_checkpoint_meta(resume);
-    MF_CHECK(meta.backbone == s.backbone && meta.head == s.head_type, resume, ": holds a ", meta.backbone,
-             " + ", meta.head, " run, the config asks for ", s.backbone, " + ", s.head_type);
+    MF_CHECK(meta.backbone == s.backbone && meta.head == s.head_type, resume, ": holds a ",
+             meta.backbone, " + ", meta.head, " run, the config asks for ", s.backbone, " + ",
+             s.head_type);
     load_checkpoint(resume, *backbone, head.get(), optimizer.get());
     step = meta.step;
     std::ifstream best(out_dir / "best_accuracy.txt");
@@ -286,14 +313,14 @@ TrainSummary train(const TrainOptions& o) {
     std::printf("resuming %s at step %lld\n", resume.c_str(), (long long)step);
   }
 
-  {
-    std::ofstream(out_dir / "config.yaml") << cfg.to_yaml();
-  }
+  { std::ofstream(out_dir / "config.yaml") << cfg.to_yaml(); }
   const std::string log_path = (out_dir / "log.jsonl").string();
-  if (!resume.empty()) truncate_log(log_path, step);
+  double time_before = 0;  // training seconds of earlier segments of a resumed run
+  if (!resume.empty()) time_before = truncate_log(log_path, step);
 
   std::unique_ptr<eval::PairList> lfw;
-  if (!s.lfw_pairs.empty()) lfw = std::make_unique<eval::PairList>(eval::read_lfw_pairs(s.lfw_pairs, s.lfw_root));
+  if (!s.lfw_pairs.empty())
+    lfw = std::make_unique<eval::PairList>(eval::read_lfw_pairs(s.lfw_pairs, s.lfw_root));
 
   CheckpointMeta meta;
   meta.backbone = s.backbone;
@@ -344,9 +371,11 @@ TrainSummary train(const TrainOptions& o) {
     const auto t0 = Clock::now();
     eval::PairEvaluation e = eval::evaluate_pairs(*backbone, *lfw, options);
     const auto& r = e.result;
-    std::printf("[eval] step %lld  LFW %s  accuracy %.4f ± %.4f  AUC %.4f  EER %.4f  TAR@FAR=1e-3 %.4f  (%.0f s)\n",
-                (long long)step, lfw->protocol.c_str(), r.accuracy_mean, r.accuracy_std, r.auc, r.eer,
-                r.tar_at_far.empty() ? 0.0 : r.tar_at_far[0].tar, seconds_since(t0));
+    std::printf(
+        "[eval] step %lld  LFW %s  accuracy %.4f ± %.4f  AUC %.4f  EER %.4f  TAR@FAR=1e-3 %.4f  "
+        "(%.0f s)\n",
+        (long long)step, lfw->protocol.c_str(), r.accuracy_mean, r.accuracy_std, r.auc, r.eer,
+        r.tar_at_far.empty() ? 0.0 : r.tar_at_far[0].tar, seconds_since(t0));
     json::Value rec = json::Value::object();
     rec.set("step", json::Value(step));
     rec.set("eval", eval::to_json(r, {lfw->protocol, s.lfw_flip, "", e.missing}));
@@ -356,16 +385,19 @@ TrainSummary train(const TrainOptions& o) {
     save((ck_dir / "last.h5").string(), r.threshold_mean());
     if (r.accuracy_mean > best_accuracy) {
       best_accuracy = r.accuracy_mean;
-      fs::copy_file(ck_dir / "last.h5", ck_dir / "best.h5.tmp", fs::copy_options::overwrite_existing);
+      fs::copy_file(ck_dir / "last.h5", ck_dir / "best.h5.tmp",
+                    fs::copy_options::overwrite_existing);
       fs::rename(ck_dir / "best.h5.tmp", ck_dir / "best.h5");
       std::ofstream(out_dir / "best_accuracy.txt") << best_accuracy << '\n';
     }
   };
 
-  std::printf("training %s + %s on %lld images of %lld identities: %lld steps (%lld per epoch), batch %lld × %lld, %d threads\n",
-              s.backbone.c_str(), s.head_type.c_str(), (long long)data.size(), (long long)data.num_classes(),
-              (long long)total_steps, (long long)steps_per_epoch, (long long)s.loader.batch_size,
-              (long long)s.grad_accum, num_threads());
+  std::printf(
+      "training %s + %s on %lld images of %lld identities: %lld steps (%lld per epoch), batch %lld "
+      "× %lld, %d threads\n",
+      s.backbone.c_str(), s.head_type.c_str(), (long long)data.size(),
+      (long long)data.num_classes(), (long long)total_steps, (long long)steps_per_epoch,
+      (long long)s.loader.batch_size, (long long)s.grad_accum, num_threads());
 
   backbone->train();
   head->train();
@@ -414,7 +446,8 @@ TrainSummary train(const TrainOptions& o) {
       MF_CHECK(++nonfinite_run < s.max_nonfinite, "the loss was not finite for ", nonfinite_run,
                " steps in a row at step ", step, "; stopping (the last checkpoint is intact). ",
                "Try a lower optim.lr, optim.clip_grad_norm, or head.margin_warmup_steps");
-      std::fprintf(stderr, "warning: non-finite loss at step %lld; update skipped\n", (long long)step);
+      std::fprintf(stderr, "warning: non-finite loss at step %lld; update skipped\n",
+                   (long long)step);
       ++step;
       continue;
     }
@@ -438,6 +471,7 @@ TrainSummary train(const TrainOptions& o) {
     rec.set("acc", json::Value(step_acc));
     rec.set("lr", json::Value(lr));
     rec.set("images_per_s", json::Value(window_images / std::max(elapsed, 1e-9)));
+    rec.set("time", json::Value(time_before + seconds_since(train_start)));
     append_line(log_path, rec.dump(-1));
     summary.final_loss = step_loss;
     summary.final_accuracy = step_acc;
@@ -446,10 +480,11 @@ TrainSummary train(const TrainOptions& o) {
       const double done = double(step - first_step), left = double(total_steps - step);
       const double eta = done > 0 ? seconds_since(train_start) / done * left : 0;
       if (!o.quiet)
-        std::printf("step %lld/%lld  epoch %lld  loss %.4f  acc %.3f  lr %.5f  %.1f img/s  ETA %s\n",
-                    (long long)step, (long long)total_steps, (long long)(batch_no / batches_per_epoch),
-                    window_loss / window_steps, window_acc / window_steps, lr, rate,
-                    format_duration(eta).c_str());
+        std::printf(
+            "step %lld/%lld  epoch %lld  loss %.4f  acc %.3f  lr %.5f  %.1f img/s  ETA %s\n",
+            (long long)step, (long long)total_steps, (long long)(batch_no / batches_per_epoch),
+            window_loss / window_steps, window_acc / window_steps, lr, rate,
+            format_duration(eta).c_str());
       std::fflush(stdout);
       window_loss = window_acc = window_images = 0;
       window_steps = 0;
@@ -461,13 +496,16 @@ TrainSummary train(const TrainOptions& o) {
     if (o.stop_after > 0 && step >= o.stop_after) break;
     if (g_stop_signal) {
       if (step % s.checkpoint_every != 0 && !last) save_step_checkpoint();
-      std::printf("stopped by signal %d at step %lld; checkpoint saved, continue with "
-                  "--resume auto\n", int(g_stop_signal), (long long)step);
+      std::printf(
+          "stopped by signal %d at step %lld; checkpoint saved, continue with "
+          "--resume auto\n",
+          int(g_stop_signal), (long long)step);
       break;
     }
   }
 
   summary.steps = step;
+  summary.finished = step == total_steps;
   summary.bad_images = loader.bad_images();
   summary.wall_seconds = seconds_since(start);
   summary.images_per_s = images_total / std::max(seconds_since(train_start), 1e-9);
@@ -477,7 +515,8 @@ TrainSummary train(const TrainOptions& o) {
     std::printf("done: %lld steps in %s (%.1f img/s)", (long long)step,
                 format_duration(summary.wall_seconds).c_str(), summary.images_per_s);
   }
-  if (summary.bad_images) std::printf(", %lld unreadable images skipped", (long long)summary.bad_images);
+  if (summary.bad_images)
+    std::printf(", %lld unreadable images skipped", (long long)summary.bad_images);
   if (summary.skipped_steps)
     std::printf(", %lld steps skipped for a non-finite loss", (long long)summary.skipped_steps);
   std::printf("\ncheckpoints in %s\n", ck_dir.string().c_str());

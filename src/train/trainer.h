@@ -7,7 +7,8 @@
 //
 // Run folder (train.output_dir):
 //   config.yaml                  the resolved configuration (overrides applied)
-//   log.jsonl                    one record per step {step, epoch, loss, acc, lr, images_per_s}
+//   log.jsonl                    one record per step {step, epoch, loss, acc, lr, images_per_s,
+//                                time (training seconds so far, across resumes)}
 //                                and one per evaluation {step, eval: {lfw accuracy, ...}}
 //   checkpoints/step_N.h5        every train.checkpoint_every steps (train.keep_checkpoints kept)
 //   checkpoints/last.h5          the latest; best.h5 the best by LFW accuracy
@@ -18,12 +19,14 @@
 
 namespace mf {
 
+class Config;
+
 struct TrainOptions {
   std::string config_path;
   std::vector<std::string> overrides;  // "a.b=value"
   std::string resume;                  // checkpoint path, "auto" (last.h5 of the run), or empty
   bool quiet = false;                  // no per-step console lines (tests)
-  int64_t stop_after = 0;              // > 0: stop (as if killed) right after this step's checkpoint
+  int64_t stop_after = 0;  // > 0: stop (as if killed) right after this step's checkpoint
 };
 
 struct TrainSummary {
@@ -32,12 +35,20 @@ struct TrainSummary {
   double images_per_s = 0;
   double wall_seconds = 0;
   int64_t bad_images = 0;
-  int64_t skipped_steps = 0;           // non-finite loss
+  int64_t skipped_steps = 0;              // non-finite loss
   double lfw_accuracy = -1, lfw_std = 0;  // last evaluation, −1 if none
+  bool finished = false;  // reached the last step (not stopped by a signal or stop_after)
   std::string output_dir;
 };
 
 TrainSummary train(const TrainOptions& options);
+// The same with the configuration already loaded (options.config_path and overrides unused);
+// `marginface ablate` derives one per head.
+TrainSummary train(const Config& config, const TrainOptions& options);
+
+// Validates a whole training config without training: every section and key, and the head's
+// parameters (by building the head). The errors train() would raise at its start.
+void check_config(const Config& config);
 
 // Keys of the reference config (configs/reference.yaml documents each one).
 const std::vector<std::string>& config_sections();

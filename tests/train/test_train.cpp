@@ -33,7 +33,8 @@ fs::path make_faces() {
           for (int c = 0; c < 3; ++c)
             img.at<cv::Vec3b>(y, x)[c] = cv::saturate_cast<uchar>(
                 60 * id * ((x / 28 + y / 28 + c) % 2) + 40 + rng.uniform(0, 30));
-      cv::imwrite((root / ("id" + std::to_string(id)) / (std::to_string(j) + ".png")).string(), img);
+      cv::imwrite((root / ("id" + std::to_string(id)) / (std::to_string(j) + ".png")).string(),
+                  img);
     }
   }
   return root;
@@ -126,9 +127,21 @@ TEST(Train, a_killed_run_resumes_bit_for_bit) {
     }
     return out;
   };
-  const auto la = losses(kDir / "straight" / "log.jsonl"), lb = losses(kDir / "killed" / "log.jsonl");
+  const auto la = losses(kDir / "straight" / "log.jsonl"),
+             lb = losses(kDir / "killed" / "log.jsonl");
   EXPECT_EQ(la.size(), 9u);
   EXPECT_EQ(la, lb);
+  // "time" counts training seconds across the resume: it never goes back.
+  std::ifstream in(kDir / "killed" / "log.jsonl");
+  double previous = 0;
+  for (std::string line; std::getline(in, line);) {
+    const auto at = line.find("\"time\":");
+    ASSERT_NE(at, std::string::npos) << line;
+    const double t = std::atof(line.c_str() + at + 7);
+    EXPECT_GE(t, previous) << line;
+    previous = t;
+  }
+  EXPECT_GT(previous, 0.0);
 }
 
 TEST(Train, config_mistakes_name_file_line_and_key) {

@@ -1,0 +1,572 @@
+#include "train/ablation.h"
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <memory>
+#include <set>
+#include <sstream>
+
+#include "data/dataset.h"
+#include "eval/embed.h"
+#include "eval/plot.h"
+#include "io/checkpoint.h"
+#include "io/config.h"
+#include "losses/head.h"
+#include "train/trainer.h"
+#include "util/error.h"
+#include "util/json.h"
+
+namespace mf {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+// What the `ablation` section says, read and checked once.
+struct Setup {
+  std::string config_path;
+  std::vector<std::string> overrides;
+  std::string output_dir;
+  std::string protocol;  // lfw-view2 | lfw-view1 | none
+  std::string lfw_root, pairs, threshold_pairs, people;
+  bool view1_add_train_data = false;
+  bool plot_features = false;
+  int64_t features_per_identity = 40;
+  std::vector<std::string> heads;  // names, in file order
+};
+
+Setup read_setup(const AblationOptions& o) {
+  const Config cfg = Config::load(o.config_path, o.overrides);
+  MF_CHECK(cfg.has("ablation"), o.config_path,
+           ": no 'ablation' section (see configs/ablation_small.yaml)");
+  Setup a;
+  a.config_path = o.config_path;
+  a.overrides = o.overrides;
+  Params all = cfg.section("ablation");
+  std::vector<std::string> head_keys;
+  for (const auto& k : all.keys())
+    if (k.rfind("heads.", 0) == 0) head_keys.push_back(k);
+  Params p = all.except(head_keys);
+  a.output_dir = o.output_dir.empty() ? p.get_string("output_dir", "runs/ablation") : o.output_dir;
+  p.get_string("output_dir", "");  // counted as read when --output replaced it
+  a.protocol = p.get_string("protocol", "lfw-view2", {"lfw-view2", "lfw-view1", "none"});
+  const std::string lfw_dir = p.get_string("lfw.lists", "../shared/data/lfw");
+  a.lfw_root = p.get_string("lfw.root", "../shared/data/aligned/lfw");
+  const bool view1 = a.protocol == "lfw-view1";
+  a.pairs = p.get_string("lfw.pairs", lfw_dir + (view1 ? "/pairsDevTest.txt" : "/pairs.txt"));
+  a.threshold_pairs =
+      p.get_string("lfw.threshold_pairs", view1 ? lfw_dir + "/pairsDevTrain.txt" : "");
+  a.people = p.get_string("lfw.train_people", lfw_dir + "/peopleDevTrain.txt");
+  a.view1_add_train_data = p.get_bool("view1_add_train_data", false);
+  a.plot_features = p.get_bool("plot_features", false);
+  a.features_per_identity = p.get_int("features_per_identity", 40, 1, 100000);
+  p.finish("ablation");
+  a.heads = cfg.keys("ablation.heads");
+  MF_CHECK(!a.heads.empty(), o.config_path, ": ablation.heads lists no head");
+  for (const auto& name : o.only)
+    MF_CHECK(std::find(a.heads.begin(), a.heads.end(), name) != a.heads.end(), "--only ", name,
+             ": not a head of ", o.config_path, " (ablation.heads)");
+  return a;
+}
+
+std::string join(const std::vector<std::string>& items, const std::string& separator) {
+  std::string out;
+  for (const auto& item : items) out += (out.empty() ? "" : separator) + item;
+  return out;
+}
+
+fs::path head_dir(const Setup& a, const std::string& name) {
+  return fs::path(a.output_dir) / name;
+}
+
+// LFW View 1 training list: every image of the peopleDevTrain identities ("name count" lines
+// after a count header), as "name/name_%04d.jpg label" for a list source rooted at the LFW folder.
+std::string write_view1_list(const Setup& a) {
+  std::ifstream in(a.people);
+  MF_CHECK(in.good(), "cannot open the LFW people list '", a.people,
+           "' (ablation.lfw.train_people)");
+  std::string line;
+  std::getline(in, line);
+  std::ostringstream list;
+  int64_t label = 0;
+  for (int line_no = 2; std::getline(in, line); ++line_no) {
+    std::istringstream fields(line);
+    std::string name;
+    int count = 0;
+    if (!(fields >> name)) continue;
+    MF_CHECK(fields >> count && count > 0, a.people, ":", line_no, ": expected 'name count'");
+    for (int i = 1; i <= count; ++i)
+      list << fs::path(eval::lfw_image_path("", name, i)).generic_string() << ' ' << label << '\n';
+    ++label;
+  }
+  MF_CHECK(label > 0, a.people, ": no identities");
+  const fs::path path = fs::path(a.output_dir) / "view1_train.txt";
+  fs::create_directories(a.output_dir);
+  json::write_file(path.string(), list.str());
+  return path.string();
+}
+
+// The training config of one head: the base sections, `head` replaced by ablation.heads.NAME,
+// that head's own `set` overrides, its run folder, and the protocol's training data.
+struct HeadRun {
+  Config config;
+  std::string type, parameters;
+};
+
+HeadRun head_config(const Setup& a, const std::string& name, const std::string& view1_list) {
+  HeadRun run{Config::load(a.config_path, a.overrides), "", ""};
+  Config& c = run.config;
+  c.replace_section("head", "ablation.heads." + name);
+  const Params head = c.section("head");
+  const std::vector<std::string> sets = head.get_list("set");
+  std::vector<std::string> shown;
+  for (const auto& key : c.keys("head"))
+    if (key != "type" && key != "set") shown.push_back(key + "=" + head.get_string(key, ""));
+  for (const auto& s : sets) shown.push_back(s);
+  run.parameters = join(shown, ", ");
+  run.type = head.get_string("type", name);
+  c.erase("head.set");
+  c.erase("ablation");
+
+  std::vector<std::string> own = sets;
+  if (!head.has("type")) own.push_back("head.type=" + name);
+  own.push_back("train.output_dir=" + head_dir(a, name).string());
+  own.push_back("eval.lfw.pairs=");  // the ablation evaluates once training is done
+  if (a.protocol == "lfw-view1") {
+    std::vector<std::string> sources{view1_list};
+    if (a.view1_add_train_data)
+      for (const auto& s : c.section("data").get_list("train")) sources.push_back(s);
+    own.push_back("data.train=[" + join(sources, ", ") + "]");
+    own.push_back("data.root=" + a.lfw_root);
+  }
+  c.apply_overrides(own);
+  return run;
+}
+
+// Refuses to start when a training identity appears in the test pairs (by identity name: the
+// folder name for folder sources, the parent folder for list sources).
+void check_disjoint(const Config& c, const eval::PairList& test) {
+  std::set<std::string> test_names;
+  for (const auto& image : test.images)
+    test_names.insert(fs::path(image).parent_path().filename().string());
+  const Params data = c.section("data");
+  const std::string root = data.get_string("root", "");
+  std::vector<std::string> shared;
+  for (const auto& spec : data.get_list("train")) {
+    const auto source = open_source(spec, root, false);
+    for (const auto& name : source->identities())
+      if (test_names.count(name)) shared.push_back(name);
+  }
+  if (shared.empty()) return;
+  shared.resize(std::min<size_t>(shared.size(), 5));
+  MF_FAIL("the training data shares identities with the test pairs ", test.file, " (e.g. ",
+          join(shared, ", "), "): the protocol forbids training on a test identity");
+}
+
+// ---- log.jsonl ----
+
+struct LogRecord {
+  int64_t step = 0;
+  double loss = 0, acc = 0, time = 0;
+};
+
+double field(const std::string& line, const char* key) {
+  const std::string tag = std::string("\"") + key + "\":";
+  const auto at = line.find(tag);
+  return at == std::string::npos ? std::nan("")
+                                 : std::strtod(line.c_str() + at + tag.size(), nullptr);
+}
+
+std::vector<LogRecord> read_log(const fs::path& path) {
+  std::ifstream in(path);
+  std::vector<LogRecord> out;
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.find("\"loss\":") == std::string::npos) continue;  // eval records
+    out.push_back({static_cast<int64_t>(field(line, "step")), field(line, "loss"),
+                   field(line, "acc"), field(line, "time")});
+  }
+  return out;
+}
+
+// ---- one head: train, evaluate, record ----
+
+using Clock = std::chrono::steady_clock;
+
+json::Value to_json(const HeadResult& r) {
+  json::Value v = json::Value::object();
+  v.set("head", r.name)
+      .set("type", r.type)
+      .set("parameters", r.parameters)
+      .set("protocol", r.protocol)
+      .set("accuracy_mean", r.accuracy_mean)
+      .set("accuracy_std", r.accuracy_std)
+      .set("auc", r.auc)
+      .set("eer", r.eer)
+      .set("tar_at_far_0.001", r.tar_at_far_1e3)
+      .set("pairs", r.pairs)
+      .set("train_loss", r.train_loss)
+      .set("train_accuracy", r.train_accuracy)
+      .set("steps", r.steps)
+      .set("train_seconds", r.train_seconds)
+      .set("eval_seconds", r.eval_seconds)
+      .set("images_per_s", r.images_per_s);
+  return v;
+}
+
+// result.json is our own flat JSON object of numbers and strings, written by to_json above.
+HeadResult read_result(const fs::path& path) {
+  std::ifstream in(path);
+  MF_CHECK(in.good(), "cannot read '", path.string(), "'");
+  std::stringstream text;
+  text << in.rdbuf();
+  const std::string s = text.str();
+  auto str = [&](const char* key) {
+    const std::string tag = std::string("\"") + key + "\": \"";
+    const auto at = s.find(tag);
+    MF_CHECK(at != std::string::npos, path.string(), ": no '", key,
+             "' (delete the file to redo the head)");
+    std::string out;
+    for (size_t i = at + tag.size(); i < s.size() && s[i] != '"'; ++i) {
+      if (s[i] == '\\' && i + 1 < s.size()) ++i;
+      out += s[i];
+    }
+    return out;
+  };
+  auto num = [&](const char* key) {
+    const std::string tag = std::string("\"") + key + "\": ";
+    const auto at = s.find(tag);
+    MF_CHECK(at != std::string::npos, path.string(), ": no '", key,
+             "' (delete the file to redo the head)");
+    return std::strtod(s.c_str() + at + tag.size(), nullptr);
+  };
+  HeadResult r;
+  r.name = str("head");
+  r.type = str("type");
+  r.parameters = str("parameters");
+  r.protocol = str("protocol");
+  r.accuracy_mean = num("accuracy_mean");
+  r.accuracy_std = num("accuracy_std");
+  r.auc = num("auc");
+  r.eer = num("eer");
+  r.tar_at_far_1e3 = num("tar_at_far_0.001");
+  r.pairs = static_cast<int64_t>(num("pairs"));
+  r.train_loss = num("train_loss");
+  r.train_accuracy = num("train_accuracy");
+  r.steps = static_cast<int64_t>(num("steps"));
+  r.train_seconds = num("train_seconds");
+  r.eval_seconds = num("eval_seconds");
+  r.images_per_s = num("images_per_s");
+  return r;
+}
+
+// Raw 2-D features of up to `per_identity` training images per identity, "label x y" lines.
+void write_features(const Setup& a, const Config& c, Backbone& net, const fs::path& out) {
+  MF_CHECK(net.embedding_size() == 2, "ablation.plot_features needs model.embedding_size: 2, not ",
+           net.embedding_size());
+  const Params data = c.section("data");
+  TrainingSet set(static_cast<int>(net.input_height()), static_cast<int>(net.input_width()),
+                  data.get_int("max_identities", 0, 0));
+  for (const auto& source : data.get_list("train"))
+    set.add(open_source(source, data.get_string("root", ""), false));
+  std::vector<int64_t> picked;
+  std::map<int64_t, int64_t> taken;
+  for (int64_t i = 0; i < set.size(); ++i)
+    if (taken[set.label(i)]++ < a.features_per_identity) picked.push_back(i);
+  net.eval();
+  NoGradGuard no_grad;
+  std::ostringstream text;
+  const int64_t B = 64, per_image = 3 * net.input_height() * net.input_width();
+  for (size_t start = 0; start < picked.size(); start += B) {
+    const int64_t n = std::min<int64_t>(B, static_cast<int64_t>(picked.size() - start));
+    Tensor batch = Tensor::empty(Shape{n, 3, net.input_height(), net.input_width()});
+    for (int64_t j = 0; j < n; ++j) set.load(picked[start + j], batch.data() + j * per_image);
+    const Tensor f = net.forward(Var(batch)).value();
+    for (int64_t j = 0; j < n; ++j)
+      text << set.label(picked[start + j]) << ' ' << f.data()[2 * j] << ' ' << f.data()[2 * j + 1]
+           << '\n';
+  }
+  json::write_file(out.string(), text.str());
+}
+
+HeadResult run_head(const Setup& a, const std::string& name, const HeadRun& run,
+                    const eval::PairList* test, const eval::PairList* threshold_list, bool quiet) {
+  const fs::path dir = head_dir(a, name);
+  std::printf("\n=== ablation: head '%s' (%s%s%s) in %s ===\n", name.c_str(), run.type.c_str(),
+              run.parameters.empty() ? "" : ": ", run.parameters.c_str(), dir.string().c_str());
+  std::fflush(stdout);
+  TrainOptions options;
+  options.resume = "auto";
+  options.quiet = quiet;
+  const TrainSummary summary = train(run.config, options);
+  MF_CHECK(summary.finished, "head '", name, "' stopped at step ", summary.steps,
+           "; run the same command again to continue");
+
+  HeadResult r;
+  r.name = name;
+  r.type = run.type;
+  r.parameters = run.parameters;
+  r.protocol = a.protocol;
+  const std::vector<LogRecord> log = read_log(dir / "log.jsonl");
+  MF_CHECK(!log.empty(), (dir / "log.jsonl").string(), ": no training records");
+  // Final loss and accuracy: the mean over the last 10 % of the steps (single batches are noisy).
+  const size_t tail = std::max<size_t>(1, log.size() / 10);
+  for (size_t i = log.size() - tail; i < log.size(); ++i) {
+    r.train_loss += log[i].loss / tail;
+    r.train_accuracy += log[i].acc / tail;
+  }
+  r.steps = log.back().step;
+  r.train_seconds = log.back().time;
+  const Params data = run.config.section("data");
+  const double images = double(r.steps) * data.get_int("batch_size", 64) *
+                        run.config.section("optim").get_int("grad_accum", 1);
+  r.images_per_s = r.train_seconds > 0 ? images / r.train_seconds : 0;
+
+  const std::string checkpoint = (dir / "checkpoints" / "last.h5").string();
+  auto net = load_backbone(checkpoint);
+  if (test) {
+    const auto t0 = Clock::now();
+    const Params ev = run.config.section("eval");
+    eval::PairEvalOptions po;
+    po.embed.flip = ev.get_string("lfw.flip", "sum", {"off", "sum", "concat"});
+    po.embed.batch_size = static_cast<int>(ev.get_int("lfw.batch_size", 64, 1, 4096));
+    po.embed.crop_center = net->input_width() != net->input_height();
+    po.skip_missing = ev.get_bool("lfw.skip_missing", false);
+    const eval::PairEvaluation e = eval::evaluate_pairs(*net, *test, po, threshold_list);
+    r.eval_seconds = std::chrono::duration<double>(Clock::now() - t0).count();
+    r.accuracy_mean = e.result.accuracy_mean;
+    r.accuracy_std = e.result.accuracy_std;
+    r.auc = e.result.auc;
+    r.eer = e.result.eer;
+    r.pairs = e.result.pairs;
+    for (const auto& t : e.result.tar_at_far)
+      if (std::abs(t.far - 1e-3) < 1e-12) r.tar_at_far_1e3 = t.tar;
+    json::write_file(
+        (dir / "eval.json").string(),
+        eval::to_json(e.result, {test->protocol, po.embed.flip, checkpoint, e.missing}).dump());
+    std::printf("[ablation] %s: LFW %.4f ± %.4f  AUC %.4f  TAR@FAR=1e-3 %.4f  (%.0f s)\n",
+                name.c_str(), r.accuracy_mean, r.accuracy_std, r.auc, r.tar_at_far_1e3,
+                r.eval_seconds);
+  }
+  if (a.plot_features) write_features(a, run.config, *net, dir / "features.txt");
+  json::write_file((dir / "result.json").string(), to_json(r).dump());  // last: marks the head done
+  return r;
+}
+
+// ---- the table and the figures ----
+
+std::string format_time(double seconds) {
+  char buf[32];
+  const int64_t s = static_cast<int64_t>(seconds + 0.5);
+  std::snprintf(buf, sizeof buf, "%lld:%02lld", (long long)(s / 60), (long long)(s % 60));
+  return buf;
+}
+
+std::string protocol_label(const std::string& protocol, int64_t pairs) {
+  if (protocol == "lfw-view2") return "LFW View 2 (" + std::to_string(pairs) + " pairs, 10-fold)";
+  if (protocol == "lfw-view1") return "LFW View 1 (DevTest " + std::to_string(pairs) + " pairs)";
+  return "none";
+}
+
+std::string markdown_table(const std::vector<HeadResult>& heads) {
+  std::ostringstream t;
+  t << "| head | parameters | protocol | LFW accuracy | TAR@FAR=1e-3 | AUC | train loss | train "
+       "acc | "
+       "wall time (train + eval) | img/s |\n"
+    << "|---|---|---|---:|---:|---:|---:|---:|---:|---:|\n";
+  char buf[512];
+  for (const auto& r : heads) {
+    const std::string params = r.parameters.empty() ? "—" : r.parameters;
+    if (r.accuracy_mean >= 0)
+      std::snprintf(buf, sizeof buf, "%.2f ± %.2f | %.4f | %.4f", 100 * r.accuracy_mean,
+                    100 * r.accuracy_std, r.tar_at_far_1e3, r.auc);
+    else
+      std::snprintf(buf, sizeof buf, "— | — | —");
+    t << "| " << r.name << (r.name == r.type ? "" : " (" + r.type + ")") << " | " << params << " | "
+      << protocol_label(r.protocol, r.pairs) << " | " << buf << " | ";
+    std::snprintf(buf, sizeof buf, "%.3f | %.3f | %s + %s | %.1f |", r.train_loss, r.train_accuracy,
+                  format_time(r.train_seconds).c_str(), format_time(r.eval_seconds).c_str(),
+                  r.images_per_s);
+    t << buf << "\n";
+  }
+  return t.str();
+}
+
+void write_loss_plot(const Setup& a, const std::vector<HeadResult>& heads) {
+  eval::LineChart chart;
+  chart.title = "Training loss (moving average over 10 steps)";
+  chart.x_label = "step";
+  chart.y_label = "loss";
+  for (const auto& r : heads) {
+    const auto log = read_log(head_dir(a, r.name) / "log.jsonl");
+    eval::Series s{r.name, {}, {}};
+    double sum = 0;
+    for (size_t i = 0; i < log.size(); ++i) {
+      sum += log[i].loss - (i >= 10 ? log[i - 10].loss : 0.0);
+      s.x.push_back(static_cast<double>(log[i].step));
+      s.y.push_back(sum / static_cast<double>(std::min<size_t>(i + 1, 10)));
+    }
+    chart.series.push_back(std::move(s));
+  }
+  eval::write_line_chart((fs::path(a.output_dir) / "loss.png").string(), chart);
+}
+
+void write_accuracy_plot(const Setup& a, const std::vector<HeadResult>& heads) {
+  eval::BarChart chart;
+  chart.title = "LFW verification accuracy (mean ± std over folds)";
+  chart.y_label = "accuracy (%)";
+  double lo = 100;
+  for (const auto& r : heads) {
+    if (r.accuracy_mean < 0) continue;
+    chart.bars.push_back({r.name, 100 * r.accuracy_mean, 100 * r.accuracy_std});
+    lo = std::min(lo, 100 * (r.accuracy_mean - r.accuracy_std));
+  }
+  if (chart.bars.empty()) return;
+  chart.y_min = std::max(0.0, std::floor(lo / 5 - 1) * 5);  // bars start below the worst head
+  chart.y_max = 100;
+  eval::write_bar_chart((fs::path(a.output_dir) / "accuracy.png").string(), chart);
+}
+
+// Each margin head's target logit against θ at the end of training (SphereFace's λ and margin
+// warm-ups included): the ArcFace paper's target-logit figure for the heads of this ablation.
+void write_target_logit_plot(const Setup& a, const std::vector<HeadResult>& heads) {
+  eval::LineChart chart;
+  chart.title = "Target logit (before the scale s) against the angle to the class weight";
+  chart.x_label = "theta (degrees)";
+  chart.y_label = "target logit";
+  chart.x_min = 0;
+  chart.x_max = 180;
+  std::vector<double> theta, degrees;
+  for (int d = 0; d <= 180; ++d) {
+    degrees.push_back(d);
+    theta.push_back(d * M_PI / 180);
+  }
+  for (const auto& r : heads) {
+    const HeadRun run = head_config(a, r.name, "");
+    Rng rng(0);
+    const auto head =
+        head_registry().create(r.type, run.config.section("head").except({"type"}), 2, 2, rng);
+    if (!head->target_logit(0.0, {r.steps})) continue;  // metric heads have no class logits
+    chart.series.push_back({r.name, degrees, target_logit_curve(*head, theta, {r.steps})});
+  }
+  if (chart.series.empty()) return;
+  eval::write_line_chart((fs::path(a.output_dir) / "target_logits.png").string(), chart);
+}
+
+void write_feature_plots(const Setup& a, const std::vector<HeadResult>& heads) {
+  std::vector<eval::ScatterPanel> raw, unit;
+  for (const auto& r : heads) {
+    std::ifstream in(head_dir(a, r.name) / "features.txt");
+    eval::ScatterPanel p{r.name, {}, {}, {}, false};
+    int label;
+    double x, y;
+    while (in >> label >> x >> y) {
+      p.x.push_back(x);
+      p.y.push_back(y);
+      p.group.push_back(label);
+    }
+    if (p.x.empty()) continue;
+    eval::ScatterPanel q = p;
+    q.unit_circle = true;
+    for (size_t i = 0; i < q.x.size(); ++i) {
+      const double n = std::max(std::hypot(q.x[i], q.y[i]), 1e-12);
+      q.x[i] /= n;
+      q.y[i] /= n;
+    }
+    raw.push_back(std::move(p));
+    unit.push_back(std::move(q));
+  }
+  if (raw.empty()) return;
+  const int columns = std::min<int>(4, static_cast<int>(raw.size()));
+  eval::write_scatter_grid((fs::path(a.output_dir) / "features.png").string(),
+                           "2-D training features per head (colour = identity)", raw, columns);
+  eval::write_scatter_grid((fs::path(a.output_dir) / "features_normalized.png").string(),
+                           "the same features, L2-normalised onto the unit circle", unit, columns);
+}
+
+void write_reports(const Setup& a, AblationReport& report) {
+  report.table = markdown_table(report.heads);
+  const fs::path out(a.output_dir);
+  std::ostringstream md;
+  md << "# Ablation: " << a.config_path << "\n\n" << report.table;
+  json::write_file((out / "results.md").string(), md.str());
+  json::Value heads = json::Value::array();
+  for (const auto& r : report.heads) heads.push_back(to_json(r));
+  json::Value all = json::Value::object();
+  all.set("config", a.config_path)
+      .set("overrides", json::Value::array_of(a.overrides))
+      .set("protocol", a.protocol)
+      .set("complete", report.complete)
+      .set("heads", std::move(heads));
+  json::write_file((out / "results.json").string(), all.dump());
+  if (report.heads.empty()) return;
+  write_loss_plot(a, report.heads);
+  write_accuracy_plot(a, report.heads);
+  write_target_logit_plot(a, report.heads);
+  if (a.plot_features) write_feature_plots(a, report.heads);
+}
+
+}  // namespace
+
+AblationReport run_ablation(const AblationOptions& o) {
+  const Setup a = read_setup(o);
+  fs::create_directories(a.output_dir);
+  const std::string view1_list = a.protocol == "lfw-view1" ? write_view1_list(a) : "";
+
+  // Every head's config is built and checked before the first one trains, and so is the rule
+  // that no training identity appears in the test pairs.
+  std::unique_ptr<eval::PairList> test, threshold_list;
+  if (a.protocol != "none") {
+    test = std::make_unique<eval::PairList>(eval::read_lfw_pairs(a.pairs, a.lfw_root));
+    if (!a.threshold_pairs.empty())
+      threshold_list =
+          std::make_unique<eval::PairList>(eval::read_lfw_pairs(a.threshold_pairs, a.lfw_root));
+  }
+  std::vector<HeadRun> runs;
+  for (const auto& name : a.heads) {
+    runs.push_back(head_config(a, name, view1_list));
+    check_config(runs.back().config);
+    if (test) check_disjoint(runs.back().config, *test);
+  }
+
+  AblationReport report;
+  report.output_dir = a.output_dir;
+  if (o.check_only) {
+    for (size_t i = 0; i < a.heads.size(); ++i)
+      std::printf("%-24s %s%s%s\n", a.heads[i].c_str(), runs[i].type.c_str(),
+                  runs[i].parameters.empty() ? "" : ": ", runs[i].parameters.c_str());
+    std::printf("%zu heads; configs valid; protocol %s%s\n", a.heads.size(), a.protocol.c_str(),
+                test ? " (training identities disjoint from the test pairs)" : "");
+    return report;
+  }
+  report.complete = true;
+  for (size_t i = 0; i < a.heads.size(); ++i) {
+    const std::string& name = a.heads[i];
+    const fs::path dir = head_dir(a, name);
+    const bool selected =
+        o.only.empty() || std::find(o.only.begin(), o.only.end(), name) != o.only.end();
+    if (selected && o.fresh && fs::exists(dir)) fs::remove_all(dir);
+    if (fs::exists(dir / "result.json")) {
+      report.heads.push_back(read_result(dir / "result.json"));
+      if (selected)
+        std::printf("ablation: head '%s' already done (%s/result.json); --fresh retrains it\n",
+                    name.c_str(), dir.string().c_str());
+      continue;
+    }
+    if (!selected) {
+      report.complete = false;
+      continue;
+    }
+    report.heads.push_back(run_head(a, name, runs[i], test.get(), threshold_list.get(), o.quiet));
+  }
+  write_reports(a, report);
+  return report;
+}
+
+}  // namespace mf
