@@ -1,8 +1,8 @@
 #!/usr/bin/python3
 """PyTorch side of `marginface bench`: the same training or inference step on random data.
 
-Runs the insightface-layout IResNet/MobileFaceNet from scripts/torch_backbones.py with a softmax
-(linear, no bias) head, SGD momentum 0.9, on `--threads` threads (OMP_NUM_THREADS and
+Runs the insightface-layout IResNet/MobileFaceNet from scripts/torch_backbones.py with an ArcFace
+(default) or softmax head, SGD momentum 0.9, on `--threads` threads (OMP_NUM_THREADS and
 torch.set_num_threads — Debian's torch starts with 1), and prints one JSON line with the median
 images/s over --iters iterations after --warmup, like `marginface bench --json`.
 
@@ -26,7 +26,9 @@ parser.add_argument("--threads", type=int, default=2)
 parser.add_argument("--mode", choices=["train", "infer"], default="train")
 parser.add_argument("--iters", type=int, default=5)
 parser.add_argument("--warmup", type=int, default=1)
+parser.add_argument("--head", choices=["arcface", "softmax"], default="arcface")
 parser.add_argument("--channels-last", action="store_true")
+parser.add_argument("--bf16", action="store_true", help="torch.autocast(cpu, bfloat16) around forward and loss")
 args = parser.parse_args()
 
 os.environ["OMP_NUM_THREADS"] = str(args.threads)
@@ -38,7 +40,35 @@ from torch_backbones import build_backbone  # noqa: E402
 torch.set_num_threads(args.threads)
 torch.manual_seed(0)
 model, (height, width) = build_backbone(args.backbone, args.width, args.embedding_size)
-head = torch.nn.Linear(args.embedding_size, args.classes, bias=False)
+
+
+class ArcFace(torch.nn.Module):
+    """s·cos(θ_y + m) on the target, s·cos θ elsewhere (insightface's formula, s 64, m 0.5)."""
+
+    def __init__(self, d, k, s=64.0, m=0.5):
+        super().__init__()
+        self.weight = torch.nn.Parameter(torch.empty(k, d))
+        torch.nn.init.xavier_uniform_(self.weight)
+        self.s, self.m = s, m
+
+    def forward(self, x, y):
+        cos = torch.nn.functional.linear(torch.nn.functional.normalize(x), torch.nn.functional.normalize(self.weight))
+        cos = cos.float().clamp(-1, 1)
+        target = cos.gather(1, y[:, None])
+        margin = torch.cos(torch.acos(target) + self.m)
+        return self.s * cos.scatter(1, y[:, None], margin)
+
+
+class Softmax(torch.nn.Module):
+    def __init__(self, d, k):
+        super().__init__()
+        self.fc = torch.nn.Linear(d, k, bias=False)
+
+    def forward(self, x, y):
+        return self.fc(x)
+
+
+head = (ArcFace if args.head == "arcface" else Softmax)(args.embedding_size, args.classes)
 params = list(model.parameters()) + list(head.parameters())
 opt = torch.optim.SGD([p for p in params if p.requires_grad], lr=0.01, momentum=0.9, weight_decay=5e-4)
 images = torch.rand(args.batch, 3, height, width) * 2 - 1
@@ -52,12 +82,14 @@ def step():
     if args.mode == "train":
         model.train()
         opt.zero_grad(set_to_none=True)
-        loss = torch.nn.functional.cross_entropy(head(model(images)), labels)
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=args.bf16):
+            logits = head(model(images), labels)
+        loss = torch.nn.functional.cross_entropy(logits.float(), labels)
         loss.backward()
         opt.step()
     else:
         model.eval()
-        with torch.no_grad():
+        with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=args.bf16):
             model(images)
 
 
@@ -69,6 +101,7 @@ for _ in range(args.iters):
     step()
     rates.append(args.batch / (time.perf_counter() - t0))
 print(json.dumps({"framework": "pytorch " + torch.__version__, "backbone": args.backbone, "width": args.width,
+                  "head": args.head, "channels_last": args.channels_last, "bf16": args.bf16,
                   "mode": args.mode, "batch": args.batch, "threads": args.threads,
                   "images_per_s": statistics.median(rates), "images_per_s_all": rates,
                   "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0}))

@@ -1,0 +1,84 @@
+#!/usr/bin/env bash
+# Ours against PyTorch on the same machine, alternating the programs round by round so that the
+# machine's drift hits both alike; prints medians over rounds and ratios (ours / PyTorch).
+#
+#   scripts/bench_compare.sh                       # ir18 and ir50, train and infer, batch 32, 2 threads
+#   BACKBONES="ir18" MODES=train ROUNDS=5 scripts/bench_compare.sh
+#
+# PyTorch runs in three configurations: fp32 NCHW (its default), fp32 channels_last (its best
+# fp32), and bf16 autocast. Ours runs `marginface bench` (exact fp32). Environment: BUILD_DIR
+# (build), BACKBONES, MODES, BATCH (32), THREADS (2), ITERS (5 timed iterations per run),
+# ROUNDS (3), HEAD (arcface), CLASSES (1000), OUT (a folder for the raw JSON lines).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+BUILD_DIR=${BUILD_DIR:-build}
+BACKBONES=${BACKBONES:-"ir18 ir50"}
+MODES=${MODES:-"train infer"}
+BATCH=${BATCH:-32}
+THREADS=${THREADS:-2}
+ITERS=${ITERS:-5}
+ROUNDS=${ROUNDS:-3}
+HEAD=${HEAD:-arcface}
+CLASSES=${CLASSES:-1000}
+OUT=${OUT:-$(mktemp -d /tmp/bench_compare.XXXXXX)}
+PY=/usr/bin/python3
+BIN="$BUILD_DIR/bin/marginface"
+
+[[ -x "$BIN" ]] || { echo "bench_compare: $BIN not found; run scripts/build.sh first" >&2; exit 1; }
+"$PY" -c "import torch" 2>/dev/null || {
+  echo "bench_compare: PyTorch missing for $PY; install with MF_WITH_TORCH=1 scripts/install_deps.sh" >&2
+  exit 1
+}
+mkdir -p "$OUT"
+RESULTS="$OUT/results.jsonl"
+: >"$RESULTS"
+
+run_ours() {  # backbone mode
+  local tmp="$OUT/ours.json"
+  OMP_NUM_THREADS=$THREADS "$BIN" bench --backbone "$1" --mode "$2" --head "$HEAD" --classes "$CLASSES" \
+    --batch "$BATCH" --threads "$THREADS" --iters "$ITERS" --warmup 1 --json "$tmp" >/dev/null
+  "$PY" -c "import json,sys; d=json.load(open('$tmp')); d['config']='ours'; print(json.dumps(d))" >>"$RESULTS"
+}
+
+run_torch() {  # backbone mode config extra-flags...
+  local backbone=$1 mode=$2 config=$3
+  shift 3
+  OMP_NUM_THREADS=$THREADS "$PY" scripts/bench_torch.py --backbone "$backbone" --mode "$mode" --head "$HEAD" \
+    --classes "$CLASSES" --batch "$BATCH" --threads "$THREADS" --iters "$ITERS" --warmup 1 "$@" |
+    "$PY" -c "import json,sys; d=json.loads(sys.stdin.read()); d['config']='$config'; print(json.dumps(d))" >>"$RESULTS"
+}
+
+echo "bench_compare: batch $BATCH, $THREADS threads, $ITERS iterations per run, $ROUNDS rounds; raw results in $RESULTS"
+for backbone in $BACKBONES; do
+  for mode in $MODES; do
+    for round in $(seq "$ROUNDS"); do
+      echo "  $backbone $mode round $round/$ROUNDS" >&2
+      run_ours "$backbone" "$mode"
+      run_torch "$backbone" "$mode" torch_fp32
+      run_torch "$backbone" "$mode" torch_channels_last --channels-last
+      run_torch "$backbone" "$mode" torch_bf16 --bf16
+    done
+  done
+done
+
+"$PY" - "$RESULTS" <<'PYEOF'
+import json, statistics, sys
+rows = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
+keys = sorted({(r["backbone"], r["mode"]) for r in rows}, key=lambda k: (k[0], k[1] != "train"))
+configs = ["ours", "torch_fp32", "torch_channels_last", "torch_bf16"]
+def med(b, m, c, field):
+    v = [r[field] for r in rows if (r["backbone"], r["mode"], r["config"]) == (b, m, c)]
+    return statistics.median(v) if v else float("nan")
+print("\n| backbone | mode | ours img/s | PyTorch fp32 | ×ours/fp32 | PyTorch channels_last | ×ours/CL | PyTorch bf16 | ×ours/bf16 | ours RSS MiB | PyTorch fp32 RSS MiB | RSS ratio |")
+print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+for b, m in keys:
+    o = med(b, m, "ours", "images_per_s")
+    cells = [f"{o:.2f}"]
+    for c in configs[1:]:
+        t = med(b, m, c, "images_per_s")
+        cells += [f"{t:.2f}", f"{o / t:.2f}"]
+    ro, rt = med(b, m, "ours", "peak_rss_mib"), med(b, m, "torch_fp32", "peak_rss_mib")
+    cells += [f"{ro:.0f}", f"{rt:.0f}", f"{ro / rt:.2f}"]
+    print(f"| {b} | {m} | " + " | ".join(cells) + " |")
+print("\nmedians over rounds; ratios > 1 mean ours is faster (img/s) — RSS ratio < 1 means ours uses less")
+PYEOF
