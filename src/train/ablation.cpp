@@ -516,7 +516,6 @@ void write_reports(const Setup& a, AblationReport& report) {
 
 AblationReport run_ablation(const AblationOptions& o) {
   const Setup a = read_setup(o);
-  fs::create_directories(a.output_dir);
   const std::string view1_list = a.protocol == "lfw-view1" ? write_view1_list(a) : "";
 
   // Every head's config is built and checked before the first one trains, and so is the rule
@@ -546,6 +545,7 @@ AblationReport run_ablation(const AblationOptions& o) {
     return report;
   }
   report.complete = true;
+  fs::create_directories(a.output_dir);
   for (size_t i = 0; i < a.heads.size(); ++i) {
     const std::string& name = a.heads[i];
     const fs::path dir = head_dir(a, name);

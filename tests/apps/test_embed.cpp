@@ -26,6 +26,7 @@
 #include "io/checkpoint.h"
 #include "layers/backbones/registry.h"
 #include "support/fixtures.h"
+#include "support/process.h"
 #include "tensor/hdf5.h"
 #include "util/params.h"
 
@@ -59,41 +60,18 @@ class TempDir {
   fs::path path_;
 };
 
-std::string quote(const std::string& s) {
-  std::string out = "'";
-  for (char c : s) out += c == '\'' ? std::string("'\\''") : std::string(1, c);
-  return out + "'";
-}
-
-struct Outcome {
-  int status = -1;
-  std::string output;  // stdout and stderr
-};
-
-Outcome run(const std::string& command) {
-  Outcome r;
-  FILE* p = ::popen((command + " 2>&1").c_str(), "r");
-  if (!p) return r;
-  char buf[4096];
-  size_t n;
-  while ((n = std::fread(buf, 1, sizeof buf, p)) > 0) r.output.append(buf, n);
-  const int status = ::pclose(p);
-  r.status = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  return r;
-}
-
-Outcome embed(const std::string& args) {
-  return run(quote(MF_MARGINFACE_BIN) + " embed " + args);
+CommandResult embed(const std::string& args) {
+  return run_command(shell_quote(MF_MARGINFACE_BIN) + " embed " + args);
 }
 
 // Debian's interpreter has python3-torch; MF_PYTHON overrides it.
 std::string python() {
   const char* v = std::getenv("MF_PYTHON");
-  return quote(v && *v ? v : "/usr/bin/python3");
+  return shell_quote(v && *v ? v : "/usr/bin/python3");
 }
 
 std::string script(const std::string& name) {
-  return python() + " " + quote(std::string(MF_SOURCE_DIR) + "/scripts/" + name);
+  return python() + " " + shell_quote(std::string(MF_SOURCE_DIR) + "/scripts/" + name);
 }
 
 // Per row: cos(ours_i, ref_i); both sets must have the same shape.
@@ -196,8 +174,9 @@ TEST(EmbedFixture, command_matches_pytorch_for_every_flip_mode) {
     SCOPED_TRACE("flip " + flip);
     const std::string out = tmp / ("emb_" + flip + ".h5");
     // --batch 2: five images make two full batches and one partial.
-    const Outcome r = embed("--checkpoint " + quote(kModel) + " --images " + quote(kImages) +
-                            " --out " + quote(out) + " --flip " + flip + " --batch 2 --threads 1");
+    const CommandResult r =
+        embed("--checkpoint " + shell_quote(kModel) + " --images " + shell_quote(kImages) +
+              " --out " + shell_quote(out) + " --flip " + flip + " --batch 2 --threads 1");
     ASSERT_EQ(r.status, 0) << r.output;
     h5::File f(out, h5::File::Mode::kRead);
     // Walked recursively, sorted, relative to the folder; upper-case .PNG and .pgm included,
@@ -253,8 +232,9 @@ TEST(EmbedCommand, list_paths_are_relative_to_root_or_absolute) {
   const std::string list =
       tmp.write("list.txt", "# a comment\n  c/grey.pgm  \n\na/pattern0.png\r\n" + abs + "\n");
   const std::string out = tmp / "sub/dir/emb.h5";  // parent folders are created
-  const Outcome r = embed("--checkpoint " + quote(kModel) + " --images " + quote(list) +
-                          " --root " + quote(kImages) + " --out " + quote(out) + " --flip sum");
+  const CommandResult r =
+      embed("--checkpoint " + shell_quote(kModel) + " --images " + shell_quote(list) + " --root " +
+            shell_quote(kImages) + " --out " + shell_quote(out) + " --flip sum");
   ASSERT_EQ(r.status, 0) << r.output;
   h5::File f(out, h5::File::Mode::kRead);
   const std::vector<std::string> expected{"c/grey.pgm", "a/pattern0.png", abs};  // list order
@@ -282,9 +262,9 @@ TEST(EmbedCommand, missing_images_fail_unless_skipped) {
       tmp.write("list.txt", kImages + "/a/pattern1.png\n" + (tmp / "gone.jpg") + "\n" +
                                 (tmp / "broken.png") + "\n" + kImages + "/a/pattern0.png\n");
   const std::string out = tmp / "emb.h5";
-  const std::string base =
-      "--checkpoint " + quote(kModel) + " --images " + quote(list) + " --out " + quote(out);
-  Outcome r = embed(base);
+  const std::string base = "--checkpoint " + shell_quote(kModel) + " --images " +
+                           shell_quote(list) + " --out " + shell_quote(out);
+  CommandResult r = embed(base);
   EXPECT_EQ(r.status, 1);
   EXPECT_NE(r.output.find("2 of 4 images are missing or unreadable"), std::string::npos)
       << r.output;
@@ -308,25 +288,28 @@ TEST(EmbedCommand, missing_images_fail_unless_skipped) {
 
 TEST(EmbedCommand, bad_arguments_are_clear_errors) {
   TempDir tmp;
-  const std::string out = " --out " + quote(tmp / "emb.h5");
+  const std::string out = " --out " + shell_quote(tmp / "emb.h5");
   struct Case {
     std::string args, message;
   };
   const std::vector<Case> cases = {
-      {"--checkpoint " + quote(kModel) + " --images " + quote(tmp / "nowhere") + out,
+      {"--checkpoint " + shell_quote(kModel) + " --images " + shell_quote(tmp / "nowhere") + out,
        "does not exist"},
-      {"--checkpoint " + quote(kModel) + " --images " + quote(kImages) + " --root /tmp" + out,
+      {"--checkpoint " + shell_quote(kModel) + " --images " + shell_quote(kImages) +
+           " --root /tmp" + out,
        "--root applies to a list file"},
-      {"--checkpoint " + quote(kModel) + " --images " + quote(kImages) + " --flip twice" + out,
+      {"--checkpoint " + shell_quote(kModel) + " --images " + shell_quote(kImages) +
+           " --flip twice" + out,
        "flip must be off, sum or concat"},
-      {"--checkpoint " + quote(tmp / "none.h5") + " --images " + quote(kImages) + out, "none.h5"},
-      {"--checkpoint " + quote(kModel) + " --images " +
-           quote(tmp.write("empty.txt", "# nothing\n")) + out,
+      {"--checkpoint " + shell_quote(tmp / "none.h5") + " --images " + shell_quote(kImages) + out,
+       "none.h5"},
+      {"--checkpoint " + shell_quote(kModel) + " --images " +
+           shell_quote(tmp.write("empty.txt", "# nothing\n")) + out,
        "no image paths"},
-      {"--images " + quote(kImages) + out, "checkpoint"},
+      {"--images " + shell_quote(kImages) + out, "checkpoint"},
   };
   for (const auto& c : cases) {
-    const Outcome r = embed(c.args);
+    const CommandResult r = embed(c.args);
     EXPECT_NE(r.status, 0) << c.args;
     EXPECT_NE(r.output.find(c.message), std::string::npos) << c.args << "\n" << r.output;
   }
@@ -364,7 +347,7 @@ TEST(InsightfaceConversion, pytorch_iresnet_embeds_the_same_and_round_trips) {
   const fs::path lfw = shared_data_dir() + "/aligned/lfw";
   if (!fs::is_directory(lfw))
     GTEST_SKIP() << "aligned LFW faces not found at " << lfw << " (../shared absent)";
-  const Outcome probe = run(python() + " -c 'import torch, h5py, cv2'");
+  const CommandResult probe = run_command(python() + " -c 'import torch, h5py, cv2'");
   if (probe.status != 0)
     GTEST_SKIP() << python()
                  << " lacks torch, h5py or cv2 (MF_WITH_TORCH=1 "
@@ -379,11 +362,11 @@ TEST(InsightfaceConversion, pytorch_iresnet_embeds_the_same_and_round_trips) {
   TempDir tmp;
 
   // A "pretrained" insightface backbone: random He-scaled weights, warmed-up running statistics.
-  Outcome r = run(script("make_embed_fixtures.py") + " model " + quote(tmp / "model.pth") +
-                  model_args + " --seed 3");
+  CommandResult r = run_command(script("make_embed_fixtures.py") + " model " +
+                                shell_quote(tmp / "model.pth") + model_args + " --seed 3");
   ASSERT_EQ(r.status, 0) << r.output;
-  r = run(script("convert_insightface.py") + " to-h5 " + quote(tmp / "model.pth") + " " +
-          quote(tmp / "model.h5") + model_args);
+  r = run_command(script("convert_insightface.py") + " to-h5 " + shell_quote(tmp / "model.pth") +
+                  " " + shell_quote(tmp / "model.h5") + model_args);
   ASSERT_EQ(r.status, 0) << r.output;
 
   const auto faces = pick_faces(lfw, count);
@@ -391,12 +374,14 @@ TEST(InsightfaceConversion, pytorch_iresnet_embeds_the_same_and_round_trips) {
   std::string list_text;
   for (const auto& f : faces) list_text += f + "\n";
   const std::string list = tmp.write("faces.txt", list_text);
-  r = embed("--checkpoint " + quote(tmp / "model.h5") + " --images " + quote(list) + " --root " +
-            quote(lfw.string()) + " --out " + quote(tmp / "ours.h5") + " --flip sum");
+  r = embed("--checkpoint " + shell_quote(tmp / "model.h5") + " --images " + shell_quote(list) +
+            " --root " + shell_quote(lfw.string()) + " --out " + shell_quote(tmp / "ours.h5") +
+            " --flip sum");
   ASSERT_EQ(r.status, 0) << r.output;
-  r = run(script("make_embed_fixtures.py") + " reference " + quote(tmp / "model.pth") + model_args +
-          " --list " + quote(list) + " --root " + quote(lfw.string()) + " --flip sum --out " +
-          quote(tmp / "torch.h5"));
+  r = run_command(script("make_embed_fixtures.py") + " reference " +
+                  shell_quote(tmp / "model.pth") + model_args + " --list " + shell_quote(list) +
+                  " --root " + shell_quote(lfw.string()) + " --flip sum --out " +
+                  shell_quote(tmp / "torch.h5"));
   ASSERT_EQ(r.status, 0) << r.output;
 
   h5::File ours(tmp / "ours.h5", h5::File::Mode::kRead),
@@ -412,11 +397,11 @@ TEST(InsightfaceConversion, pytorch_iresnet_embeds_the_same_and_round_trips) {
   RecordProperty("min_cosine", std::to_string(min_cos));
 
   // Back to .pth: the state_dict PyTorch saved, bit for bit.
-  r = run(script("convert_insightface.py") + " to-pth " + quote(tmp / "model.h5") + " " +
-          quote(tmp / "back.pth"));
+  r = run_command(script("convert_insightface.py") + " to-pth " + shell_quote(tmp / "model.h5") +
+                  " " + shell_quote(tmp / "back.pth"));
   ASSERT_EQ(r.status, 0) << r.output;
-  r = run(script("make_embed_fixtures.py") + " compare-pth " + quote(tmp / "model.pth") + " " +
-          quote(tmp / "back.pth"));
+  r = run_command(script("make_embed_fixtures.py") + " compare-pth " +
+                  shell_quote(tmp / "model.pth") + " " + shell_quote(tmp / "back.pth"));
   EXPECT_EQ(r.status, 0) << r.output;
 
   // A checkpoint written by marginface itself (with head-less training metadata) converts to the
@@ -434,43 +419,47 @@ TEST(InsightfaceConversion, pytorch_iresnet_embeds_the_same_and_round_trips) {
   contents.meta.config = "model:\n  backbone: " + backbone + "\n";
   contents.model = net.get();
   save_checkpoint(tmp / "ours_ck.h5", contents);
-  r = run(script("convert_insightface.py") + " to-pth " + quote(tmp / "ours_ck.h5") + " " +
-          quote(tmp / "ours_ck.pth"));
+  r = run_command(script("convert_insightface.py") + " to-pth " + shell_quote(tmp / "ours_ck.h5") +
+                  " " + shell_quote(tmp / "ours_ck.pth"));
   ASSERT_EQ(r.status, 0) << r.output;
-  r = run(script("make_embed_fixtures.py") + " compare-pth " + quote(tmp / "model.pth") + " " +
-          quote(tmp / "ours_ck.pth"));
+  r = run_command(script("make_embed_fixtures.py") + " compare-pth " +
+                  shell_quote(tmp / "model.pth") + " " + shell_quote(tmp / "ours_ck.pth"));
   EXPECT_EQ(r.status, 0) << r.output;
 }
 
 TEST(InsightfaceConversion, converter_reports_mismatches) {
-  const Outcome probe = run(python() + " -c 'import torch, h5py'");
+  const CommandResult probe = run_command(python() + " -c 'import torch, h5py'");
   if (probe.status != 0) GTEST_SKIP() << python() << " lacks torch or h5py";
   TempDir tmp;
   // The committed checkpoint is ir18 at width 0.05, D = 16: back to .pth, then in as the wrong
   // embedding size and the wrong network.
-  Outcome r = run(script("convert_insightface.py") + " to-pth " + quote(kModel) + " " +
-                  quote(tmp / "tiny.pth"));
+  CommandResult r = run_command(script("convert_insightface.py") + " to-pth " +
+                                shell_quote(kModel) + " " + shell_quote(tmp / "tiny.pth"));
   ASSERT_EQ(r.status, 0) << r.output;
-  r = run(script("convert_insightface.py") + " to-h5 " + quote(tmp / "tiny.pth") + " " +
-          quote(tmp / "x.h5") + " --backbone ir18 --width 0.05 --embedding-size 32");
+  r = run_command(script("convert_insightface.py") + " to-h5 " + shell_quote(tmp / "tiny.pth") +
+                  " " + shell_quote(tmp / "x.h5") +
+                  " --backbone ir18 --width 0.05 --embedding-size 32");
   EXPECT_EQ(r.status, 1);
   EXPECT_NE(r.output.find("fc.weight has shape (16, 1274), ir18 (width 0.05, embedding size 32) "
                           "expects (32, 1274)"),
             std::string::npos)
       << r.output;
   EXPECT_NE(r.output.find("--embedding-size 16"), std::string::npos) << r.output;
-  r = run(script("convert_insightface.py") + " to-h5 " + quote(tmp / "tiny.pth") + " " +
-          quote(tmp / "x.h5") + " --backbone ir34 --width 0.05 --embedding-size 16");
+  r = run_command(script("convert_insightface.py") + " to-h5 " + shell_quote(tmp / "tiny.pth") +
+                  " " + shell_quote(tmp / "x.h5") +
+                  " --backbone ir34 --width 0.05 --embedding-size 16");
   EXPECT_EQ(r.status, 1);
   EXPECT_NE(r.output.find("missing layer1.2.conv1.weight"), std::string::npos) << r.output;
   EXPECT_FALSE(fs::exists(tmp / "x.h5"));
   // Wrapped in {'state_dict': ...} with DataParallel's 'module.' prefixes: accepted.
-  r = run(python() + " -c \"import torch; s = torch.load('" + tmp / "tiny.pth" +
-          "'); torch.save({'epoch': 3, 'state_dict': {'module.' + k: v for k, v in s.items()}}, '" +
-          tmp / "wrapped.pth" + "')\"");
+  r = run_command(
+      python() + " -c \"import torch; s = torch.load('" + tmp / "tiny.pth" +
+      "'); torch.save({'epoch': 3, 'state_dict': {'module.' + k: v for k, v in s.items()}}, '" +
+      tmp / "wrapped.pth" + "')\"");
   ASSERT_EQ(r.status, 0) << r.output;
-  r = run(script("convert_insightface.py") + " to-h5 " + quote(tmp / "wrapped.pth") + " " +
-          quote(tmp / "wrapped.h5") + " --backbone ir18 --width 0.05 --embedding-size 16");
+  r = run_command(script("convert_insightface.py") + " to-h5 " + shell_quote(tmp / "wrapped.pth") +
+                  " " + shell_quote(tmp / "wrapped.h5") +
+                  " --backbone ir18 --width 0.05 --embedding-size 16");
   ASSERT_EQ(r.status, 0) << r.output;
   h5::File a(kModel, h5::File::Mode::kRead), b(tmp / "wrapped.h5", h5::File::Mode::kRead);
   const auto names = a.list("/model");

@@ -18,6 +18,7 @@
 #include "io/checkpoint.h"
 #include "layers/backbones/registry.h"
 #include "support/fixtures.h"
+#include "support/process.h"
 #include "util/params.h"
 
 namespace mf::test {
@@ -45,30 +46,11 @@ class TempDir {
   fs::path path_;
 };
 
-std::string q(const std::string& s) {
-  std::string out = "'";
-  for (char c : s) out += c == '\'' ? std::string("'\\''") : std::string(1, c);
-  return out + "'";
-}
-
-struct Result {
-  int status = -1;
-  std::string output;  // stdout and stderr
-};
-
 // Runs `marginface <args>` (one thread: the tests share the machine), optionally in `cwd`.
-Result marginface(const std::string& args, const std::string& cwd = "") {
-  std::string command = "OMP_NUM_THREADS=1 " + q(MF_MARGINFACE_BIN) + " " + args + " 2>&1";
-  if (!cwd.empty()) command = "cd " + q(cwd) + " && " + command;
-  Result r;
-  FILE* p = ::popen(command.c_str(), "r");
-  if (!p) return r;
-  char buf[4096];
-  size_t n;
-  while ((n = std::fread(buf, 1, sizeof buf, p)) > 0) r.output.append(buf, n);
-  const int status = ::pclose(p);
-  r.status = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  return r;
+CommandResult marginface(const std::string& args, const std::string& cwd = "") {
+  std::string command = "OMP_NUM_THREADS=1 " + shell_quote(MF_MARGINFACE_BIN) + " " + args;
+  if (!cwd.empty()) command = "cd " + shell_quote(cwd) + " && " + command;
+  return run_command(command);
 }
 
 // The number after "similarity " in compare's output (NaN when absent).
@@ -141,15 +123,18 @@ TEST(CompareCommand, self_similarity_is_one_and_scores_are_symmetric) {
   TempDir tmp;
   const std::string ck = tiny_checkpoint(tmp);
   const std::string a = write_face(tmp / "a.png", 1), b = write_face(tmp / "b.png", 2);
-  Result r = marginface("compare --checkpoint " + q(ck) + " --threshold 0.5 " + q(a) + " " + q(a));
+  CommandResult r = marginface("compare --checkpoint " + shell_quote(ck) + " --threshold 0.5 " +
+                               shell_quote(a) + " " + shell_quote(a));
   ASSERT_EQ(r.status, 0) << r.output;
   EXPECT_NEAR(similarity_of(r.output), 1.0, 1e-4) << r.output;
   EXPECT_NE(r.output.find("same (threshold 0.5000 from --threshold)"), std::string::npos)
       << r.output;
-  const Result ab = marginface("compare " + q(a) + " --checkpoint " + q(ck) + " " + q(b) +
-                               " --threshold=0.99999");
-  const Result ba =
-      marginface("compare --threshold 0.99999 --checkpoint " + q(ck) + " " + q(b) + " " + q(a));
+  const CommandResult ab =
+      marginface("compare " + shell_quote(a) + " --checkpoint " + shell_quote(ck) + " " +
+                 shell_quote(b) + " --threshold=0.99999");
+  const CommandResult ba =
+      marginface("compare --threshold 0.99999 --checkpoint " + shell_quote(ck) + " " +
+                 shell_quote(b) + " " + shell_quote(a));
   ASSERT_EQ(ab.status, 0) << ab.output;
   ASSERT_EQ(ba.status, 0) << ba.output;
   EXPECT_EQ(similarity_of(ab.output), similarity_of(ba.output)) << ab.output << ba.output;
@@ -161,13 +146,15 @@ TEST(CompareCommand, threshold_comes_from_the_checkpoint_or_is_asked_for) {
   TempDir tmp;
   const std::string ck = tiny_checkpoint(tmp);
   const std::string a = write_face(tmp / "a.png", 1), b = write_face(tmp / "b.png", 2);
-  Result r = marginface("compare --checkpoint " + q(ck) + " " + q(a) + " " + q(b));
+  CommandResult r = marginface("compare --checkpoint " + shell_quote(ck) + " " + shell_quote(a) +
+                               " " + shell_quote(b));
   EXPECT_EQ(r.status, 1);
   EXPECT_NE(r.output.find("stores no verification threshold: pass --threshold"), std::string::npos)
       << r.output;
   EXPECT_NE(r.output.find("--store-threshold"), std::string::npos) << r.output;
   store_verification_threshold(ck, -0.75);
-  r = marginface("compare --checkpoint " + q(ck) + " " + q(a) + " " + q(b));
+  r = marginface("compare --checkpoint " + shell_quote(ck) + " " + shell_quote(a) + " " +
+                 shell_quote(b));
   ASSERT_EQ(r.status, 0) << r.output;
   EXPECT_NE(r.output.find("same (threshold -0.7500 from " + ck + " /meta verification_threshold)"),
             std::string::npos)
@@ -178,18 +165,19 @@ TEST(CompareCommand, bad_arguments_are_clear_errors) {
   TempDir tmp;
   const std::string ck = tiny_checkpoint(tmp);
   const std::string a = write_face(tmp / "a.png", 1);
-  Result r = marginface("compare --checkpoint " + q(ck) + " --threshold 0.3 " + q(a));
+  CommandResult r =
+      marginface("compare --checkpoint " + shell_quote(ck) + " --threshold 0.3 " + shell_quote(a));
   EXPECT_EQ(r.status, 1);
   EXPECT_NE(r.output.find("exactly two images, got 1"), std::string::npos) << r.output;
-  r = marginface("compare --checkpoint " + q(ck) + " --threshold 0.3 " + q(a) + " " +
-                 q(tmp / "missing.jpg"));
+  r = marginface("compare --checkpoint " + shell_quote(ck) + " --threshold 0.3 " + shell_quote(a) +
+                 " " + shell_quote(tmp / "missing.jpg"));
   EXPECT_EQ(r.status, 1);
   EXPECT_NE(r.output.find("image not found: " + tmp / "missing.jpg"), std::string::npos)
       << r.output;
   // A raw photo (not 112×112) without --align says how to fix it.
   cv::imwrite(tmp / "photo.jpg", cv::Mat(250, 250, CV_8UC3, cv::Scalar::all(90)));
-  r = marginface("compare --checkpoint " + q(ck) + " --threshold 0.3 " + q(a) + " " +
-                 q(tmp / "photo.jpg"));
+  r = marginface("compare --checkpoint " + shell_quote(ck) + " --threshold 0.3 " + shell_quote(a) +
+                 " " + shell_quote(tmp / "photo.jpg"));
   EXPECT_EQ(r.status, 1);
   EXPECT_NE(r.output.find("align it"), std::string::npos) << r.output;
 }
@@ -198,8 +186,9 @@ TEST(SearchCommand, top1_of_a_gallery_folder_containing_the_query_is_the_query) 
   TempDir tmp;
   const std::string ck = tiny_checkpoint(tmp);
   auto gallery = write_gallery(tmp);
-  Result r = marginface("search --checkpoint " + q(ck) + " --gallery " + q(tmp / "gallery") +
-                        " --query " + q(gallery[4]) + " --top 3 --json " + q(tmp / "out.json"));
+  CommandResult r = marginface(
+      "search --checkpoint " + shell_quote(ck) + " --gallery " + shell_quote(tmp / "gallery") +
+      " --query " + shell_quote(gallery[4]) + " --top 3 --json " + shell_quote(tmp / "out.json"));
   ASSERT_EQ(r.status, 0) << r.output;
   auto m = matches_of(r.output);
   ASSERT_EQ(m.size(), 3u) << r.output;
@@ -216,8 +205,9 @@ TEST(SearchCommand, top1_of_a_gallery_folder_containing_the_query_is_the_query) 
 
   // A folder of queries (taken in sorted order): each finds itself first.
   std::sort(gallery.begin(), gallery.end());
-  r = marginface("search --checkpoint " + q(ck) + " --gallery " + q(tmp / "gallery") + " --query " +
-                 q(tmp / "gallery") + " --top 1");
+  r = marginface("search --checkpoint " + shell_quote(ck) + " --gallery " +
+                 shell_quote(tmp / "gallery") + " --query " + shell_quote(tmp / "gallery") +
+                 " --top 1");
   ASSERT_EQ(r.status, 0) << r.output;
   m = matches_of(r.output);
   ASSERT_EQ(m.size(), 6u) << r.output;
@@ -231,13 +221,14 @@ TEST(SearchCommand, reads_a_gallery_written_by_the_embed_command) {
   TempDir tmp;
   const std::string ck = tiny_checkpoint(tmp);
   const auto gallery = write_gallery(tmp);
-  Result r = marginface("embed --checkpoint " + q(ck) + " --images " + q(tmp / "gallery") +
-                        " --out " + q(tmp / "emb.h5"));
+  CommandResult r =
+      marginface("embed --checkpoint " + shell_quote(ck) + " --images " +
+                 shell_quote(tmp / "gallery") + " --out " + shell_quote(tmp / "emb.h5"));
   if (r.output.find("unknown command 'embed'") != std::string::npos)
     GTEST_SKIP() << "this build has no `embed` command";
   ASSERT_EQ(r.status, 0) << r.output;
-  r = marginface("search --checkpoint " + q(ck) + " --gallery " + q(tmp / "emb.h5") + " --query " +
-                 q(gallery[2]) + " --top 6");
+  r = marginface("search --checkpoint " + shell_quote(ck) + " --gallery " +
+                 shell_quote(tmp / "emb.h5") + " --query " + shell_quote(gallery[2]) + " --top 6");
   ASSERT_EQ(r.status, 0) << r.output;
   const auto m = matches_of(r.output);
   ASSERT_EQ(m.size(), 6u) << r.output;
@@ -245,14 +236,16 @@ TEST(SearchCommand, reads_a_gallery_written_by_the_embed_command) {
   EXPECT_EQ(m[0].identity, "id2");
   EXPECT_NEAR(m[0].score, 1.0, 1e-4);
   // The same scores as against the folder itself.
-  const Result direct = marginface("search --checkpoint " + q(ck) + " --gallery " +
-                                   q(tmp / "gallery") + " --query " + q(gallery[2]) + " --top 6");
+  const CommandResult direct =
+      marginface("search --checkpoint " + shell_quote(ck) + " --gallery " +
+                 shell_quote(tmp / "gallery") + " --query " + shell_quote(gallery[2]) + " --top 6");
   const auto d = matches_of(direct.output);
   ASSERT_EQ(d.size(), 6u) << direct.output;
   for (size_t i = 0; i < 6; ++i) EXPECT_NEAR(m[i].score, d[i].score, 2e-4) << i;
   // Queries must be embedded like the gallery.
-  r = marginface("search --checkpoint " + q(ck) + " --gallery " + q(tmp / "emb.h5") + " --query " +
-                 q(gallery[2]) + " --flip off");
+  r = marginface("search --checkpoint " + shell_quote(ck) + " --gallery " +
+                 shell_quote(tmp / "emb.h5") + " --query " + shell_quote(gallery[2]) +
+                 " --flip off");
   EXPECT_EQ(r.status, 1);
   EXPECT_NE(r.output.find("was embedded with flip sum, but --flip is off"), std::string::npos)
       << r.output;
@@ -262,7 +255,7 @@ TEST(AlignCommand, default_detector_missing_is_an_error_naming_the_path) {
   TempDir tmp;
   // Run two levels down, so that ../shared cannot exist (only cwd/.. is looked at).
   write_face(tmp / "work/project/in/a.png", 1);
-  const Result r = marginface("align --in in --out out", tmp / "work/project");
+  const CommandResult r = marginface("align --in in --out out", tmp / "work/project");
   EXPECT_EQ(r.status, 1);
   EXPECT_NE(r.output.find("face detector model not found: "
                           "'../shared/data/models/face_detection_yunet_2022mar.onnx' (the default"),
@@ -276,8 +269,9 @@ TEST(AlignCommand, aligns_raw_samples_and_reports_the_no_face_image) {
   fs::create_directories(tmp / "in");
   fs::copy(shared_data_dir() + "/raw/lfw/Alan_Greenspan", tmp / "in/Alan_Greenspan");
   fs::copy(shared_data_dir() + "/raw/noface", tmp / "in/noface");
-  const Result r = marginface("align --in " + q(tmp / "in") + " --out " + q(tmp / "out") +
-                              " --detector " + q(model_path()));
+  const CommandResult r =
+      marginface("align --in " + shell_quote(tmp / "in") + " --out " + shell_quote(tmp / "out") +
+                 " --detector " + shell_quote(model_path()));
   ASSERT_EQ(r.status, 0) << r.output;
   EXPECT_NE(r.output.find("6 images in"), std::string::npos) << r.output;
   EXPECT_NE(r.output.find("5 aligned"), std::string::npos) << r.output;
@@ -296,21 +290,22 @@ TEST(FacePipelineOnRawPhotos, compare_and_search_with_align) {
   const std::string raw = shared_data_dir() + "/raw/lfw";
   const std::string a = raw + "/Alan_Greenspan/Alan_Greenspan_0001.jpg";
   const std::string b = raw + "/Bill_Frist/Bill_Frist_0002.jpg";
-  const std::string det = " --detector " + q(model_path());
-  Result r = marginface("compare --align --checkpoint " + q(ck) + det + " --threshold 0.5 " + q(a) +
-                        " " + q(a));
+  const std::string det = " --detector " + shell_quote(model_path());
+  CommandResult r = marginface("compare --align --checkpoint " + shell_quote(ck) + det +
+                               " --threshold 0.5 " + shell_quote(a) + " " + shell_quote(a));
   ASSERT_EQ(r.status, 0) << r.output;
   EXPECT_NEAR(similarity_of(r.output), 1.0, 1e-4) << r.output;
-  const Result ab = marginface("compare --align --checkpoint " + q(ck) + det + " --threshold 0.5 " +
-                               q(a) + " " + q(b));
-  const Result ba = marginface("compare --align --checkpoint " + q(ck) + det + " --threshold 0.5 " +
-                               q(b) + " " + q(a));
+  const CommandResult ab = marginface("compare --align --checkpoint " + shell_quote(ck) + det +
+                                      " --threshold 0.5 " + shell_quote(a) + " " + shell_quote(b));
+  const CommandResult ba = marginface("compare --align --checkpoint " + shell_quote(ck) + det +
+                                      " --threshold 0.5 " + shell_quote(b) + " " + shell_quote(a));
   ASSERT_EQ(ab.status, 0) << ab.output;
   EXPECT_EQ(similarity_of(ab.output), similarity_of(ba.output));
   EXPECT_LT(similarity_of(ab.output), 0.9999);
   // A photo without a face: an error naming it.
-  r = marginface("compare --align --checkpoint " + q(ck) + det + " --threshold 0.5 " + q(a) + " " +
-                 q(shared_data_dir() + "/raw/noface/gradient_texture.jpg"));
+  r = marginface("compare --align --checkpoint " + shell_quote(ck) + det + " --threshold 0.5 " +
+                 shell_quote(a) + " " +
+                 shell_quote(shared_data_dir() + "/raw/noface/gradient_texture.jpg"));
   EXPECT_EQ(r.status, 1);
   EXPECT_NE(r.output.find("no face found in " + shared_data_dir() + "/raw/noface"),
             std::string::npos)
@@ -321,8 +316,8 @@ TEST(FacePipelineOnRawPhotos, compare_and_search_with_align) {
   for (const char* who : {"Alan_Greenspan", "Bill_Frist", "Amanda_Bynes"})
     fs::copy(raw + "/" + who, tmp / ("gallery/" + std::string(who)));
   const std::string query = tmp / "gallery/Bill_Frist/Bill_Frist_0003.jpg";
-  r = marginface("search --align --checkpoint " + q(ck) + det + " --gallery " + q(tmp / "gallery") +
-                 " --query " + q(query) + " --top 2");
+  r = marginface("search --align --checkpoint " + shell_quote(ck) + det + " --gallery " +
+                 shell_quote(tmp / "gallery") + " --query " + shell_quote(query) + " --top 2");
   ASSERT_EQ(r.status, 0) << r.output;
   const auto m = matches_of(r.output);
   ASSERT_EQ(m.size(), 2u) << r.output;
