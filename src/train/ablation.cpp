@@ -419,7 +419,7 @@ void write_loss_plot(const Setup& a, const std::vector<HeadResult>& heads) {
 
 void write_accuracy_plot(const Setup& a, const std::vector<HeadResult>& heads) {
   eval::BarChart chart;
-  chart.title = "LFW verification accuracy (mean ± std over folds)";
+  chart.title = "LFW verification accuracy: mean and std over the folds";  // ASCII: OpenCV's Hershey fonts have no "±"
   chart.y_label = "accuracy (%)";
   double lo = 100;
   for (const auto& r : heads) {
