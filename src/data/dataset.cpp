@@ -191,6 +191,13 @@ void TrainingSet::add(std::unique_ptr<ImageSource> source) {
   sources_.push_back(std::move(source));
 }
 
+TrainingSet TrainingSet::open(const std::vector<std::string>& specs, const std::string& root,
+                              int height, int width, int64_t max_identities) {
+  TrainingSet set(height, width, max_identities);
+  for (const auto& spec : specs) set.add(open_source(spec, root, width != height));
+  return set;
+}
+
 std::string TrainingSet::name_of(int64_t i) const {
   const auto& [s, local] = where_[i];
   return sources_[s]->name_of(local);

@@ -44,6 +44,10 @@ class TrainingSet {
   TrainingSet(int height, int width, int64_t max_identities = 0)
       : height_(height), width_(width), max_identities_(max_identities) {}
   void add(std::unique_ptr<ImageSource> source);
+  // The sources `specs` (open_source, relative list paths under `root`) in order; a network
+  // narrower than tall (112×96) gets the central crop of each 112×112 face.
+  static TrainingSet open(const std::vector<std::string>& specs, const std::string& root,
+                          int height, int width, int64_t max_identities = 0);
 
   int64_t size() const { return static_cast<int64_t>(labels_.size()); }
   int64_t num_classes() const { return static_cast<int64_t>(identities_.size()); }

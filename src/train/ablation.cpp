@@ -53,8 +53,8 @@ Setup read_setup(const AblationOptions& o) {
   for (const auto& k : all.keys())
     if (k.rfind("heads.", 0) == 0) head_keys.push_back(k);
   Params p = all.except(head_keys);
-  a.output_dir = o.output_dir.empty() ? p.get_string("output_dir", "runs/ablation") : o.output_dir;
-  p.get_string("output_dir", "");  // counted as read when --output replaced it
+  const std::string configured_output = p.get_string("output_dir", "runs/ablation");
+  a.output_dir = o.output_dir.empty() ? configured_output : o.output_dir;
   a.protocol = p.get_string("protocol", "lfw-view2", {"lfw-view2", "lfw-view1", "none"});
   const std::string lfw_dir = p.get_string("lfw.lists", "../shared/data/lfw");
   a.lfw_root = p.get_string("lfw.root", "../shared/data/aligned/lfw");
@@ -115,12 +115,13 @@ std::string write_view1_list(const Setup& a) {
 // The training config of one head: the base sections, `head` replaced by ablation.heads.NAME,
 // that head's own `set` overrides, its run folder, and the protocol's training data.
 struct HeadRun {
+  std::string name;
   Config config;
   std::string type, parameters;
 };
 
 HeadRun head_config(const Setup& a, const std::string& name, const std::string& view1_list) {
-  HeadRun run{Config::load(a.config_path, a.overrides), "", ""};
+  HeadRun run{name, Config::load(a.config_path, a.overrides), "", ""};
   Config& c = run.config;
   c.replace_section("head", "ablation.heads." + name);
   const Params head = c.section("head");
@@ -149,20 +150,25 @@ HeadRun head_config(const Setup& a, const std::string& name, const std::string& 
   return run;
 }
 
+// The training set a head's run reads (data.train, data.root, data.max_identities), at the
+// network's input size.
+TrainingSet training_set(const Config& c, int64_t height, int64_t width) {
+  const Params data = c.section("data");
+  return TrainingSet::open(data.get_list("train"), data.get_string("root", ""),
+                           static_cast<int>(height), static_cast<int>(width),
+                           data.get_int("max_identities", 0, 0));
+}
+
 // Refuses to start when a training identity appears in the test pairs (by identity name: the
 // folder name for folder sources, the parent folder for list sources).
 void check_disjoint(const Config& c, const eval::PairList& test) {
   std::set<std::string> test_names;
   for (const auto& image : test.images)
     test_names.insert(fs::path(image).parent_path().filename().string());
-  const Params data = c.section("data");
-  const std::string root = data.get_string("root", "");
   std::vector<std::string> shared;
-  for (const auto& spec : data.get_list("train")) {
-    const auto source = open_source(spec, root, false);
-    for (const auto& name : source->identities())
-      if (test_names.count(name)) shared.push_back(name);
-  }
+  const TrainingSet training = training_set(c, 112, 112);  // a named set: the loop holds references
+  for (const auto& name : training.identities())
+    if (test_names.count(name)) shared.push_back(name);
   if (shared.empty()) return;
   shared.resize(std::min<size_t>(shared.size(), 5));
   MF_FAIL("the training data shares identities with the test pairs ", test.file, " (e.g. ",
@@ -220,49 +226,27 @@ json::Value to_json(const HeadResult& r) {
   return v;
 }
 
-// result.json is our own flat JSON object of numbers and strings, written by to_json above.
+// result.json (written by to_json above) read back through the config reader: JSON is YAML, and
+// a damaged file is reported with its path, line and key.
 HeadResult read_result(const fs::path& path) {
-  std::ifstream in(path);
-  MF_CHECK(in.good(), "cannot read '", path.string(), "'");
-  std::stringstream text;
-  text << in.rdbuf();
-  const std::string s = text.str();
-  auto str = [&](const char* key) {
-    const std::string tag = std::string("\"") + key + "\": \"";
-    const auto at = s.find(tag);
-    MF_CHECK(at != std::string::npos, path.string(), ": no '", key,
-             "' (delete the file to redo the head)");
-    std::string out;
-    for (size_t i = at + tag.size(); i < s.size() && s[i] != '"'; ++i) {
-      if (s[i] == '\\' && i + 1 < s.size()) ++i;
-      out += s[i];
-    }
-    return out;
-  };
-  auto num = [&](const char* key) {
-    const std::string tag = std::string("\"") + key + "\": ";
-    const auto at = s.find(tag);
-    MF_CHECK(at != std::string::npos, path.string(), ": no '", key,
-             "' (delete the file to redo the head)");
-    return std::strtod(s.c_str() + at + tag.size(), nullptr);
-  };
+  const Params p = Config::load(path.string()).section("");
   HeadResult r;
-  r.name = str("head");
-  r.type = str("type");
-  r.parameters = str("parameters");
-  r.protocol = str("protocol");
-  r.accuracy_mean = num("accuracy_mean");
-  r.accuracy_std = num("accuracy_std");
-  r.auc = num("auc");
-  r.eer = num("eer");
-  r.tar_at_far_1e3 = num("tar_at_far_0.001");
-  r.pairs = static_cast<int64_t>(num("pairs"));
-  r.train_loss = num("train_loss");
-  r.train_accuracy = num("train_accuracy");
-  r.steps = static_cast<int64_t>(num("steps"));
-  r.train_seconds = num("train_seconds");
-  r.eval_seconds = num("eval_seconds");
-  r.images_per_s = num("images_per_s");
+  r.name = p.get_string("head", "");
+  r.type = p.get_string("type", "");
+  r.parameters = p.get_string("parameters", "");
+  r.protocol = p.get_string("protocol", "");
+  r.accuracy_mean = p.get_double("accuracy_mean", -1);
+  r.accuracy_std = p.get_double("accuracy_std", 0);
+  r.auc = p.get_double("auc", 0);
+  r.eer = p.get_double("eer", 0);
+  r.tar_at_far_1e3 = p.get_double("tar_at_far_0.001", 0);
+  r.pairs = p.get_int("pairs", 0);
+  r.train_loss = p.get_double("train_loss", 0);
+  r.train_accuracy = p.get_double("train_accuracy", 0);
+  r.steps = p.get_int("steps", 0);
+  r.train_seconds = p.get_double("train_seconds", 0);
+  r.eval_seconds = p.get_double("eval_seconds", 0);
+  r.images_per_s = p.get_double("images_per_s", 0);
   return r;
 }
 
@@ -270,11 +254,7 @@ HeadResult read_result(const fs::path& path) {
 void write_features(const Setup& a, const Config& c, Backbone& net, const fs::path& out) {
   MF_CHECK(net.embedding_size() == 2, "ablation.plot_features needs model.embedding_size: 2, not ",
            net.embedding_size());
-  const Params data = c.section("data");
-  TrainingSet set(static_cast<int>(net.input_height()), static_cast<int>(net.input_width()),
-                  data.get_int("max_identities", 0, 0));
-  for (const auto& source : data.get_list("train"))
-    set.add(open_source(source, data.get_string("root", ""), false));
+  const TrainingSet set = training_set(c, net.input_height(), net.input_width());
   std::vector<int64_t> picked;
   std::map<int64_t, int64_t> taken;
   for (int64_t i = 0; i < set.size(); ++i)
@@ -419,7 +399,9 @@ void write_loss_plot(const Setup& a, const std::vector<HeadResult>& heads) {
 
 void write_accuracy_plot(const Setup& a, const std::vector<HeadResult>& heads) {
   eval::BarChart chart;
-  chart.title = "LFW verification accuracy: mean and std over the folds";  // ASCII: OpenCV's Hershey fonts have no "±"
+  chart.title =
+      "LFW verification accuracy: mean and std over the folds";  // ASCII: OpenCV's Hershey fonts
+                                                                 // have no "±"
   chart.y_label = "accuracy (%)";
   double lo = 100;
   for (const auto& r : heads) {
@@ -435,7 +417,8 @@ void write_accuracy_plot(const Setup& a, const std::vector<HeadResult>& heads) {
 
 // Each margin head's target logit against θ at the end of training (SphereFace's λ and margin
 // warm-ups included): the ArcFace paper's target-logit figure for the heads of this ablation.
-void write_target_logit_plot(const Setup& a, const std::vector<HeadResult>& heads) {
+void write_target_logit_plot(const Setup& a, const std::vector<HeadResult>& heads,
+                             const std::vector<HeadRun>& runs) {
   eval::LineChart chart;
   chart.title = "Target logit (before the scale s) against the angle to the class weight";
   chart.x_label = "theta (degrees)";
@@ -448,10 +431,12 @@ void write_target_logit_plot(const Setup& a, const std::vector<HeadResult>& head
     theta.push_back(d * M_PI / 180);
   }
   for (const auto& r : heads) {
-    const HeadRun run = head_config(a, r.name, "");
+    const auto run =
+        std::find_if(runs.begin(), runs.end(), [&](const HeadRun& h) { return h.name == r.name; });
+    MF_CHECK(run != runs.end(), "internal: no config for head '", r.name, "'");
     Rng rng(0);
     const auto head =
-        head_registry().create(r.type, run.config.section("head").except({"type"}), 2, 2, rng);
+        head_registry().create(r.type, run->config.section("head").except({"type"}), 2, 2, rng);
     if (!head->target_logit(0.0, {r.steps})) continue;  // metric heads have no class logits
     chart.series.push_back({r.name, degrees, target_logit_curve(*head, theta, {r.steps})});
   }
@@ -490,7 +475,7 @@ void write_feature_plots(const Setup& a, const std::vector<HeadResult>& heads) {
                            "the same features, L2-normalised onto the unit circle", unit, columns);
 }
 
-void write_reports(const Setup& a, AblationReport& report) {
+void write_reports(const Setup& a, AblationReport& report, const std::vector<HeadRun>& runs) {
   report.table = markdown_table(report.heads);
   const fs::path out(a.output_dir);
   std::ostringstream md;
@@ -508,7 +493,7 @@ void write_reports(const Setup& a, AblationReport& report) {
   if (report.heads.empty()) return;
   write_loss_plot(a, report.heads);
   write_accuracy_plot(a, report.heads);
-  write_target_logit_plot(a, report.heads);
+  write_target_logit_plot(a, report.heads, runs);
   if (a.plot_features) write_feature_plots(a, report.heads);
 }
 
@@ -565,7 +550,7 @@ AblationReport run_ablation(const AblationOptions& o) {
     }
     report.heads.push_back(run_head(a, name, runs[i], test.get(), threshold_list.get(), o.quiet));
   }
-  write_reports(a, report);
+  write_reports(a, report, runs);
   return report;
 }
 

@@ -275,11 +275,11 @@ TrainSummary train(const Config& cfg, const TrainOptions& o) {
   Rng init_rng(s.seed);
   std::unique_ptr<Backbone> backbone =
       builtin_backbones().create(s.backbone, s.backbone_params, init_rng);
-  TrainingSet data(static_cast<int>(backbone->input_height()),
-                   static_cast<int>(backbone->input_width()), s.max_identities);
+  TrainingSet data =
+      TrainingSet::open(s.sources, s.root, static_cast<int>(backbone->input_height()),
+                        static_cast<int>(backbone->input_width()), s.max_identities);
   const bool crop_center =
       backbone->input_width() != backbone->input_height();  // 112×96 from 112×112
-  for (const auto& src : s.sources) data.add(open_source(src, s.root, crop_center));
   std::unique_ptr<Head> head = head_registry().create(
       s.head_type, s.head_params, backbone->embedding_size(), data.num_classes(), init_rng);
   if (!s.init.empty()) {
