@@ -28,10 +28,11 @@ double peak_rss_mib() {
 }  // namespace
 
 int run_bench(const std::vector<std::string>& argv) {
-  Args args("bench",
-            "Times a training step (forward, head loss, backward, SGD step) or inference on random\n"
-            "data: warm-up, then the median images/s over --iters iterations, GFLOP/s, peak RSS,\n"
-            "and the time per op type.");
+  Args args(
+      "bench",
+      "Times a training step (forward, head loss, backward, SGD step) or inference on random\n"
+      "data: warm-up, then the median images/s over --iters iterations, GFLOP/s, peak RSS,\n"
+      "and the time per op type.");
   args.option("backbone", "backbone registry name", "ir50");
   args.option("width", "channel multiplier", "1");
   args.option("embedding-size", "embedding size D", "512");
@@ -46,7 +47,8 @@ int run_bench(const std::vector<std::string>& argv) {
   if (!args.parse(argv)) return 0;
   const std::string mode = args.get("mode");
   MF_CHECK(mode == "train" || mode == "infer", "--mode must be train or infer (got '", mode, "')");
-  const int batch = args.get_int("batch"), iters = args.get_int("iters"), warmup = args.get_int("warmup");
+  const int batch = args.get_int("batch"), iters = args.get_int("iters"),
+            warmup = args.get_int("warmup");
   MF_CHECK(batch >= 2 && iters >= 1 && warmup >= 0, "need --batch ≥ 2, --iters ≥ 1, --warmup ≥ 0");
   set_num_threads(args.get_int("threads"));
 
@@ -56,7 +58,8 @@ int run_bench(const std::vector<std::string>& argv) {
   bp.set("embedding_size", args.get("embedding-size"));
   auto backbone = builtin_backbones().create(args.get("backbone"), bp, rng);
   const int64_t K = args.get_int("classes");
-  auto head = head_registry().create(args.get("head"), Params("head"), backbone->embedding_size(), K, rng);
+  auto head =
+      head_registry().create(args.get("head"), Params("head"), backbone->embedding_size(), K, rng);
   double macs = 0;
   for (const auto& st : backbone->stages()) macs += static_cast<double>(st.macs);
   const double gflop_per_image = 2e-9 * macs * (mode == "train" ? 3.0 : 1.0);
@@ -70,7 +73,8 @@ int run_bench(const std::vector<std::string>& argv) {
   Sgd sgd(groups, 0.9, false);
 
   Tensor images = Tensor::empty({batch, 3, backbone->input_height(), backbone->input_width()});
-  for (int64_t i = 0; i < images.numel(); ++i) images.data()[i] = static_cast<float>(rng.uniform(-1, 1));
+  for (int64_t i = 0; i < images.numel(); ++i)
+    images.data()[i] = static_cast<float>(rng.uniform(-1, 1));
   Labels labels(batch);
   for (auto& l : labels) l = static_cast<int64_t>(rng.below(K));
 
@@ -104,18 +108,35 @@ int run_bench(const std::vector<std::string>& argv) {
   const double median = rates[rates.size() / 2];
   const double rss = peak_rss_mib();
 
-  std::printf("%s %s, %s, batch %d, %d threads: %.2f images/s (median of %d; min %.2f, max %.2f), "
-              "%.1f GFLOP/s, peak RSS %.0f MiB\n",
-              args.get("backbone").c_str(), args.get("width").c_str(), mode.c_str(), batch, num_threads(),
-              median, iters, rates.front(), rates.back(), median * gflop_per_image, rss);
-  std::printf("\n%-18s %8s %12s %8s %12s %7s\n", "op", "calls/it", "forward ms", "", "backward ms", "share");
+  std::printf(
+      "%s %s, %s, batch %d, %d threads: %.2f images/s (median of %d; min %.2f, max %.2f), "
+      "%.1f GFLOP/s, peak RSS %.0f MiB\n",
+      args.get("backbone").c_str(), args.get("width").c_str(), mode.c_str(), batch, num_threads(),
+      median, iters, rates.front(), rates.back(), median * gflop_per_image, rss);
+  std::printf("\n%-18s %8s %12s %8s %12s %7s\n", "op", "calls/it", "forward ms", "", "backward ms",
+              "share");
   const auto report = profile_report();
   double total = 0;
   for (const auto& t : report) total += t.forward_ms + t.backward_ms;
   for (const auto& t : report)
-    std::printf("%-18s %8.0f %12.2f %8s %12.2f %6.1f%%\n", t.op.c_str(), double(t.forward_calls) / iters,
-                t.forward_ms / iters, "", t.backward_ms / iters,
+    std::printf("%-18s %8.0f %12.2f %8s %12.2f %6.1f%%\n", t.op.c_str(),
+                double(t.forward_calls) / iters, t.forward_ms / iters, "", t.backward_ms / iters,
                 100.0 * (t.forward_ms + t.backward_ms) / std::max(total, 1e-9));
+  // Per layer (op and per-sample shapes; layers of equal shape share a row), like `caffe time`.
+  const auto layers = profile_report(true);
+  const size_t shown = std::min<size_t>(layers.size(), 25);
+  std::printf("\n%-44s %8s %12s %12s %7s %7s\n", "layer (per-sample shapes)", "calls/it",
+              "forward ms", "backward ms", "share", "cum.");
+  double cumulative = 0;
+  for (size_t i = 0; i < shown; ++i) {
+    const auto& t = layers[i];
+    const double share = 100.0 * (t.forward_ms + t.backward_ms) / std::max(total, 1e-9);
+    cumulative += share;
+    std::printf("%-44s %8.0f %12.2f %12.2f %6.1f%% %6.1f%%\n", t.op.c_str(),
+                double(t.forward_calls) / iters, t.forward_ms / iters, t.backward_ms / iters, share,
+                cumulative);
+  }
+  if (shown < layers.size()) std::printf("(%zu more layer shapes)\n", layers.size() - shown);
   if (args.has("json")) {
     json::Value v = json::Value::object();
     v.set("backbone", args.get("backbone"));
@@ -136,6 +157,16 @@ int run_bench(const std::vector<std::string>& argv) {
       ops.push_back(o);
     }
     v.set("ops", ops);
+    json::Value layer_rows = json::Value::array();
+    for (const auto& t : layers) {
+      json::Value o = json::Value::object();
+      o.set("layer", t.op);
+      o.set("calls", double(t.forward_calls) / iters);
+      o.set("forward_ms", t.forward_ms / iters);
+      o.set("backward_ms", t.backward_ms / iters);
+      layer_rows.push_back(o);
+    }
+    v.set("layers", layer_rows);
     std::ofstream(args.get("json")) << v.dump() << '\n';
   }
   return 0;

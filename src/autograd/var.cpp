@@ -15,11 +15,21 @@ thread_local bool g_grad_enabled = true;
 bool g_anomaly = false;
 }  // namespace
 
-bool grad_enabled() { return g_grad_enabled; }
-NoGradGuard::NoGradGuard() : previous_(g_grad_enabled) { g_grad_enabled = false; }
-NoGradGuard::~NoGradGuard() { g_grad_enabled = previous_; }
-void set_anomaly_detection(bool on) { g_anomaly = on; }
-bool anomaly_detection() { return g_anomaly; }
+bool grad_enabled() {
+  return g_grad_enabled;
+}
+NoGradGuard::NoGradGuard() : previous_(g_grad_enabled) {
+  g_grad_enabled = false;
+}
+NoGradGuard::~NoGradGuard() {
+  g_grad_enabled = previous_;
+}
+void set_anomaly_detection(bool on) {
+  g_anomaly = on;
+}
+bool anomaly_detection() {
+  return g_anomaly;
+}
 
 namespace {
 using ProfileClock = std::chrono::steady_clock;
@@ -28,6 +38,38 @@ ProfileClock::time_point g_last_mark;
 std::map<std::string, OpTiming>& profile_table() {
   static std::map<std::string, OpTiming> table;
   return table;
+}
+std::map<std::string, OpTiming>& layer_table() {
+  static std::map<std::string, OpTiming> table;
+  return table;
+}
+// "conv2d 64×56×56 → 128×28×28": the op and its first input's and output's per-sample shapes,
+// which tell the layers of a backbone apart well enough for a time table.
+std::string layer_key(const char* op, const Var* first_input, const Shape& out) {
+  auto dims = [](const Shape& s) {
+    std::string text;
+    for (int i = 1; i < s.rank(); ++i) {
+      if (i > 1) text.push_back('x');
+      text.append(std::to_string(s[i]));
+    }
+    return text.empty() ? std::string("scalar") : text;
+  };
+  std::string key = op;
+  key.push_back(' ');
+  if (first_input) key.append(dims(first_input->shape())).append(" -> ");
+  return key.append(dims(out));
+}
+void add_forward(std::map<std::string, OpTiming>& table, const std::string& key, double ms) {
+  OpTiming& t = table[key];
+  t.op = key;
+  t.forward_ms += ms;
+  ++t.forward_calls;
+}
+void add_backward(std::map<std::string, OpTiming>& table, const std::string& key, double ms) {
+  OpTiming& t = table[key];
+  t.op = key;
+  t.backward_ms += ms;
+  ++t.backward_calls;
 }
 double ms_between(ProfileClock::time_point a, ProfileClock::time_point b) {
   return std::chrono::duration<double, std::milli>(b - a).count();
@@ -38,11 +80,16 @@ void set_profiling(bool on) {
   g_profiling = on;
   g_last_mark = ProfileClock::now();
 }
-void profile_mark() { g_last_mark = ProfileClock::now(); }
-void profile_reset() { profile_table().clear(); }
-std::vector<OpTiming> profile_report() {
+void profile_mark() {
+  g_last_mark = ProfileClock::now();
+}
+void profile_reset() {
+  profile_table().clear();
+  layer_table().clear();
+}
+std::vector<OpTiming> profile_report(bool by_layer) {
   std::vector<OpTiming> out;
-  for (auto& [name, t] : profile_table()) out.push_back(t);
+  for (auto& [name, t] : by_layer ? layer_table() : profile_table()) out.push_back(t);
   std::sort(out.begin(), out.end(), [](const OpTiming& a, const OpTiming& b) {
     return a.forward_ms + a.backward_ms > b.forward_ms + b.backward_ms;
   });
@@ -66,12 +113,13 @@ Tensor& GradSlots::grad(size_t i) {
 }
 
 Var record(const char* op, Tensor value, const std::vector<Var>& inputs, BackwardFn backward) {
+  std::string layer;
   if (g_profiling) {
     const auto now = ProfileClock::now();
-    OpTiming& t = profile_table()[op];
-    t.op = op;
-    t.forward_ms += ms_between(g_last_mark, now);
-    ++t.forward_calls;
+    const double ms = ms_between(g_last_mark, now);
+    layer = layer_key(op, inputs.empty() ? nullptr : &inputs[0], value.shape());
+    add_forward(profile_table(), op, ms);
+    add_forward(layer_table(), layer, ms);
     g_last_mark = now;
   }
   if (g_anomaly) {
@@ -90,6 +138,7 @@ Var record(const char* op, Tensor value, const std::vector<Var>& inputs, Backwar
   node->inputs.reserve(inputs.size());
   for (const Var& v : inputs) node->inputs.push_back(v.state());
   node->backward = std::move(backward);
+  node->layer = std::move(layer);
   out.state()->producer = std::move(node);
   out.state()->requires_grad = true;
   return out;
@@ -141,10 +190,9 @@ void backward(const Var& root, const Tensor& seed) {
       const auto t0 = g_profiling ? ProfileClock::now() : ProfileClock::time_point();
       node->backward(state->grad, slots);
       if (g_profiling) {
-        OpTiming& t = profile_table()[node->op];
-        t.op = node->op;
-        t.backward_ms += ms_between(t0, ProfileClock::now());
-        ++t.backward_calls;
+        const double ms = ms_between(t0, ProfileClock::now());
+        add_backward(profile_table(), node->op, ms);
+        if (!node->layer.empty()) add_backward(layer_table(), node->layer, ms);
       }
     }
     state->grad = Tensor();  // an intermediate's gradient is consumed

@@ -62,7 +62,7 @@ class GradSlots {
  public:
   explicit GradSlots(const std::vector<std::shared_ptr<VarState>>& inputs) : inputs_(inputs) {}
   bool wants(size_t i) const { return inputs_[i]->requires_grad; }
-  Tensor& grad(size_t i);                  // zero-initialised on first use
+  Tensor& grad(size_t i);  // zero-initialised on first use
   float* data_or_null(size_t i) { return wants(i) ? grad(i).data() : nullptr; }
 
  private:
@@ -75,6 +75,7 @@ struct Node {
   const char* op;  // "conv2d": named in errors and anomaly reports
   std::vector<std::shared_ptr<VarState>> inputs;
   BackwardFn backward;
+  std::string layer;  // profiling only: op and shapes, the key of the per-layer time table
 };
 
 // Wraps an op's output. Records a Node when grad mode is on and some input requires a gradient;
@@ -113,6 +114,8 @@ struct OpTiming {
 void set_profiling(bool on);
 void profile_mark();  // start of a forward pass: what comes before is not charged to the first op
 void profile_reset();
-std::vector<OpTiming> profile_report();  // sorted by total time, largest first
+// Sorted by total time, largest first. by_layer: one row per op and shape signature
+// ("conv2d 64x56x56 -> 128x28x28", per-sample shapes) instead of one per op name.
+std::vector<OpTiming> profile_report(bool by_layer = false);
 
 }  // namespace mf

@@ -6,6 +6,7 @@
 #include <ostream>
 #include <sstream>
 
+#include "tensor/allocator.h"
 #include "util/error.h"
 
 namespace mf {
@@ -43,17 +44,21 @@ std::string Shape::str() const {
   return out.str();
 }
 
-std::ostream& operator<<(std::ostream& out, const Shape& shape) { return out << shape.str(); }
+std::ostream& operator<<(std::ostream& out, const Shape& shape) {
+  return out << shape.str();
+}
 
 Tensor Tensor::empty(const Shape& shape) {
   Tensor t;
   t.shape_ = shape;
-  // 64-byte alignment for AVX-512 loads; round the byte count up as aligned_alloc requires.
-  const size_t bytes = std::max<size_t>(64, (shape.numel() * sizeof(float) + 63) / 64 * 64);
-  float* raw = static_cast<float*>(std::aligned_alloc(64, bytes));
-  MF_CHECK(raw != nullptr, "out of memory allocating a tensor of shape ", shape, " (", bytes,
-           " bytes)");
-  t.storage_ = std::shared_ptr<float[]>(raw, [](float* p) { std::free(p); });
+  const size_t bytes = static_cast<size_t>(shape.numel()) * sizeof(float);
+  float* raw;
+  try {
+    raw = static_cast<float*>(storage::allocate(bytes));
+  } catch (const Error&) {
+    MF_FAIL("out of memory allocating a tensor of shape ", shape, " (", bytes, " bytes)");
+  }
+  t.storage_ = std::shared_ptr<float[]>(raw, [bytes](float* p) { storage::release(p, bytes); });
   return t;
 }
 
@@ -103,7 +108,9 @@ Tensor Tensor::clone() const {
   return t;
 }
 
-void Tensor::fill(float value) { std::fill(data(), data() + numel(), value); }
+void Tensor::fill(float value) {
+  std::fill(data(), data() + numel(), value);
+}
 
 void Tensor::copy_from(const Tensor& source) {
   MF_CHECK(source.numel() == numel(), "copy_from: ", source.shape(), " into ", shape_);

@@ -1,8 +1,10 @@
 // 2-D convolution (cross-correlation, as in PyTorch), NCHW, square stride and zero padding, groups.
 //   x: (N, C, H, W)   w: (O, C/G, kH, kW)   b: (O) or null   y: (N, O, Ho, Wo)
 //   Ho = (H + 2·pad − kH) / stride + 1, likewise Wo.
-// Forward is im2col + one GEMM per image and group: y_g (O/G, Ho·Wo) = w_g (O/G, C/G·kH·kW) ·
-// col_g (C/G·kH·kW, Ho·Wo). A 1×1, stride-1, unpadded convolution uses x directly as col.
+// Forward is im2col + GEMM per block of output columns and group: y_g (O/G, cols) =
+// w_g (O/G, C/G·kH·kW) · col_g (C/G·kH·kW, cols), where a block is a band of output rows of one
+// image or several whole small maps side by side (see ColumnBlock). A 1×1, stride-1, unpadded
+// convolution reads a single image's band of x in place as col.
 // Depthwise convolution (one input and one output channel per group) runs as direct loops, since a
 // GEMM with a single output row wastes the blocking.
 // Backward ACCUMULATES into dx, dw and db; a null pointer skips that gradient.
@@ -37,57 +39,106 @@ struct ConvGeometry {
 // A per-thread scratch buffer that only grows, so steady-state training allocates nothing here.
 template <class T>
 T* scratch(size_t count, int slot = 0) {
-  thread_local std::vector<T> buffers[4];
+  thread_local std::vector<T> buffers[6];
   auto& buffer = buffers[slot];
   if (buffer.size() < count) buffer.resize(count);
   return buffer.data();
 }
 
-// col (Cg·kH·kW, Ho·Wo) from the Cg channels at x (Cg, H, W).
+// The GEMMs run over blocks of output columns: output rows [oh0, oh1) of images [n0, n0 + images).
+// Large maps are cut into bands of rows and small maps are put side by side, so that every GEMM
+// has about kBlockColumns columns:
+//  - a band's col (Cg·kH·kW, columns) stays in the core's L2 cache between im2col writing it and
+//    the GEMM packing it (a whole 112² im2col is 29 MB: written and read back through DRAM);
+//  - at 7² one image gives a GEMM only 49 columns and the dW GEMM a reduction depth of 49, so each
+//    call streams the whole weight (9 MB at 512 channels) for a sliver of work.
+struct ColumnBlock {
+  int64_t n0, images, oh0, oh1;
+};
+
+inline int64_t block_columns_target(const ConvGeometry& g) {
+  const int64_t rows = g.Cg() * g.kH * g.kW;
+  // About 1 MiB of col per block (half an L2), but never fewer than 256 or more than 1024 columns.
+  return std::clamp<int64_t>((int64_t{1} << 18) / rows, 256, 1024);
+}
+
+// Blocks covering images [n_begin, n_end), in image order.
+inline std::vector<ColumnBlock> column_blocks(const ConvGeometry& g, int64_t n_begin,
+                                              int64_t n_end) {
+  const int64_t Ho = g.Ho(), Wo = g.Wo(), target = block_columns_target(g);
+  std::vector<ColumnBlock> blocks;
+  if (Ho * Wo >= target) {
+    const int64_t band = std::max<int64_t>(1, target / Wo);
+    for (int64_t n = n_begin; n < n_end; ++n)
+      for (int64_t oh = 0; oh < Ho; oh += band)
+        blocks.push_back({n, 1, oh, std::min(Ho, oh + band)});
+  } else {
+    const int64_t group = std::max<int64_t>(1, (target + Ho * Wo - 1) / (Ho * Wo));
+    for (int64_t n = n_begin; n < n_end; n += group)
+      blocks.push_back({n, std::min(group, n_end - n), 0, Ho});
+  }
+  return blocks;
+}
+
+// col (Cg·kH·kW rows, row stride ld) ← the patches of output rows [oh0, oh1) of the Cg channels at
+// x (Cg, H, W): row (c, ki, kj), column (oh − oh0)·Wo + ow holds x[c, oh·s − pad + ki, ow·s − pad +
+// kj] (zero outside the image).
 template <class T>
-void im2col(T* col, const T* x, int64_t Cg, const ConvGeometry& g) {
-  const int64_t Ho = g.Ho(), Wo = g.Wo(), rows = Cg * g.kH * g.kW;
+void im2col(T* col, int64_t ld, const T* x, int64_t Cg, const ConvGeometry& g, int64_t oh0,
+            int64_t oh1) {
+  const int64_t Wo = g.Wo(), s = g.stride, rows = Cg * g.kH * g.kW;
   for (int64_t r = 0; r < rows; ++r) {
     const int64_t c = r / (g.kH * g.kW), ki = (r / g.kW) % g.kH, kj = r % g.kW;
+    // Output columns whose input column iw = ow·s − pad + kj lies inside [0, W).
+    const int64_t shift = kj - g.pad;
+    const int64_t ow_lo = shift >= 0 ? 0 : std::min(Wo, (-shift + s - 1) / s);
+    const int64_t ow_hi = g.W - 1 - shift < 0 ? 0 : std::min(Wo, (g.W - 1 - shift) / s + 1);
     const T* xc = x + c * g.H * g.W;
-    T* out = col + r * Ho * Wo;
-    for (int64_t oh = 0; oh < Ho; ++oh) {
-      const int64_t ih = oh * g.stride - g.pad + ki;
-      T* out_row = out + oh * Wo;
-      if (ih < 0 || ih >= g.H) {
+    T* out = col + r * ld;
+    for (int64_t oh = oh0; oh < oh1; ++oh) {
+      T* out_row = out + (oh - oh0) * Wo;
+      const int64_t ih = oh * s - g.pad + ki;
+      if (ih < 0 || ih >= g.H || ow_lo >= ow_hi) {
         std::fill(out_row, out_row + Wo, T(0));
         continue;
       }
-      const T* x_row = xc + ih * g.W;
-      for (int64_t ow = 0; ow < Wo; ++ow) {
-        const int64_t iw = ow * g.stride - g.pad + kj;
-        out_row[ow] = (iw >= 0 && iw < g.W) ? x_row[iw] : T(0);
+      const T* x_row = xc + ih * g.W + shift;
+      std::fill(out_row, out_row + ow_lo, T(0));
+      if (s == 1) {
+        std::copy(x_row + ow_lo, x_row + ow_hi, out_row + ow_lo);
+      } else {
+        for (int64_t ow = ow_lo; ow < ow_hi; ++ow) out_row[ow] = x_row[ow * s];
       }
+      std::fill(out_row + ow_hi, out_row + Wo, T(0));
     }
   }
 }
 
-// dx (Cg, H, W) += the col layout dcol (Cg·kH·kW, Ho·Wo) folded back. Single-threaded: callers
-// split the batch across threads.
+// dx (Cg, H, W) += dcol (Cg·kH·kW rows, row stride ld, output rows [oh0, oh1)) folded back: the
+// adjoint of im2col.
 template <class T>
-void col2im_add(T* dx, const T* dcol, int64_t Cg, const ConvGeometry& g) {
-  const int64_t Ho = g.Ho(), Wo = g.Wo();
-  for (int64_t c = 0; c < Cg; ++c) {
+void col2im_add(T* dx, const T* dcol, int64_t ld, int64_t Cg, const ConvGeometry& g, int64_t oh0,
+                int64_t oh1) {
+  const int64_t Wo = g.Wo(), s = g.stride, rows = Cg * g.kH * g.kW;
+  for (int64_t r = 0; r < rows; ++r) {
+    const int64_t c = r / (g.kH * g.kW), ki = (r / g.kW) % g.kH, kj = r % g.kW;
+    const int64_t shift = kj - g.pad;
+    const int64_t ow_lo = shift >= 0 ? 0 : std::min(Wo, (-shift + s - 1) / s);
+    const int64_t ow_hi = g.W - 1 - shift < 0 ? 0 : std::min(Wo, (g.W - 1 - shift) / s + 1);
     T* dxc = dx + c * g.H * g.W;
-    for (int64_t ki = 0; ki < g.kH; ++ki)
-      for (int64_t kj = 0; kj < g.kW; ++kj) {
-        const T* in = dcol + ((c * g.kH + ki) * g.kW + kj) * Ho * Wo;
-        for (int64_t oh = 0; oh < Ho; ++oh) {
-          const int64_t ih = oh * g.stride - g.pad + ki;
-          if (ih < 0 || ih >= g.H) continue;
-          T* dx_row = dxc + ih * g.W;
-          const T* in_row = in + oh * Wo;
-          for (int64_t ow = 0; ow < Wo; ++ow) {
-            const int64_t iw = ow * g.stride - g.pad + kj;
-            if (iw >= 0 && iw < g.W) dx_row[iw] += in_row[ow];
-          }
-        }
+    const T* in = dcol + r * ld;
+    for (int64_t oh = oh0; oh < oh1; ++oh) {
+      const int64_t ih = oh * s - g.pad + ki;
+      if (ih < 0 || ih >= g.H) continue;
+      T* dx_row = dxc + ih * g.W + shift;
+      const T* in_row = in + (oh - oh0) * Wo;
+      if (s == 1) {
+#pragma omp simd
+        for (int64_t ow = ow_lo; ow < ow_hi; ++ow) dx_row[ow] += in_row[ow];
+      } else {
+        for (int64_t ow = ow_lo; ow < ow_hi; ++ow) dx_row[ow * s] += in_row[ow];
       }
+    }
   }
 }
 
@@ -148,102 +199,142 @@ void depthwise_backward(T* dx, T* dw, T* db, const T* dy, const T* x, const T* w
   }
 }
 
-// How many threads to split a batch over: images are independent, so one parallel region per
-// call (each thread: im2col + a single-threaded GEMM per image) beats parallelising each small
-// per-image GEMM, whose barriers dominate on narrow layers. A single image keeps one thread here
-// and lets OpenBLAS thread its GEMM instead.
+// Threads split the batch into contiguous image ranges, one parallel region per call, each thread
+// running single-threaded GEMMs over its own column blocks: per-image GEMMs are too small for
+// OpenBLAS's own threading, whose barriers dominate on narrow layers. A single image keeps one
+// thread here and lets OpenBLAS thread its GEMMs instead.
 inline int conv_batch_threads(int64_t N) {
   return N >= 2 ? static_cast<int>(std::min<int64_t>(N, omp_get_max_threads())) : 1;
+}
+
+template <class Fn>
+void for_each_thread_images(const ConvGeometry& g, int threads, Fn&& fn) {
+  if (threads == 1) return fn(0, int64_t{0}, g.N);
+#pragma omp parallel num_threads(threads)
+  {
+    const int t = omp_get_thread_num(), team = omp_get_num_threads();
+    fn(t, g.N * t / team, g.N * (t + 1) / team);
+  }
 }
 
 template <class T>
 void conv2d_forward(T* y, const T* x, const T* w, const T* b, const ConvGeometry& g) {
   if (g.depthwise()) return depthwise_forward(y, x, w, b, g);
-  const int64_t Cg = g.Cg(), Og = g.Og(), HoWo = g.Ho() * g.Wo(), rows = Cg * g.kH * g.kW;
-  auto one_image = [&](int64_t n) {
-    T* col = g.pointwise() ? nullptr : scratch<T>(rows * HoWo);
-    for (int64_t grp = 0; grp < g.groups; ++grp) {
-      const T* xg = x + (n * g.C + grp * Cg) * g.H * g.W;
-      const T* colg = xg;
-      if (col) {
-        im2col(col, xg, Cg, g);
-        colg = col;
-      }
-      T* yg = y + (n * g.O + grp * Og) * HoWo;
-      // y_g (Og, HoWo) = w_g (Og, rows) · col_g (rows, HoWo)
-      gemm<T>(false, false, Og, HoWo, rows, T(1), w + grp * Og * rows, colg, T(0), yg);
-      if (b)
-        for (int64_t o = 0; o < Og; ++o) {
-          const T bias = b[grp * Og + o];
-          T* yo = yg + o * HoWo;
-          for (int64_t i = 0; i < HoWo; ++i) yo[i] += bias;
-        }
-    }
-  };
+  const int64_t Cg = g.Cg(), Og = g.Og(), Wo = g.Wo(), HoWo = g.Ho() * Wo, rows = Cg * g.kH * g.kW;
   const int threads = conv_batch_threads(g.N);
-#pragma omp parallel for schedule(static) num_threads(threads) if (threads > 1)
-  for (int64_t n = 0; n < g.N; ++n) one_image(n);
+  for_each_thread_images(g, threads, [&](int, int64_t n_begin, int64_t n_end) {
+    for (const ColumnBlock& blk : column_blocks(g, n_begin, n_end)) {
+      const int64_t band = (blk.oh1 - blk.oh0) * Wo, cols = blk.images * band;
+      // A pointwise conv reads a single image's band in place; otherwise im2col into scratch.
+      const bool in_place = g.pointwise() && blk.images == 1;
+      T* col = in_place ? nullptr : scratch<T>(rows * cols, 0);
+      T* ybuf = blk.images > 1 ? scratch<T>(Og * cols, 4) : nullptr;
+      for (int64_t grp = 0; grp < g.groups; ++grp) {
+        const T* colg = x + (blk.n0 * g.C + grp * Cg) * g.H * g.W + blk.oh0 * Wo;
+        int64_t ldcol = HoWo;
+        if (!in_place) {
+          for (int64_t i = 0; i < blk.images; ++i)
+            im2col(col + i * band, cols, x + ((blk.n0 + i) * g.C + grp * Cg) * g.H * g.W, Cg, g,
+                   blk.oh0, blk.oh1);
+          colg = col;
+          ldcol = cols;
+        }
+        T* yg = y + (blk.n0 * g.O + grp * Og) * HoWo + blk.oh0 * Wo;
+        // y_g (Og, cols) = w_g (Og, rows) · col_g (rows, cols)
+        if (ybuf) {
+          gemm<T>(false, false, Og, cols, rows, T(1), w + grp * Og * rows, rows, colg, ldcol, T(0),
+                  ybuf, cols);
+          for (int64_t i = 0; i < blk.images; ++i)
+            for (int64_t o = 0; o < Og; ++o)
+              std::copy_n(ybuf + o * cols + i * band, band, yg + i * g.O * HoWo + o * HoWo);
+        } else {
+          gemm<T>(false, false, Og, cols, rows, T(1), w + grp * Og * rows, rows, colg, ldcol, T(0),
+                  yg, HoWo);
+        }
+        if (b)
+          for (int64_t i = 0; i < blk.images; ++i)
+            for (int64_t o = 0; o < Og; ++o) {
+              const T bias = b[grp * Og + o];
+              T* yo = yg + i * g.O * HoWo + o * HoWo;
+              for (int64_t k = 0; k < band; ++k) yo[k] += bias;
+            }
+      }
+    }
+  });
 }
 
 template <class T>
 void conv2d_backward(T* dx, T* dw, T* db, const T* dy, const T* x, const T* w,
                      const ConvGeometry& g) {
   if (g.depthwise()) return depthwise_backward(dx, dw, db, dy, x, w, g);
-  const int64_t Cg = g.Cg(), Og = g.Og(), HoWo = g.Ho() * g.Wo(), rows = Cg * g.kH * g.kW;
+  const int64_t Cg = g.Cg(), Og = g.Og(), Wo = g.Wo(), HoWo = g.Ho() * Wo, rows = Cg * g.kH * g.kW;
   const int64_t wsize = g.O * rows;
   const int threads = conv_batch_threads(g.N);
   // Each thread sums its images' weight and bias gradients into its own slice; the slices are
-  // added in thread order afterwards, so the result is the same bits on every run.
+  // added in thread order afterwards, so the result is the same bits on every run. Threads own
+  // whole images, so their col2im never touch the same dx rows.
   T* partial_dw = dw && threads > 1 ? scratch<T>(threads * wsize, 2) : nullptr;
   T* partial_db = db && threads > 1 ? scratch<T>(threads * g.O, 3) : nullptr;
   if (partial_dw) std::fill(partial_dw, partial_dw + threads * wsize, T(0));
   if (partial_db) std::fill(partial_db, partial_db + threads * g.O, T(0));
-  auto one_image = [&](int64_t n, T* dw_out, T* db_out) {
-    T* col = (dw && !g.pointwise()) ? scratch<T>(rows * HoWo, 0) : nullptr;
-    T* dcol = (dx && !g.pointwise()) ? scratch<T>(rows * HoWo, 1) : nullptr;
-    for (int64_t grp = 0; grp < g.groups; ++grp) {
-      const T* xg = x + (n * g.C + grp * Cg) * g.H * g.W;
-      const T* dyg = dy + (n * g.O + grp * Og) * HoWo;
-      const T* wg = w + grp * Og * rows;
-      if (db_out)
-        for (int64_t o = 0; o < Og; ++o) {
-          T sum = 0;
-          for (int64_t i = 0; i < HoWo; ++i) sum += dyg[o * HoWo + i];
-          db_out[grp * Og + o] += sum;
+  for_each_thread_images(g, threads, [&](int t, int64_t n_begin, int64_t n_end) {
+    T* dw_out = partial_dw ? partial_dw + t * wsize : dw;
+    T* db_out = partial_db ? partial_db + t * g.O : db;
+    for (const ColumnBlock& blk : column_blocks(g, n_begin, n_end)) {
+      const int64_t band = (blk.oh1 - blk.oh0) * Wo, cols = blk.images * band;
+      const bool single = blk.images == 1, in_place = g.pointwise() && single;
+      T* col = dw && !in_place ? scratch<T>(rows * cols, 0) : nullptr;
+      T* dcol = dx && !in_place ? scratch<T>(rows * cols, 1) : nullptr;
+      T* dybuf = single ? nullptr : scratch<T>(Og * cols, 4);
+      for (int64_t grp = 0; grp < g.groups; ++grp) {
+        // dy_g (Og, cols): in place for one image, else the images' maps gathered side by side.
+        const T* dyg = dy + (blk.n0 * g.O + grp * Og) * HoWo + blk.oh0 * Wo;
+        int64_t lddy = HoWo;
+        if (dybuf) {
+          for (int64_t i = 0; i < blk.images; ++i)
+            for (int64_t o = 0; o < Og; ++o)
+              std::copy_n(dyg + i * g.O * HoWo + o * HoWo, band, dybuf + o * cols + i * band);
+          dyg = dybuf;
+          lddy = cols;
         }
-      if (dw_out) {
-        const T* colg = xg;
-        if (col) {
-          im2col(col, xg, Cg, g);
-          colg = col;
+        if (db_out)
+          for (int64_t o = 0; o < Og; ++o) {
+            T sum = 0;
+            for (int64_t k = 0; k < cols; ++k) sum += dyg[o * lddy + k];
+            db_out[grp * Og + o] += sum;
+          }
+        const T* wg = w + grp * Og * rows;
+        const int64_t x_offset = grp * Cg * g.H * g.W;
+        if (dw_out) {
+          const T* colg = x + blk.n0 * g.C * g.H * g.W + x_offset + blk.oh0 * Wo;
+          int64_t ldcol = HoWo;
+          if (col) {
+            for (int64_t i = 0; i < blk.images; ++i)
+              im2col(col + i * band, cols, x + (blk.n0 + i) * g.C * g.H * g.W + x_offset, Cg, g,
+                     blk.oh0, blk.oh1);
+            colg = col;
+            ldcol = cols;
+          }
+          // dw_g (Og, rows) += dy_g (Og, cols) · col_gᵀ (cols, rows)
+          gemm<T>(false, true, Og, rows, cols, T(1), dyg, lddy, colg, ldcol, T(1),
+                  dw_out + grp * Og * rows, rows);
         }
-        // dw_g (Og, rows) += dy_g (Og, HoWo) · col_gᵀ (HoWo, rows)
-        gemm<T>(false, true, Og, rows, HoWo, T(1), dyg, colg, T(1), dw_out + grp * Og * rows);
-      }
-      if (dx) {
-        T* dxg = dx + (n * g.C + grp * Cg) * g.H * g.W;
-        // dcol (rows, HoWo) = w_gᵀ (rows, Og) · dy_g (Og, HoWo); a pointwise conv adds it in place.
-        if (dcol) {
-          gemm<T>(true, false, rows, HoWo, Og, T(1), wg, dyg, T(0), dcol);
-          col2im_add(dxg, dcol, Cg, g);
-        } else {
-          gemm<T>(true, false, rows, HoWo, Og, T(1), wg, dyg, T(1), dxg);
+        if (dx) {
+          T* dxg = dx + blk.n0 * g.C * g.H * g.W + x_offset;
+          // dcol (rows, cols) = w_gᵀ (rows, Og) · dy_g (Og, cols); a pointwise conv adds in place.
+          if (dcol) {
+            gemm<T>(true, false, rows, cols, Og, T(1), wg, rows, dyg, lddy, T(0), dcol, cols);
+            for (int64_t i = 0; i < blk.images; ++i)
+              col2im_add(dxg + i * g.C * g.H * g.W, dcol + i * band, cols, Cg, g, blk.oh0, blk.oh1);
+          } else {
+            gemm<T>(true, false, rows, cols, Og, T(1), wg, rows, dyg, lddy, T(1),
+                    dxg + blk.oh0 * Wo, HoWo);
+          }
         }
       }
     }
-  };
-  if (threads == 1) {
-    for (int64_t n = 0; n < g.N; ++n) one_image(n, dw, db);
-    return;
-  }
-#pragma omp parallel num_threads(threads)
-  {
-    const int t = omp_get_thread_num();
-#pragma omp for schedule(static)
-    for (int64_t n = 0; n < g.N; ++n)
-      one_image(n, partial_dw ? partial_dw + t * wsize : nullptr,
-                partial_db ? partial_db + t * g.O : nullptr);
-  }
+  });
+  if (threads == 1) return;
   for (int t = 0; t < threads; ++t) {
     if (dw)
       for (int64_t i = 0; i < wsize; ++i) dw[i] += partial_dw[t * wsize + i];

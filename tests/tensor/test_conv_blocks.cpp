@@ -1,0 +1,151 @@
+// The GEMM convolution cuts its work into column blocks (bands of output rows of one large map,
+// or several small maps side by side; tensor/kernels/conv.h). These tests compare it, forward and
+// backward, with the definition of cross-correlation written as plain loops, on shapes that make
+// every kind of block: several bands per image with a short last band, strided and padded bands,
+// pointwise bands read in place, groups of images with a short last group, channel groups — at
+// one and two threads.
+#include <gtest/gtest.h>
+#include <omp.h>
+
+#include <vector>
+
+#include "support/gradcheck.h"
+#include "tensor/kernels/conv.h"
+
+namespace mf::test {
+namespace {
+
+using kernels::ConvGeometry;
+
+// x[n, c, ih, iw] for ih, iw possibly outside the image (zero padding).
+double at(const Vec& x, const ConvGeometry& g, int64_t n, int64_t c, int64_t ih, int64_t iw) {
+  if (ih < 0 || ih >= g.H || iw < 0 || iw >= g.W) return 0;
+  return x[((n * g.C + c) * g.H + ih) * g.W + iw];
+}
+
+struct Grads {
+  Vec y, dx, dw, db;
+};
+
+// y[n,o,oh,ow] = b[o] + Σ_{c in o's group, ki, kj} w[o, c', ki, kj] · x[n, c, oh·s − p + ki, ow·s −
+// p + kj], and its adjoints for a given dy, by the same sum.
+Grads reference(const ConvGeometry& g, const Vec& x, const Vec& w, const Vec& b, const Vec& dy) {
+  const int64_t Ho = g.Ho(), Wo = g.Wo(), Cg = g.Cg(), Og = g.Og();
+  Grads r{Vec(g.N * g.O * Ho * Wo), Vec(x.size()), Vec(w.size()), Vec(g.O)};
+  for (int64_t n = 0; n < g.N; ++n)
+    for (int64_t o = 0; o < g.O; ++o)
+      for (int64_t oh = 0; oh < Ho; ++oh)
+        for (int64_t ow = 0; ow < Wo; ++ow) {
+          const int64_t yi = ((n * g.O + o) * Ho + oh) * Wo + ow;
+          double sum = b[o];
+          r.db[o] += dy[yi];
+          for (int64_t cg = 0; cg < Cg; ++cg)
+            for (int64_t ki = 0; ki < g.kH; ++ki)
+              for (int64_t kj = 0; kj < g.kW; ++kj) {
+                const int64_t c = (o / Og) * Cg + cg;
+                const int64_t ih = oh * g.stride - g.pad + ki, iw = ow * g.stride - g.pad + kj;
+                const int64_t wi = ((o * Cg + cg) * g.kH + ki) * g.kW + kj;
+                sum += w[wi] * at(x, g, n, c, ih, iw);
+                r.dw[wi] += dy[yi] * at(x, g, n, c, ih, iw);
+                if (ih >= 0 && ih < g.H && iw >= 0 && iw < g.W)
+                  r.dx[((n * g.C + c) * g.H + ih) * g.W + iw] += dy[yi] * w[wi];
+              }
+          r.y[yi] = sum;
+        }
+  return r;
+}
+
+void expect_near(const Vec& got, const Vec& want, const char* what) {
+  ASSERT_EQ(got.size(), want.size()) << what;
+  for (size_t i = 0; i < got.size(); ++i)
+    ASSERT_NEAR(got[i], want[i], 1e-10 * (1 + std::abs(want[i]))) << what << " at " << i;
+}
+
+void check_blocks(const ConvGeometry& g, uint64_t seed) {
+  Rng rng(seed);
+  const Vec x = random_vec(rng, g.N * g.C * g.H * g.W),
+            w = random_vec(rng, g.O * g.Cg() * g.kH * g.kW), b = random_vec(rng, g.O),
+            dy = random_vec(rng, g.N * g.O * g.Ho() * g.Wo());
+  const Grads want = reference(g, x, w, b, dy);
+  for (int threads : {1, 2}) {
+    omp_set_num_threads(threads);
+    SCOPED_TRACE(testing::Message() << threads << " threads");
+    Grads got{Vec(want.y.size()), Vec(x.size()), Vec(w.size()), Vec(g.O)};
+    kernels::conv2d_forward<double>(got.y.data(), x.data(), w.data(), b.data(), g);
+    kernels::conv2d_backward<double>(got.dx.data(), got.dw.data(), got.db.data(), dy.data(),
+                                     x.data(), w.data(), g);
+    expect_near(got.y, want.y, "y");
+    expect_near(got.dx, want.dx, "dx");
+    expect_near(got.dw, want.dw, "dw");
+    expect_near(got.db, want.db, "db");
+  }
+  omp_set_num_threads(2);
+}
+
+int64_t blocks_of(const ConvGeometry& g) {
+  return kernels::column_blocks(g, 0, g.N).size();
+}
+
+TEST(Conv2dBlocks, BandsOfALargeMap3x3) {
+  // 4 channels → rows 36 → 1024 columns per block: a 37×41 map is two bands, the second short.
+  const ConvGeometry g{
+      .N = 3, .C = 4, .H = 37, .W = 41, .O = 5, .kH = 3, .kW = 3, .stride = 1, .pad = 1};
+  EXPECT_EQ(blocks_of(g), 3 * 2);
+  check_blocks(g, 1);
+}
+
+TEST(Conv2dBlocks, StridedPaddedBands) {
+  const ConvGeometry g{
+      .N = 2, .C = 3, .H = 70, .W = 67, .O = 4, .kH = 3, .kW = 3, .stride = 2, .pad = 1};
+  EXPECT_GT(blocks_of(g), 2);
+  check_blocks(g, 2);
+}
+
+TEST(Conv2dBlocks, PointwiseBandsInPlaceAndStrided) {
+  check_blocks({.N = 3, .C = 6, .H = 40, .W = 35, .O = 4, .kH = 1, .kW = 1}, 3);
+  check_blocks({.N = 2, .C = 6, .H = 60, .W = 61, .O = 4, .kH = 1, .kW = 1, .stride = 2}, 4);
+}
+
+TEST(Conv2dBlocks, SmallMapsSideBySideWithAShortLastGroup) {
+  // 8 channels → rows 72 → 1024 columns wanted → 21 maps of 7×7 per block; 45 images → 21 + 21 + 3
+  // on one thread (at two threads, 22 + 23 images: 21 + 1 and 21 + 2).
+  const ConvGeometry g{
+      .N = 45, .C = 8, .H = 7, .W = 7, .O = 6, .kH = 3, .kW = 3, .stride = 1, .pad = 1};
+  EXPECT_EQ(blocks_of(g), 3);
+  check_blocks(g, 5);
+  check_blocks({.N = 9, .C = 5, .H = 6, .W = 5, .O = 7, .kH = 1, .kW = 1}, 6);
+}
+
+TEST(Conv2dBlocks, ChannelGroupsInBandsAndSideBySide) {
+  check_blocks({.N = 2,
+                .C = 6,
+                .H = 33,
+                .W = 34,
+                .O = 9,
+                .kH = 3,
+                .kW = 3,
+                .stride = 1,
+                .pad = 1,
+                .groups = 3},
+               7);
+  check_blocks({.N = 5,
+                .C = 4,
+                .H = 5,
+                .W = 5,
+                .O = 6,
+                .kH = 3,
+                .kW = 3,
+                .stride = 2,
+                .pad = 1,
+                .groups = 2},
+               8);
+}
+
+TEST(Conv2dBlocks, PaddingWiderThanTheKernelReach) {
+  // pad 2 with a 3×3 kernel: whole output rows and columns see only padding.
+  check_blocks({.N = 2, .C = 2, .H = 4, .W = 3, .O = 3, .kH = 3, .kW = 3, .stride = 1, .pad = 2},
+               9);
+}
+
+}  // namespace
+}  // namespace mf::test
