@@ -12,6 +12,7 @@
 #include "layers/backbones/registry.h"
 #include "losses/head.h"
 #include "optim/optimizer.h"
+#include "tensor/allocator.h"
 #include "tensor/parallel.h"
 #include "util/args.h"
 #include "util/error.h"
@@ -113,6 +114,12 @@ int run_bench(const std::vector<std::string>& argv) {
       "%.1f GFLOP/s, peak RSS %.0f MiB\n",
       args.get("backbone").c_str(), args.get("width").c_str(), mode.c_str(), batch, num_threads(),
       median, iters, rates.front(), rates.back(), median * gflop_per_image, rss);
+  const AllocatorStats memory = storage::stats();
+  std::printf(
+      "large tensor buffers: peak in use %.0f MiB, peak held (in use + cached) %.0f MiB, "
+      "%zu mapped, %zu reused\n",
+      memory.peak_live_bytes / 1048576.0, memory.peak_bytes / 1048576.0, memory.os_allocations,
+      memory.reuses);
   std::printf("\n%-18s %8s %12s %8s %12s %7s\n", "op", "calls/it", "forward ms", "", "backward ms",
               "share");
   const auto report = profile_report();

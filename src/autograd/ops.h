@@ -39,6 +39,11 @@ struct BatchNormOptions {
 Var batch_norm(const Var& x, const Var& gamma, const Var& beta, Tensor running_mean,
                Tensor running_var, const BatchNormOptions& options);
 Var prelu(const Var& x, const Var& alpha);  // x (N, C, ...) , alpha (C)
+// prelu(batch_norm(x, …), alpha) in one pass that keeps only its output for the backward (BN's
+// input and output are recovered from it: needs every γ away from 0 and every α > 0, else it runs
+// the two ops). The same values as the two ops, to float rounding.
+Var batch_norm_prelu(const Var& x, const Var& gamma, const Var& beta, Tensor running_mean,
+                     Tensor running_var, const BatchNormOptions& options, const Var& alpha);
 Var relu(const Var& x);
 Var sigmoid(const Var& x);
 
@@ -67,9 +72,9 @@ Var l2_normalize(const Var& x, float eps = 1e-12f);  // rows of (N, D): x / max(
 Var log_softmax(const Var& x);                       // rows of (N, K)
 // Mean softmax cross-entropy of logits (N, K) against labels in [0, K): a scalar.
 Var cross_entropy(const Var& logits, const Labels& labels);
-Var sum(const Var& x);   // all elements → scalar
-Var mean(const Var& x);  // all elements → scalar
-Var gather_target(const Var& z, const Labels& labels);                  // (N, K) → (N): z[n, y_n]
-Var replace_target(const Var& z, const Var& t, const Labels& labels);   // z with z[n, y_n] = t_n
+Var sum(const Var& x);                                                 // all elements → scalar
+Var mean(const Var& x);                                                // all elements → scalar
+Var gather_target(const Var& z, const Labels& labels);                 // (N, K) → (N): z[n, y_n]
+Var replace_target(const Var& z, const Var& t, const Labels& labels);  // z with z[n, y_n] = t_n
 
 }  // namespace mf

@@ -98,18 +98,29 @@ std::vector<OpTiming> profile_report(bool by_layer) {
 
 Var::Var(Tensor value, bool requires_grad) : state_(std::make_shared<VarState>()) {
   MF_CHECK(value.defined(), "Var: cannot wrap an undefined tensor");
+  state_->tape = std::make_shared<GradState>();
+  state_->tape->shape = value.shape();
+  state_->tape->requires_grad = requires_grad;
   state_->value = std::move(value);
-  state_->requires_grad = requires_grad;
 }
 
 void Var::zero_grad() {
-  if (state_ && state_->grad.defined()) state_->grad.zero();
+  if (state_ && state_->tape->grad.defined()) state_->tape->grad.zero();
 }
 
 Tensor& GradSlots::grad(size_t i) {
-  VarState& s = *inputs_[i];
-  if (!s.grad.defined()) s.grad = Tensor::zeros(s.value.shape());
+  GradState& s = *inputs_[i];
+  if (!s.grad.defined()) s.grad = Tensor::zeros(s.shape);
   return s.grad;
+}
+
+void GradSlots::add(size_t i, const Tensor& g, bool g_is_spare) {
+  GradState& s = *inputs_[i];
+  if (!s.requires_grad) return;
+  if (s.grad.defined())
+    s.grad.add_(g);
+  else
+    s.grad = g_is_spare ? g : g.clone();
 }
 
 Var record(const char* op, Tensor value, const std::vector<Var>& inputs, BackwardFn backward) {
@@ -136,18 +147,18 @@ Var record(const char* op, Tensor value, const std::vector<Var>& inputs, Backwar
   auto node = std::make_shared<Node>();
   node->op = op;
   node->inputs.reserve(inputs.size());
-  for (const Var& v : inputs) node->inputs.push_back(v.state());
+  for (const Var& v : inputs) node->inputs.push_back(v.state()->tape);
   node->backward = std::move(backward);
   node->layer = std::move(layer);
-  out.state()->producer = std::move(node);
-  out.state()->requires_grad = true;
+  out.state()->tape->producer = std::move(node);
+  out.state()->tape->requires_grad = true;
   return out;
 }
 
 void backward(const Var& root, const Tensor& seed) {
   MF_CHECK(root.defined(), "backward: undefined root");
   if (!root.requires_grad()) return;  // nothing upstream wants a gradient
-  VarState* root_state = root.state().get();
+  GradState* root_state = root.state()->tape.get();
   if (seed.defined()) {
     MF_CHECK(seed.shape() == root.shape(), "backward: seed gradient ", seed.shape(),
              " does not match the root ", root.shape());
@@ -158,15 +169,15 @@ void backward(const Var& root, const Tensor& seed) {
 
   // Reverse topological order by an iterative depth-first search over producers. The order holds
   // owning pointers: freeing a consumer's node must not free an input still waiting its turn.
-  std::vector<std::shared_ptr<VarState>> order;
-  std::unordered_set<VarState*> seen;
-  std::vector<std::pair<std::shared_ptr<VarState>, size_t>> stack{{root.state(), 0}};
+  std::vector<std::shared_ptr<GradState>> order;
+  std::unordered_set<GradState*> seen;
+  std::vector<std::pair<std::shared_ptr<GradState>, size_t>> stack{{root.state()->tape, 0}};
   seen.insert(root_state);
   while (!stack.empty()) {
     auto& [state, next] = stack.back();
     Node* node = state->producer.get();
     if (node && next < node->inputs.size()) {
-      const std::shared_ptr<VarState>& input = node->inputs[next++];
+      const std::shared_ptr<GradState>& input = node->inputs[next++];
       if (input->producer && input->requires_grad && seen.insert(input.get()).second)
         stack.push_back({input, 0});
       continue;
@@ -182,7 +193,7 @@ void backward(const Var& root, const Tensor& seed) {
     root_state->grad = seed_value;
 
   for (auto it = order.rbegin(); it != order.rend(); ++it) {
-    VarState* state = it->get();
+    GradState* state = it->get();
     std::shared_ptr<Node> node = std::move(state->producer);  // frees the node after this step
     if (!node) continue;
     if (state->grad.defined()) {

@@ -22,11 +22,20 @@ namespace mf {
 
 struct Node;
 
-struct VarState {
-  Tensor value;
+// What the tape needs of a value: its gradient, whether it wants one, and the op that produced it.
+// Nodes hold their inputs' GradState, not the values themselves, so an intermediate value is freed
+// as soon as no Var handle and no backward closure keeps it: an op whose backward does not need
+// its input (BN computing from its output, an add) does not keep that input alive.
+struct GradState {
+  Shape shape;  // of the value, for zero-initialising the gradient
   Tensor grad;  // undefined until a gradient arrives
   bool requires_grad = false;
   std::shared_ptr<Node> producer;  // null for leaves
+};
+
+struct VarState {
+  Tensor value;
+  std::shared_ptr<GradState> tape;
 };
 
 class Var {
@@ -39,13 +48,13 @@ class Var {
   Tensor& value() { return state_->value; }
   const Shape& shape() const { return state_->value.shape(); }
   int64_t dim(int axis) const { return state_->value.dim(axis); }
-  bool requires_grad() const { return state_ && state_->requires_grad; }
-  void set_requires_grad(bool on) { state_->requires_grad = on; }
-  bool is_leaf() const { return state_->producer == nullptr; }
+  bool requires_grad() const { return state_ && state_->tape->requires_grad; }
+  void set_requires_grad(bool on) { state_->tape->requires_grad = on; }
+  bool is_leaf() const { return state_->tape->producer == nullptr; }
 
   // The accumulated gradient (undefined before the first backward that reaches this Var).
-  const Tensor& grad() const { return state_->grad; }
-  Tensor& grad() { return state_->grad; }
+  const Tensor& grad() const { return state_->tape->grad; }
+  Tensor& grad() { return state_->tape->grad; }
   void zero_grad();  // zeroes in place (keeps the buffer) when defined
 
   // Detached copy: same value storage, no history, no gradient.
@@ -60,20 +69,23 @@ class Var {
 // Gives a backward closure access to its inputs' gradient buffers.
 class GradSlots {
  public:
-  explicit GradSlots(const std::vector<std::shared_ptr<VarState>>& inputs) : inputs_(inputs) {}
+  explicit GradSlots(const std::vector<std::shared_ptr<GradState>>& inputs) : inputs_(inputs) {}
   bool wants(size_t i) const { return inputs_[i]->requires_grad; }
   Tensor& grad(size_t i);  // zero-initialised on first use
   float* data_or_null(size_t i) { return wants(i) ? grad(i).data() : nullptr; }
+  // grad(i) += g. When input i has no gradient yet it takes g's storage instead of a zeroed copy
+  // (`g_is_spare`: the caller promises nothing else reads or writes g afterwards), else a clone.
+  void add(size_t i, const Tensor& g, bool g_is_spare);
 
  private:
-  const std::vector<std::shared_ptr<VarState>>& inputs_;
+  const std::vector<std::shared_ptr<GradState>>& inputs_;
 };
 
 using BackwardFn = std::function<void(const Tensor& dy, GradSlots& slots)>;
 
 struct Node {
   const char* op;  // "conv2d": named in errors and anomaly reports
-  std::vector<std::shared_ptr<VarState>> inputs;
+  std::vector<std::shared_ptr<GradState>> inputs;
   BackwardFn backward;
   std::string layer;  // profiling only: op and shapes, the key of the per-layer time table
 };

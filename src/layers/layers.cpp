@@ -7,7 +7,8 @@
 namespace mf {
 
 void init_normal(Tensor& t, Rng& rng, double mean, double stddev) {
-  for (int64_t i = 0; i < t.numel(); ++i) t.data()[i] = static_cast<float>(rng.normal(mean, stddev));
+  for (int64_t i = 0; i < t.numel(); ++i)
+    t.data()[i] = static_cast<float>(rng.normal(mean, stddev));
 }
 
 void init_uniform(Tensor& t, Rng& rng, double lo, double hi) {
@@ -18,7 +19,8 @@ Conv2d::Conv2d(const Conv2dConfig& c, Rng& rng) : config(c) {
   MF_CHECK(c.in > 0 && c.out > 0 && c.groups > 0 && c.in % c.groups == 0 && c.out % c.groups == 0,
            "Conv2d: invalid channels ", c.in, " → ", c.out, " with groups ", c.groups);
   // PyTorch's default: kaiming_uniform(a = √5), i.e. U(±1/√fan_in) for weight and bias.
-  const double fan_in = double(c.in / c.groups) * c.kernel * c.kernel, bound = 1.0 / std::sqrt(fan_in);
+  const double fan_in = double(c.in / c.groups) * c.kernel * c.kernel,
+               bound = 1.0 / std::sqrt(fan_in);
   Tensor w = Tensor::empty({c.out, c.in / c.groups, c.kernel, c.kernel});
   init_uniform(w, rng, -bound, bound);
   weight = register_parameter("weight", w);
@@ -30,7 +32,8 @@ Conv2d::Conv2d(const Conv2dConfig& c, Rng& rng) : config(c) {
 }
 
 Var Conv2d::forward(const Var& x) {
-  return conv2d(x, weight, bias, {.stride = config.stride, .pad = config.pad, .groups = config.groups});
+  return conv2d(x, weight, bias,
+                {.stride = config.stride, .pad = config.pad, .groups = config.groups});
 }
 
 BatchNorm::BatchNorm(const BatchNormConfig& c) : config(c) {
@@ -46,6 +49,13 @@ BatchNorm::BatchNorm(const BatchNormConfig& c) : config(c) {
 Var BatchNorm::forward(const Var& x) {
   return batch_norm(x, weight, bias, running_mean, running_var,
                     {.training = is_training(), .momentum = config.momentum, .eps = config.eps});
+}
+
+Var batch_norm_prelu(BatchNorm& bn, PReLU& act, const Var& x) {
+  return batch_norm_prelu(
+      x, bn.weight, bn.bias, bn.running_mean, bn.running_var,
+      {.training = bn.is_training(), .momentum = bn.config.momentum, .eps = bn.config.eps},
+      act.weight);
 }
 
 PReLU::PReLU(int64_t channels, float init) {

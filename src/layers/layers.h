@@ -47,6 +47,10 @@ class PReLU : public Layer {
   Var weight;
 };
 
+// act(bn(x)) as one op (batch_norm_prelu): one pass instead of two, and only the output is kept
+// for the backward.
+Var batch_norm_prelu(BatchNorm& bn, PReLU& act, const Var& x);
+
 struct LinearConfig {
   int64_t in = 0, out = 0;
   bool bias = true;
@@ -84,7 +88,8 @@ class Flatten : public Layer {
 };
 class MaxPool2d : public Layer {
  public:
-  MaxPool2d(int64_t kernel, int64_t stride, int64_t pad = 0) : kernel_(kernel), stride_(stride), pad_(pad) {}
+  MaxPool2d(int64_t kernel, int64_t stride, int64_t pad = 0)
+      : kernel_(kernel), stride_(stride), pad_(pad) {}
   Var forward(const Var& x) override { return max_pool2d(x, kernel_, stride_, pad_); }
 
  private:

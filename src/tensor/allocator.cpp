@@ -83,6 +83,7 @@ void* allocate(size_t bytes) {
       c.live.emplace(p, real);
       c.stats.cached_bytes -= real;
       c.stats.live_bytes += real;
+      c.stats.peak_live_bytes = std::max(c.stats.peak_live_bytes, c.stats.live_bytes);
       ++c.stats.reuses;
       return p;
     }
@@ -96,6 +97,7 @@ void* allocate(size_t bytes) {
   std::lock_guard<std::mutex> lock(c.mutex);
   c.live.emplace(p, size);
   c.stats.live_bytes += size;
+  c.stats.peak_live_bytes = std::max(c.stats.peak_live_bytes, c.stats.live_bytes);
   ++c.stats.os_allocations;
   c.stats.peak_bytes = std::max(c.stats.peak_bytes, c.stats.live_bytes + c.stats.cached_bytes);
   return p;

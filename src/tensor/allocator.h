@@ -19,7 +19,8 @@ namespace mf {
 struct AllocatorStats {
   size_t live_bytes = 0;    // large buffers in use
   size_t cached_bytes = 0;  // large buffers freed and kept for reuse
-  size_t peak_bytes = 0;    // largest live + cached so far
+  size_t peak_bytes = 0;    // largest live + cached so far (what the process holds)
+  size_t peak_live_bytes = 0;
   size_t os_allocations = 0;
   size_t reuses = 0;
 };

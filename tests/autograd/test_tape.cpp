@@ -3,6 +3,7 @@
 
 #include "autograd/ops.h"
 #include "support/gradcheck.h"
+#include "tensor/allocator.h"
 #include "tensor/parallel.h"
 #include "util/error.h"
 
@@ -55,11 +56,29 @@ TEST(Tape, graph_is_freed_after_backward) {
   Var x(Tensor::from({2}, {1.0f, 2.0f}), true);
   Var h = mul(x, x);
   Var y = sum(h);
-  std::weak_ptr<Node> node = h.state()->producer;
+  std::weak_ptr<Node> node = h.state()->tape->producer;
   ASSERT_FALSE(node.expired());
   backward(y);
-  EXPECT_TRUE(node.expired());           // saved tensors released
-  EXPECT_FALSE(h.grad().defined());      // intermediate gradients are not kept
+  EXPECT_TRUE(node.expired());       // saved tensors released
+  EXPECT_FALSE(h.grad().defined());  // intermediate gradients are not kept
+}
+
+TEST(Tape, an_input_no_backward_needs_is_freed_after_the_forward) {
+#if defined(__SANITIZE_ADDRESS__)
+  GTEST_SKIP() << "ASan build: the allocator does not count buffers";
+#endif
+  // conv → BN: the BN computes its backward from its output, so the conv's output (2 MiB) must
+  // not outlive the forward — the tape keeps gradient slots, not values.
+  Var x(Tensor::full({2, 8, 128, 128}, 0.5f), true);  // 1 MiB
+  Var w(Tensor::full({16, 8, 1, 1}, 0.1f), true);
+  Var gamma(Tensor::full({16}, 1.0f), true), beta(Tensor::zeros({16}), true);
+  const size_t before = storage::stats().live_bytes;
+  Var y = batch_norm(conv2d(x, w, Var()), gamma, beta, Tensor(), Tensor(), {.training = true});
+  const size_t one_output = size_t{2} * 16 * 128 * 128 * sizeof(float);
+  EXPECT_EQ(storage::stats().live_bytes - before, one_output);  // y only, not the conv output too
+  backward(sum(y));
+  EXPECT_TRUE(x.grad().defined());
+  EXPECT_TRUE(w.grad().defined());
 }
 
 TEST(Tape, shape_errors_name_the_op_and_both_shapes) {
@@ -74,7 +93,8 @@ TEST(Tape, shape_errors_name_the_op_and_both_shapes) {
     EXPECT_NE(m.find("(4, 5)"), std::string::npos) << m;
   }
   EXPECT_THROW(add(Var(Tensor::zeros({2, 3})), Var(Tensor::zeros({3, 2}))), Error);
-  EXPECT_THROW(conv2d(Var(Tensor::zeros({1, 3, 5, 5})), Var(Tensor::zeros({4, 2, 3, 3})), Var()), Error);
+  EXPECT_THROW(conv2d(Var(Tensor::zeros({1, 3, 5, 5})), Var(Tensor::zeros({4, 2, 3, 3})), Var()),
+               Error);
   EXPECT_THROW(cross_entropy(Var(Tensor::zeros({2, 3})), {0, 3}), Error);  // label out of range
   EXPECT_THROW(acos(Var(Tensor::full({1}, 1.5f))), Error);
 }
@@ -98,7 +118,8 @@ TEST(Threads, conv_and_batch_norm_agree_across_thread_counts) {
   auto run = [&](int threads) {
     set_num_threads(threads);
     Var xv(x.clone(), true), wv(w.clone(), true);
-    Var y = batch_norm(conv2d(xv, wv, Var(), {.stride = 1, .pad = 1}), Var(), Var(), Tensor(), Tensor(), {});
+    Var y = batch_norm(conv2d(xv, wv, Var(), {.stride = 1, .pad = 1}), Var(), Var(), Tensor(),
+                       Tensor(), {});
     backward(sum(mul(y, y)));
     return std::vector<Tensor>{y.value(), xv.grad(), wv.grad()};
   };

@@ -19,7 +19,9 @@ namespace {
 
 using namespace mf::kernels;
 
-int64_t n_of(const Vec& v) { return static_cast<int64_t>(v.size()); }
+int64_t n_of(const Vec& v) {
+  return static_cast<int64_t>(v.size());
+}
 
 // ---------------------------------------------------------------- conv2d
 void check_conv(ConvGeometry g, bool bias, uint64_t seed) {
@@ -43,10 +45,12 @@ void check_conv(ConvGeometry g, bool bias, uint64_t seed) {
 }
 
 TEST(Conv2dKernel, grad_3x3_stride1_pad1) {
-  check_conv({.N = 2, .C = 3, .H = 7, .W = 6, .O = 5, .kH = 3, .kW = 3, .stride = 1, .pad = 1}, true, 1);
+  check_conv({.N = 2, .C = 3, .H = 7, .W = 6, .O = 5, .kH = 3, .kW = 3, .stride = 1, .pad = 1},
+             true, 1);
 }
 TEST(Conv2dKernel, grad_3x3_stride2_pad1) {
-  check_conv({.N = 2, .C = 4, .H = 9, .W = 7, .O = 3, .kH = 3, .kW = 3, .stride = 2, .pad = 1}, false, 2);
+  check_conv({.N = 2, .C = 4, .H = 9, .W = 7, .O = 3, .kH = 3, .kW = 3, .stride = 2, .pad = 1},
+             false, 2);
 }
 TEST(Conv2dKernel, grad_1x1_pointwise) {
   check_conv({.N = 3, .C = 5, .H = 4, .W = 3, .O = 7, .kH = 1, .kW = 1}, true, 3);
@@ -55,12 +59,30 @@ TEST(Conv2dKernel, grad_1x1_stride2_downsample) {
   check_conv({.N = 2, .C = 4, .H = 7, .W = 7, .O = 6, .kH = 1, .kW = 1, .stride = 2}, false, 4);
 }
 TEST(Conv2dKernel, grad_groups) {
-  check_conv({.N = 2, .C = 6, .H = 5, .W = 6, .O = 9, .kH = 3, .kW = 3, .stride = 1, .pad = 1,
-              .groups = 3}, true, 5);
+  check_conv({.N = 2,
+              .C = 6,
+              .H = 5,
+              .W = 6,
+              .O = 9,
+              .kH = 3,
+              .kW = 3,
+              .stride = 1,
+              .pad = 1,
+              .groups = 3},
+             true, 5);
 }
 TEST(Conv2dKernel, grad_depthwise) {
-  check_conv({.N = 2, .C = 5, .H = 7, .W = 5, .O = 5, .kH = 3, .kW = 3, .stride = 2, .pad = 1,
-              .groups = 5}, true, 6);
+  check_conv({.N = 2,
+              .C = 5,
+              .H = 7,
+              .W = 5,
+              .O = 5,
+              .kH = 3,
+              .kW = 3,
+              .stride = 2,
+              .pad = 1,
+              .groups = 5},
+             true, 6);
 }
 TEST(Conv2dKernel, grad_depthwise_valid_7x7_gdc) {  // MobileFaceNet's global depthwise conv
   check_conv({.N = 2, .C = 4, .H = 7, .W = 7, .O = 4, .kH = 7, .kW = 7, .groups = 4}, false, 7);
@@ -121,10 +143,110 @@ void check_batchnorm(bool training, int64_t N, int64_t C, int64_t S, uint64_t se
   EXPECT_TRUE(check_kernel_gradients(op));
 }
 
-TEST(BatchNormKernel, grad_2d_train) { check_batchnorm(true, 3, 4, 5 * 3, 20); }
-TEST(BatchNormKernel, grad_2d_eval) { check_batchnorm(false, 3, 4, 5 * 3, 21); }
-TEST(BatchNormKernel, grad_1d_train) { check_batchnorm(true, 7, 5, 1, 22); }
-TEST(BatchNormKernel, grad_1d_eval) { check_batchnorm(false, 7, 5, 1, 23); }
+TEST(BatchNormKernel, grad_2d_train) {
+  check_batchnorm(true, 3, 4, 5 * 3, 20);
+}
+TEST(BatchNormKernel, grad_2d_eval) {
+  check_batchnorm(false, 3, 4, 5 * 3, 21);
+}
+TEST(BatchNormKernel, grad_1d_train) {
+  check_batchnorm(true, 7, 5, 1, 22);
+}
+TEST(BatchNormKernel, grad_1d_eval) {
+  check_batchnorm(false, 7, 5, 1, 23);
+}
+
+// The backward from the output (x̂ = (y − β)/γ) against finite differences of the forward, and
+// equal to the backward from the input to double rounding. γ includes negative values.
+void check_batchnorm_from_output(bool training, uint64_t seed) {
+  Rng rng(seed);
+  const int64_t N = 3, C = 4, S = 6;
+  KernelGradCheck op;
+  Vec rm = random_vec(rng, C, -0.5, 0.5), rv = random_vec(rng, C, 0.5, 2.0);
+  Vec gamma = random_away_from_zero(rng, C, 0.3);
+  op.inputs = {random_vec(rng, N * C * S, -2, 2), gamma, random_vec(rng, C)};
+  auto forward = [=](const std::vector<Vec>& in, Vec& mean, Vec& invstd) {
+    Vec y(in[0].size()), rm_copy = rm, rv_copy = rv;
+    batchnorm_forward<double>(y.data(), mean.data(), invstd.data(), in[0].data(), in[1].data(),
+                              in[2].data(), rm_copy.data(), rv_copy.data(), training, 0.1, 1e-5, N,
+                              C, S);
+    return y;
+  };
+  op.forward = [=](const std::vector<Vec>& in) {
+    Vec mean(C), invstd(C);
+    return forward(in, mean, invstd);
+  };
+  op.backward = [=](const std::vector<Vec>& in, const Vec& dy) {
+    Vec mean(C), invstd(C), scratch(2 * C);
+    const Vec y = forward(in, mean, invstd);
+    std::vector<Vec> d{Vec(in[0].size()), Vec(C), Vec(C)}, e = d;
+    batchnorm_backward_from_output<double>(d[0].data(), d[1].data(), d[2].data(), dy.data(),
+                                           y.data(), in[1].data(), in[2].data(), invstd.data(),
+                                           training, N, C, S, scratch.data());
+    batchnorm_backward<double>(e[0].data(), e[1].data(), e[2].data(), dy.data(), in[0].data(),
+                               mean.data(), invstd.data(), in[1].data(), training, N, C, S);
+    for (size_t k = 0; k < d.size(); ++k)
+      for (size_t i = 0; i < d[k].size(); ++i) EXPECT_NEAR(d[k][i], e[k][i], 1e-12);
+    return d;
+  };
+  EXPECT_TRUE(check_kernel_gradients(op));
+}
+
+TEST(BatchNormKernel, grad_from_output_train) {
+  check_batchnorm_from_output(true, 24);
+}
+TEST(BatchNormKernel, grad_from_output_eval) {
+  check_batchnorm_from_output(false, 25);
+}
+
+TEST(BatchNormKernel, output_invertible_only_with_gamma_away_from_zero) {
+  const Vec gamma{1.0, -0.5, 0.01}, beta{0.0, 3.0, 5.0};
+  EXPECT_TRUE(batchnorm_output_invertible<double>(gamma.data(), beta.data(), 3));
+  const Vec tiny{1.0, 1e-4, 1.0};  // 1e-4 < 1e-3 · (1 + 3)
+  EXPECT_FALSE(batchnorm_output_invertible<double>(tiny.data(), beta.data(), 3));
+  const Vec nan{1.0, std::nan(""), 1.0};
+  EXPECT_FALSE(batchnorm_output_invertible<double>(nan.data(), beta.data(), 3));
+  EXPECT_TRUE(batchnorm_output_invertible<double>(nullptr, nullptr, 3));  // γ = 1, β = 0
+}
+
+// PReLU(BN(x)) in one kernel, its backward from the output only: x, γ, β and α against finite
+// differences (x away from BN's mean so no output sits on the PReLU kink).
+void check_batchnorm_prelu(bool training, uint64_t seed) {
+  Rng rng(seed);
+  const int64_t N = 2, C = 3, S = 7;
+  KernelGradCheck op;
+  Vec rm = random_vec(rng, C, -0.5, 0.5), rv = random_vec(rng, C, 0.5, 2.0);
+  op.inputs = {random_vec(rng, N * C * S, -2, 2), random_away_from_zero(rng, C, 0.4),
+               random_vec(rng, C, -0.3, 0.3), random_vec(rng, C, 0.1, 0.6)};
+  auto forward = [=](const std::vector<Vec>& in, Vec& invstd) {
+    Vec p(in[0].size()), mean(C), rm_copy = rm, rv_copy = rv;
+    batchnorm_forward<double>(p.data(), mean.data(), invstd.data(), in[0].data(), in[1].data(),
+                              in[2].data(), rm_copy.data(), rv_copy.data(), training, 0.1, 1e-5, N,
+                              C, S, in[3].data());
+    return p;
+  };
+  op.forward = [=](const std::vector<Vec>& in) {
+    Vec invstd(C);
+    return forward(in, invstd);
+  };
+  op.backward = [=](const std::vector<Vec>& in, const Vec& dp) {
+    Vec invstd(C);
+    const Vec p = forward(in, invstd);
+    std::vector<Vec> d{Vec(in[0].size()), Vec(C), Vec(C), Vec(C)};
+    batchnorm_prelu_backward<double>(d[0].data(), d[1].data(), d[2].data(), d[3].data(), dp.data(),
+                                     p.data(), in[1].data(), in[2].data(), in[3].data(),
+                                     invstd.data(), training, N, C, S);
+    return d;
+  };
+  EXPECT_TRUE(check_kernel_gradients(op));
+}
+
+TEST(BatchNormKernel, fused_prelu_grad_train) {
+  check_batchnorm_prelu(true, 26);
+}
+TEST(BatchNormKernel, fused_prelu_grad_eval) {
+  check_batchnorm_prelu(false, 27);
+}
 
 TEST(BatchNormKernel, running_stats_follow_pytorch_momentum) {
   // x for one channel: {1, 2, 3, 6}: mean 3, biased var 3.5, unbiased var 14/3.
@@ -151,7 +273,8 @@ TEST(PReLUKernel, grad) {
   };
   op.backward = [=](const std::vector<Vec>& in, const Vec& dy) {
     std::vector<Vec> d{Vec(in[0].size()), Vec(C)};
-    prelu_backward<double>(d[0].data(), d[1].data(), dy.data(), in[0].data(), in[1].data(), N, C, S);
+    prelu_backward<double>(d[0].data(), d[1].data(), dy.data(), in[0].data(), in[1].data(), N, C,
+                           S);
     return d;
   };
   EXPECT_TRUE(check_kernel_gradients(op));
@@ -178,43 +301,43 @@ KernelGradCheck unary_check(Vec x, F forward, B backward_from_input) {
 
 TEST(ReLUKernel, grad) {
   Rng rng(31);
-  EXPECT_TRUE(check_kernel_gradients(unary_check(
-      random_away_from_zero(rng, 37), relu_forward<double>,
-      [](double* dx, const double* dy, const double* x, const double*, int64_t n) {
-        relu_backward<double>(dx, dy, x, n);
-      })));
+  EXPECT_TRUE(check_kernel_gradients(
+      unary_check(random_away_from_zero(rng, 37), relu_forward<double>,
+                  [](double* dx, const double* dy, const double* x, const double*, int64_t n) {
+                    relu_backward<double>(dx, dy, x, n);
+                  })));
 }
 TEST(SigmoidKernel, grad) {
   Rng rng(32);
-  EXPECT_TRUE(check_kernel_gradients(unary_check(
-      random_vec(rng, 41, -4, 4), sigmoid_forward<double>,
-      [](double* dx, const double* dy, const double*, const double* y, int64_t n) {
-        sigmoid_backward<double>(dx, dy, y, n);
-      })));
+  EXPECT_TRUE(check_kernel_gradients(
+      unary_check(random_vec(rng, 41, -4, 4), sigmoid_forward<double>,
+                  [](double* dx, const double* dy, const double*, const double* y, int64_t n) {
+                    sigmoid_backward<double>(dx, dy, y, n);
+                  })));
 }
 TEST(CosKernel, grad) {
   Rng rng(33);
-  EXPECT_TRUE(check_kernel_gradients(unary_check(
-      random_vec(rng, 29, -3, 3), cos_forward<double>,
-      [](double* dx, const double* dy, const double* x, const double*, int64_t n) {
-        cos_backward<double>(dx, dy, x, n);
-      })));
+  EXPECT_TRUE(check_kernel_gradients(
+      unary_check(random_vec(rng, 29, -3, 3), cos_forward<double>,
+                  [](double* dx, const double* dy, const double* x, const double*, int64_t n) {
+                    cos_backward<double>(dx, dy, x, n);
+                  })));
 }
 TEST(AcosKernel, grad) {  // away from ±1, where the derivative is unbounded
   Rng rng(34);
-  EXPECT_TRUE(check_kernel_gradients(unary_check(
-      random_vec(rng, 29, -0.95, 0.95), acos_forward<double>,
-      [](double* dx, const double* dy, const double* x, const double*, int64_t n) {
-        acos_backward<double>(dx, dy, x, n);
-      })));
+  EXPECT_TRUE(check_kernel_gradients(
+      unary_check(random_vec(rng, 29, -0.95, 0.95), acos_forward<double>,
+                  [](double* dx, const double* dy, const double* x, const double*, int64_t n) {
+                    acos_backward<double>(dx, dy, x, n);
+                  })));
 }
 TEST(SqrtKernel, grad) {
   Rng rng(35);
-  EXPECT_TRUE(check_kernel_gradients(unary_check(
-      random_vec(rng, 23, 0.1, 3), sqrt_forward<double>,
-      [](double* dx, const double* dy, const double*, const double* y, int64_t n) {
-        sqrt_backward<double>(dx, dy, y, n);
-      })));
+  EXPECT_TRUE(check_kernel_gradients(
+      unary_check(random_vec(rng, 23, 0.1, 3), sqrt_forward<double>,
+                  [](double* dx, const double* dy, const double*, const double* y, int64_t n) {
+                    sqrt_backward<double>(dx, dy, y, n);
+                  })));
 }
 TEST(ClampKernel, grad) {  // values kept away from the bounds ±0.5
   Rng rng(36);
@@ -229,7 +352,8 @@ TEST(ClampKernel, grad) {  // values kept away from the bounds ±0.5
 TEST(AffineKernel, grad) {
   Rng rng(37);
   EXPECT_TRUE(check_kernel_gradients(unary_check(
-      random_vec(rng, 19), [](double* y, const double* x, int64_t n) { affine_forward<double>(y, x, -1.7, 0.3, n); },
+      random_vec(rng, 19),
+      [](double* y, const double* x, int64_t n) { affine_forward<double>(y, x, -1.7, 0.3, n); },
       [](double* dx, const double* dy, const double*, const double*, int64_t n) {
         affine_backward<double>(dx, dy, -1.7, n);
       })));
@@ -240,7 +364,9 @@ TEST(DropoutKernel, grad) {
   for (auto& m : mask) m = rng.uniform() < 0.7;
   EXPECT_TRUE(check_kernel_gradients(unary_check(
       random_vec(rng, 43),
-      [&mask](double* y, const double* x, int64_t n) { dropout_forward<double>(y, x, mask.data(), 0.3, n); },
+      [&mask](double* y, const double* x, int64_t n) {
+        dropout_forward<double>(y, x, mask.data(), 0.3, n);
+      },
       [&mask](double* dx, const double* dy, const double*, const double*, int64_t n) {
         dropout_backward<double>(dx, dy, mask.data(), 0.3, n);
       })));
@@ -261,8 +387,8 @@ Broadcast broadcast_of(std::vector<int64_t> a, std::vector<int64_t> b) {
   return bc;
 }
 
-void check_binary(const std::string& kind, std::vector<int64_t> a_shape, std::vector<int64_t> b_shape,
-                  uint64_t seed) {
+void check_binary(const std::string& kind, std::vector<int64_t> a_shape,
+                  std::vector<int64_t> b_shape, uint64_t seed) {
   Rng rng(seed);
   const Broadcast bc = broadcast_of(a_shape, b_shape);
   int64_t bn = 1;
@@ -271,8 +397,10 @@ void check_binary(const std::string& kind, std::vector<int64_t> a_shape, std::ve
   op.inputs = {random_vec(rng, bc.numel()), random_vec(rng, bn)};
   op.forward = [=](const std::vector<Vec>& in) {
     Vec y(in[0].size());
-    if (kind == "mul") mul_forward<double>(y.data(), in[0].data(), in[1].data(), bc);
-    else add_forward<double>(y.data(), in[0].data(), in[1].data(), kind == "sub" ? -1.0 : 1.0, bc);
+    if (kind == "mul")
+      mul_forward<double>(y.data(), in[0].data(), in[1].data(), bc);
+    else
+      add_forward<double>(y.data(), in[0].data(), in[1].data(), kind == "sub" ? -1.0 : 1.0, bc);
     return y;
   };
   op.backward = [=](const std::vector<Vec>& in, const Vec& dy) {
@@ -286,11 +414,21 @@ void check_binary(const std::string& kind, std::vector<int64_t> a_shape, std::ve
   EXPECT_TRUE(check_kernel_gradients(op)) << kind;
 }
 
-TEST(AddKernel, grad_same_shape) { check_binary("add", {3, 4, 5}, {3, 4, 5}, 40); }
-TEST(AddKernel, grad_broadcast_channel) { check_binary("add", {2, 3, 4, 5}, {1, 3, 1, 1}, 41); }
-TEST(SubKernel, grad_broadcast_row) { check_binary("sub", {4, 7}, {1, 7}, 42); }
-TEST(MulKernel, grad_broadcast_se_scale) { check_binary("mul", {2, 3, 4, 5}, {2, 3, 1, 1}, 43); }
-TEST(MulKernel, grad_scalar_scale) { check_binary("mul", {5, 6}, {1, 1}, 44); }
+TEST(AddKernel, grad_same_shape) {
+  check_binary("add", {3, 4, 5}, {3, 4, 5}, 40);
+}
+TEST(AddKernel, grad_broadcast_channel) {
+  check_binary("add", {2, 3, 4, 5}, {1, 3, 1, 1}, 41);
+}
+TEST(SubKernel, grad_broadcast_row) {
+  check_binary("sub", {4, 7}, {1, 7}, 42);
+}
+TEST(MulKernel, grad_broadcast_se_scale) {
+  check_binary("mul", {2, 3, 4, 5}, {2, 3, 1, 1}, 43);
+}
+TEST(MulKernel, grad_scalar_scale) {
+  check_binary("mul", {5, 6}, {1, 1}, 44);
+}
 
 // ---------------------------------------------------------------- pooling
 TEST(GlobalAvgPoolKernel, grad) {
@@ -338,7 +476,9 @@ void check_max_pool(PoolGeometry g, uint64_t seed) {
   };
   EXPECT_TRUE(check_kernel_gradients(op));
 }
-TEST(MaxPoolKernel, grad_2x2_stride2) { check_max_pool({.N = 2, .C = 3, .H = 6, .W = 5, .kernel = 2, .stride = 2}, 51); }
+TEST(MaxPoolKernel, grad_2x2_stride2) {
+  check_max_pool({.N = 2, .C = 3, .H = 6, .W = 5, .kernel = 2, .stride = 2}, 51);
+}
 TEST(MaxPoolKernel, grad_3x3_stride2_pad1) {
   check_max_pool({.N = 2, .C = 2, .H = 7, .W = 6, .kernel = 3, .stride = 2, .pad = 1}, 52);
 }
@@ -405,7 +545,8 @@ TEST(CrossEntropyKernel, grad_and_value) {
   // Hand-computed value: logits (0, ln 3) with label 1 → −log(3/4).
   Vec z{0.0, std::log(3.0)}, prob(2);
   const int64_t label = 1;
-  EXPECT_NEAR(softmax_xent_forward<double>(prob.data(), z.data(), &label, 1, 2), -std::log(0.75), 1e-15);
+  EXPECT_NEAR(softmax_xent_forward<double>(prob.data(), z.data(), &label, 1, 2), -std::log(0.75),
+              1e-15);
 }
 
 TEST(TargetColumnKernels, grad_gather_and_replace) {

@@ -1,6 +1,7 @@
 // conv2d: im2col + GEMM (depthwise by direct loops); see tensor/kernels/conv.h.
-#include "autograd/ops.h"
 #include "tensor/kernels/conv.h"
+
+#include "autograd/ops.h"
 #include "util/error.h"
 
 namespace mf {
@@ -8,30 +9,65 @@ namespace mf {
 Var conv2d(const Var& x, const Var& weight, const Var& bias, const Conv2dOptions& o) {
   const Shape& xs = x.shape();
   const Shape& ws = weight.shape();
-  MF_CHECK(xs.rank() == 4 && ws.rank() == 4, "conv2d: expected input (N, C, H, W) and weight (O, C/groups, kH, kW), got ",
-           xs, " and ", ws);
+  MF_CHECK(xs.rank() == 4 && ws.rank() == 4,
+           "conv2d: expected input (N, C, H, W) and weight (O, C/groups, kH, kW), got ", xs,
+           " and ", ws);
   MF_CHECK(o.groups >= 1 && o.stride >= 1 && o.pad >= 0, "conv2d: invalid stride ", o.stride,
            ", pad ", o.pad, " or groups ", o.groups);
   MF_CHECK(xs[1] % o.groups == 0 && ws[0] % o.groups == 0 && ws[1] * o.groups == xs[1],
            "conv2d: input ", xs, " does not fit weight ", ws, " with groups=", o.groups);
-  kernels::ConvGeometry g{.N = xs[0], .C = xs[1], .H = xs[2], .W = xs[3], .O = ws[0], .kH = ws[2],
-                          .kW = ws[3], .stride = o.stride, .pad = o.pad, .groups = o.groups};
+  kernels::ConvGeometry g{.N = xs[0],
+                          .C = xs[1],
+                          .H = xs[2],
+                          .W = xs[3],
+                          .O = ws[0],
+                          .kH = ws[2],
+                          .kW = ws[3],
+                          .stride = o.stride,
+                          .pad = o.pad,
+                          .groups = o.groups};
   MF_CHECK(g.H + 2 * g.pad >= g.kH && g.W + 2 * g.pad >= g.kW, "conv2d: kernel ", ws,
            " larger than the padded input ", xs);
   if (bias.defined())
     MF_CHECK(bias.shape() == Shape({g.O}), "conv2d: bias ", bias.shape(), " for weight ", ws);
   Tensor xv = x.value(), wv = weight.value();
-  Tensor y = Tensor::empty({g.N, g.O, g.Ho(), g.Wo()});
-  kernels::conv2d_forward<float>(y.data(), xv.data(), wv.data(),
-                                 bias.defined() ? bias.value().data() : nullptr, g);
   std::vector<Var> inputs{x, weight};
   if (bias.defined()) inputs.push_back(bias);
   const bool has_bias = bias.defined();
+  const float* bias_data = has_bias ? bias.value().data() : nullptr;
+  Tensor y = Tensor::empty({g.N, g.O, g.Ho(), g.Wo()});
+
+  // A strided 1×1 convolution (the IR blocks' downsampling shortcut) only ever reads every
+  // stride-th pixel: take those first and run a stride-1 pointwise convolution on them, which
+  // also keeps just that quarter of x alive for the backward instead of all of it.
+  if (g.kH == 1 && g.kW == 1 && g.pad == 0 && g.stride > 1) {
+    const int64_t Ho = g.Ho(), Wo = g.Wo();
+    Tensor picked = Tensor::empty({g.N, g.C, Ho, Wo});
+    kernels::subsample<float>(picked.data(), xv.data(), g.N * g.C, g.H, g.W, g.stride, Ho, Wo);
+    kernels::ConvGeometry pg = g;
+    pg.H = Ho;
+    pg.W = Wo;
+    pg.stride = 1;
+    kernels::conv2d_forward<float>(y.data(), picked.data(), wv.data(), bias_data, pg);
+    return record("conv2d", std::move(y), inputs,
+                  [picked, wv, g, pg, has_bias](const Tensor& dy, GradSlots& slots) {
+                    Tensor dpicked = slots.wants(0) ? Tensor::zeros(picked.shape()) : Tensor();
+                    kernels::conv2d_backward<float>(dpicked.defined() ? dpicked.data() : nullptr,
+                                                    slots.data_or_null(1),
+                                                    has_bias ? slots.data_or_null(2) : nullptr,
+                                                    dy.data(), picked.data(), wv.data(), pg);
+                    if (dpicked.defined())
+                      kernels::subsample_backward<float>(slots.grad(0).data(), dpicked.data(),
+                                                         g.N * g.C, g.H, g.W, g.stride, pg.H, pg.W);
+                  });
+  }
+
+  kernels::conv2d_forward<float>(y.data(), xv.data(), wv.data(), bias_data, g);
   return record("conv2d", std::move(y), inputs,
                 [xv, wv, g, has_bias](const Tensor& dy, GradSlots& slots) {
-                  kernels::conv2d_backward<float>(
-                      slots.data_or_null(0), slots.data_or_null(1),
-                      has_bias ? slots.data_or_null(2) : nullptr, dy.data(), xv.data(), wv.data(), g);
+                  kernels::conv2d_backward<float>(slots.data_or_null(0), slots.data_or_null(1),
+                                                  has_bias ? slots.data_or_null(2) : nullptr,
+                                                  dy.data(), xv.data(), wv.data(), g);
                 });
 }
 

@@ -19,7 +19,8 @@ Var matmul(const Var& a, const Var& b, bool trans_a, bool trans_b) {
   gemm<float>(trans_a, trans_b, M, N, K, 1.0f, av.data(), bv.data(), 0.0f, y.data());
   return record("matmul", std::move(y), {a, b},
                 [av, bv, M, N, K, trans_a, trans_b](const Tensor& dy, GradSlots& slots) {
-                  // C = op(A)·op(B): dop(A) = dC·op(B)ᵀ, dop(B) = op(A)ᵀ·dC; transpose back if stored so.
+                  // C = op(A)·op(B): dop(A) = dC·op(B)ᵀ, dop(B) = op(A)ᵀ·dC; transpose back if
+                  // stored so.
                   if (slots.wants(0)) {
                     float* da = slots.grad(0).data();
                     if (!trans_a)  // dA (M, K) = dC (M, N) · op(B)ᵀ
@@ -60,20 +61,21 @@ Var linear(const Var& x, const Var& weight, const Var& bias) {
               y.data());
   std::vector<Var> inputs{x, weight};
   if (bias.defined()) inputs.push_back(bias);
-  return record("linear", std::move(y), inputs,
-                [xv, wv, N, in, out, has_bias = bias.defined()](const Tensor& dy, GradSlots& slots) {
-                  if (slots.wants(0))  // dx (N, in) = dy (N, out) · W (out, in)
-                    gemm<float>(false, false, N, in, out, 1.0f, dy.data(), wv.data(), 1.0f,
-                                slots.grad(0).data());
-                  if (slots.wants(1))  // dW (out, in) = dyᵀ (out, N) · x (N, in)
-                    gemm<float>(true, false, out, in, N, 1.0f, dy.data(), xv.data(), 1.0f,
-                                slots.grad(1).data());
-                  if (has_bias && slots.wants(2)) {
-                    float* db = slots.grad(2).data();
-                    for (int64_t n = 0; n < N; ++n)
-                      for (int64_t o = 0; o < out; ++o) db[o] += dy.data()[n * out + o];
-                  }
-                });
+  return record(
+      "linear", std::move(y), inputs,
+      [xv, wv, N, in, out, has_bias = bias.defined()](const Tensor& dy, GradSlots& slots) {
+        if (slots.wants(0))  // dx (N, in) = dy (N, out) · W (out, in)
+          gemm<float>(false, false, N, in, out, 1.0f, dy.data(), wv.data(), 1.0f,
+                      slots.grad(0).data());
+        if (slots.wants(1))  // dW (out, in) = dyᵀ (out, N) · x (N, in)
+          gemm<float>(true, false, out, in, N, 1.0f, dy.data(), xv.data(), 1.0f,
+                      slots.grad(1).data());
+        if (has_bias && slots.wants(2)) {
+          float* db = slots.grad(2).data();
+          for (int64_t n = 0; n < N; ++n)
+            for (int64_t o = 0; o < out; ++o) db[o] += dy.data()[n * out + o];
+        }
+      });
 }
 
 }  // namespace mf

@@ -7,23 +7,39 @@
 
 namespace mf {
 
-Var batch_norm(const Var& x, const Var& gamma, const Var& beta, Tensor running_mean,
-               Tensor running_var, const BatchNormOptions& o) {
+namespace {
+// Shapes of a batch norm's arguments; `op` names the caller in the message.
+void check_batch_norm(const char* op, const Var& x, const Var& gamma, const Var& beta,
+                      const Tensor& running_mean, const Tensor& running_var,
+                      const BatchNormOptions& o) {
   const Shape& xs = x.shape();
-  MF_CHECK(xs.rank() == 2 || xs.rank() == 4, "batch_norm: expected (N, C) or (N, C, H, W), got ", xs);
+  MF_CHECK(xs.rank() == 2 || xs.rank() == 4, op, ": expected (N, C) or (N, C, H, W), got ", xs);
   const int64_t N = xs[0], C = xs[1], S = xs.rank() == 4 ? xs[2] * xs[3] : 1;
   const Shape cs{C};
-  if (gamma.defined()) MF_CHECK(gamma.shape() == cs, "batch_norm: weight ", gamma.shape(), " for input ", xs);
-  if (beta.defined()) MF_CHECK(beta.shape() == cs, "batch_norm: bias ", beta.shape(), " for input ", xs);
+  if (gamma.defined())
+    MF_CHECK(gamma.shape() == cs, op, ": weight ", gamma.shape(), " for input ", xs);
+  if (beta.defined()) MF_CHECK(beta.shape() == cs, op, ": bias ", beta.shape(), " for input ", xs);
   if (o.training) {
-    MF_CHECK(N * S > 1, "batch_norm: training needs more than one value per channel, got input ", xs);
+    MF_CHECK(N * S > 1, op, ": training needs more than one value per channel, got input ", xs);
   } else {
-    MF_CHECK(running_mean.defined() && running_var.defined(),
-             "batch_norm: eval mode needs running statistics");
+    MF_CHECK(running_mean.defined() && running_var.defined(), op,
+             ": eval mode needs running statistics");
   }
-  if (running_mean.defined()) MF_CHECK(running_mean.shape() == cs, "batch_norm: running_mean ", running_mean.shape(), " for input ", xs);
-  if (running_var.defined()) MF_CHECK(running_var.shape() == cs, "batch_norm: running_var ", running_var.shape(), " for input ", xs);
+  if (running_mean.defined())
+    MF_CHECK(running_mean.shape() == cs, op, ": running_mean ", running_mean.shape(), " for input ",
+             xs);
+  if (running_var.defined())
+    MF_CHECK(running_var.shape() == cs, op, ": running_var ", running_var.shape(), " for input ",
+             xs);
+}
+}  // namespace
 
+Var batch_norm(const Var& x, const Var& gamma, const Var& beta, Tensor running_mean,
+               Tensor running_var, const BatchNormOptions& o) {
+  check_batch_norm("batch_norm", x, gamma, beta, running_mean, running_var, o);
+  const Shape& xs = x.shape();
+  const int64_t N = xs[0], C = xs[1], S = xs.rank() == 4 ? xs[2] * xs[3] : 1;
+  const Shape cs{C};
   Tensor xv = x.value();
   Tensor y = Tensor::empty(xs), mean = Tensor::empty(cs), invstd = Tensor::empty(cs);
   Tensor gv = gamma.defined() ? gamma.value() : Tensor();
@@ -35,13 +51,67 @@ Var batch_norm(const Var& x, const Var& gamma, const Var& beta, Tensor running_m
   // Undefined gamma/beta still occupy their slots so the closure's indices stay fixed.
   std::vector<Var> inputs{x, gamma.defined() ? gamma : Var(Tensor::full(cs, 1.0f)),
                           beta.defined() ? beta : Var(Tensor::zeros(cs))};
-  return record("batch_norm", std::move(y), inputs,
-                [xv, gv, mean, invstd, training = o.training, N, C, S](const Tensor& dy, GradSlots& slots) {
-                  kernels::batchnorm_backward<float>(
-                      slots.data_or_null(0), slots.data_or_null(1), slots.data_or_null(2), dy.data(),
-                      xv.data(), mean.data(), invstd.data(), gv.defined() ? gv.data() : nullptr,
-                      training, N, C, S);
-                });
+  Tensor bv = beta.defined() ? beta.value() : Tensor();
+  const float* g_ptr = gv.defined() ? gv.data() : nullptr;
+  const float* b_ptr = bv.defined() ? bv.data() : nullptr;
+  // Keep the output rather than the input for the backward when γ allows (x̂ = (y − β)/γ): the
+  // next conv or PReLU keeps the output anyway, so the input's memory is freed after this op.
+  // An IR block then holds 4 activation-sized tensors for its backward instead of 6.
+  if (kernels::batchnorm_output_invertible(g_ptr, b_ptr, C)) {
+    Tensor yv = y;
+    return record(
+        "batch_norm", std::move(y), inputs,
+        [yv, gv, bv, invstd, training = o.training, N, C, S](const Tensor& dy, GradSlots& slots) {
+          std::vector<float> scratch(2 * C);
+          kernels::batchnorm_backward_from_output<float>(
+              slots.data_or_null(0), slots.data_or_null(1), slots.data_or_null(2), dy.data(),
+              yv.data(), gv.defined() ? gv.data() : nullptr, bv.defined() ? bv.data() : nullptr,
+              invstd.data(), training, N, C, S, scratch.data());
+        });
+  }
+  return record(
+      "batch_norm", std::move(y), inputs,
+      [xv, gv, mean, invstd, training = o.training, N, C, S](const Tensor& dy, GradSlots& slots) {
+        kernels::batchnorm_backward<float>(slots.data_or_null(0), slots.data_or_null(1),
+                                           slots.data_or_null(2), dy.data(), xv.data(), mean.data(),
+                                           invstd.data(), gv.defined() ? gv.data() : nullptr,
+                                           training, N, C, S);
+      });
+}
+
+Var batch_norm_prelu(const Var& x, const Var& gamma, const Var& beta, Tensor running_mean,
+                     Tensor running_var, const BatchNormOptions& o, const Var& alpha) {
+  check_batch_norm("batch_norm_prelu", x, gamma, beta, running_mean, running_var, o);
+  const Shape& xs = x.shape();
+  const int64_t N = xs[0], C = xs[1], S = xs.rank() == 4 ? xs[2] * xs[3] : 1;
+  const Shape cs{C};
+  MF_CHECK(alpha.shape() == cs, "batch_norm_prelu: ", alpha.shape(), " slopes for input ", xs);
+  Tensor gv = gamma.defined() ? gamma.value() : Tensor();
+  Tensor bv = beta.defined() ? beta.value() : Tensor();
+  Tensor av = alpha.value();
+  const float* g_ptr = gv.defined() ? gv.data() : nullptr;
+  const float* b_ptr = bv.defined() ? bv.data() : nullptr;
+  if (!kernels::batchnorm_output_invertible(g_ptr, b_ptr, C) ||
+      !kernels::prelu_invertible(av.data(), C))
+    return prelu(batch_norm(x, gamma, beta, running_mean, running_var, o), alpha);
+
+  Tensor p = Tensor::empty(xs), mean = Tensor::empty(cs), invstd = Tensor::empty(cs);
+  kernels::batchnorm_forward<float>(p.data(), mean.data(), invstd.data(), x.value().data(), g_ptr,
+                                    b_ptr, running_mean.defined() ? running_mean.data() : nullptr,
+                                    running_var.defined() ? running_var.data() : nullptr,
+                                    o.training, o.momentum, o.eps, N, C, S, av.data());
+  std::vector<Var> inputs{x, gamma.defined() ? gamma : Var(Tensor::full(cs, 1.0f)),
+                          beta.defined() ? beta : Var(Tensor::zeros(cs)), alpha};
+  // Only the output is kept: BN's output and input are recomputed from it (see the kernel).
+  Tensor pv = p;
+  return record(
+      "batch_norm_prelu", std::move(p), inputs,
+      [pv, gv, bv, av, invstd, training = o.training, N, C, S](const Tensor& dp, GradSlots& slots) {
+        kernels::batchnorm_prelu_backward<float>(
+            slots.data_or_null(0), slots.data_or_null(1), slots.data_or_null(2),
+            slots.data_or_null(3), dp.data(), pv.data(), gv.defined() ? gv.data() : nullptr,
+            bv.defined() ? bv.data() : nullptr, av.data(), invstd.data(), training, N, C, S);
+      });
 }
 
 Var prelu(const Var& x, const Var& alpha) {
@@ -52,10 +122,11 @@ Var prelu(const Var& x, const Var& alpha) {
   Tensor xv = x.value(), av = alpha.value();
   Tensor y = Tensor::empty(xs);
   kernels::prelu_forward<float>(y.data(), xv.data(), av.data(), N, C, S);
-  return record("prelu", std::move(y), {x, alpha}, [xv, av, N, C, S](const Tensor& dy, GradSlots& slots) {
-    kernels::prelu_backward<float>(slots.data_or_null(0), slots.data_or_null(1), dy.data(), xv.data(),
-                                   av.data(), N, C, S);
-  });
+  return record("prelu", std::move(y), {x, alpha},
+                [xv, av, N, C, S](const Tensor& dy, GradSlots& slots) {
+                  kernels::prelu_backward<float>(slots.data_or_null(0), slots.data_or_null(1),
+                                                 dy.data(), xv.data(), av.data(), N, C, S);
+                });
 }
 
 Var l2_normalize(const Var& x, float eps) {
@@ -64,7 +135,8 @@ Var l2_normalize(const Var& x, float eps) {
   Tensor y = Tensor::empty(x.shape()), norms = Tensor::empty({N});
   kernels::l2_normalize_forward<float>(y.data(), norms.data(), x.value().data(), N, D, eps);
   return record("l2_normalize", y, {x}, [y, norms, N, D, eps](const Tensor& dy, GradSlots& slots) {
-    kernels::l2_normalize_backward<float>(slots.grad(0).data(), dy.data(), y.data(), norms.data(), N, D, eps);
+    kernels::l2_normalize_backward<float>(slots.grad(0).data(), dy.data(), y.data(), norms.data(),
+                                          N, D, eps);
   });
 }
 

@@ -38,6 +38,14 @@ Var add_impl(const char* op, const Var& a, const Var& b, float sign) {
   const auto bc = make_broadcast(op, a.shape(), b.shape());
   Tensor y = Tensor::empty(a.shape());
   kernels::add_forward<float>(y.data(), a.value().data(), b.value().data(), sign, bc);
+  if (sign > 0 && a.shape() == b.shape()) {
+    // Both gradients are dy itself: the first input takes dy's buffer (the tape drops the output's
+    // gradient right after this closure), the second a copy — no zero-fill and add.
+    return record(op, std::move(y), {a, b}, [](const Tensor& dy, GradSlots& slots) {
+      slots.add(1, dy, false);
+      slots.add(0, dy, true);
+    });
+  }
   return record(op, std::move(y), {a, b}, [bc, sign](const Tensor& dy, GradSlots& slots) {
     kernels::add_backward<float>(slots.data_or_null(0), slots.data_or_null(1), dy.data(), sign, bc);
   });
@@ -57,11 +65,14 @@ Var unary(const char* op, const Var& x, Forward forward, Backward backward_fn) {
 }  // namespace
 
 Var add(const Var& a, const Var& b) {
-  if (!covers(a.shape(), b.shape()) && covers(b.shape(), a.shape())) return add_impl("add", b, a, 1.0f);
+  if (!covers(a.shape(), b.shape()) && covers(b.shape(), a.shape()))
+    return add_impl("add", b, a, 1.0f);
   return add_impl("add", a, b, 1.0f);
 }
 
-Var sub(const Var& a, const Var& b) { return add_impl("sub", a, b, -1.0f); }
+Var sub(const Var& a, const Var& b) {
+  return add_impl("sub", a, b, -1.0f);
+}
 
 Var mul(const Var& a_in, const Var& b_in) {
   const bool swap = !covers(a_in.shape(), b_in.shape()) && covers(b_in.shape(), a_in.shape());
@@ -100,13 +111,16 @@ Var affine(const Var& x, float alpha, float beta) {
 Var clamp(const Var& x, float lo, float hi) {
   MF_CHECK(lo <= hi, "clamp: lower bound ", lo, " above upper bound ", hi);
   return unary(
-      "clamp", x, [lo, hi](float* y, const float* xv, int64_t n) { kernels::clamp_forward(y, xv, lo, hi, n); },
+      "clamp", x,
+      [lo, hi](float* y, const float* xv, int64_t n) { kernels::clamp_forward(y, xv, lo, hi, n); },
       [lo, hi](float* dx, const float* dy, const float* xv, int64_t n) {
         kernels::clamp_backward(dx, dy, xv, lo, hi, n);
       });
 }
 
-Var cos(const Var& x) { return unary("cos", x, kernels::cos_forward<float>, kernels::cos_backward<float>); }
+Var cos(const Var& x) {
+  return unary("cos", x, kernels::cos_forward<float>, kernels::cos_backward<float>);
+}
 
 Var acos(const Var& x) {
   const float* p = x.value().data();
@@ -139,9 +153,8 @@ Var dropout(const Var& x, float p, bool training, Rng& rng) {
 
 Var reshape(const Var& x, const Shape& shape) {
   MF_CHECK(shape.numel() == x.value().numel(), "reshape: cannot view ", x.shape(), " as ", shape);
-  return record("reshape", x.value().reshape(shape), {x}, [](const Tensor& dy, GradSlots& slots) {
-    slots.grad(0).add_(dy);
-  });
+  return record("reshape", x.value().reshape(shape), {x},
+                [](const Tensor& dy, GradSlots& slots) { slots.grad(0).add_(dy); });
 }
 
 Var flatten(const Var& x) {

@@ -34,8 +34,13 @@ Var max_pool2d(const Var& x, int64_t kernel, int64_t stride, int64_t pad) {
   MF_CHECK(xs.rank() == 4, "max_pool2d: expected (N, C, H, W), got ", xs);
   MF_CHECK(kernel >= 1 && stride >= 1 && pad >= 0 && 2 * pad <= kernel,
            "max_pool2d: invalid kernel ", kernel, ", stride ", stride, ", pad ", pad);
-  kernels::PoolGeometry g{.N = xs[0], .C = xs[1], .H = xs[2], .W = xs[3], .kernel = kernel,
-                          .stride = stride, .pad = pad};
+  kernels::PoolGeometry g{.N = xs[0],
+                          .C = xs[1],
+                          .H = xs[2],
+                          .W = xs[3],
+                          .kernel = kernel,
+                          .stride = stride,
+                          .pad = pad};
   MF_CHECK(g.Ho() >= 1 && g.Wo() >= 1, "max_pool2d: kernel ", kernel, " larger than input ", xs);
   Tensor y = Tensor::empty({g.N, g.C, g.Ho(), g.Wo()});
   auto argmax = std::make_shared<std::vector<int32_t>>(y.numel());
@@ -56,17 +61,18 @@ Var log_softmax(const Var& x) {
 }
 
 Var cross_entropy(const Var& logits, const Labels& labels) {
-  MF_CHECK(logits.shape().rank() == 2, "cross_entropy: expected logits (N, K), got ", logits.shape());
+  MF_CHECK(logits.shape().rank() == 2, "cross_entropy: expected logits (N, K), got ",
+           logits.shape());
   const int64_t N = logits.dim(0), K = logits.dim(1);
   MF_CHECK(N > 0, "cross_entropy: empty batch");
   check_labels("cross_entropy", labels, N, K);
   Tensor prob = Tensor::empty({N, K});
-  const float loss = kernels::softmax_xent_forward<float>(prob.data(), logits.value().data(),
-                                                          labels.data(), N, K);
+  const float loss =
+      kernels::softmax_xent_forward<float>(prob.data(), logits.value().data(), labels.data(), N, K);
   return record("cross_entropy", Tensor::scalar(loss), {logits},
                 [prob, labels, N, K](const Tensor& dy, GradSlots& slots) {
-                  kernels::softmax_xent_backward<float>(slots.grad(0).data(), dy.item(), prob.data(),
-                                                        labels.data(), N, K);
+                  kernels::softmax_xent_backward<float>(slots.grad(0).data(), dy.item(),
+                                                        prob.data(), labels.data(), N, K);
                 });
 }
 
@@ -94,23 +100,27 @@ Var gather_target(const Var& z, const Labels& labels) {
   check_labels("gather_target", labels, N, K);
   Tensor t = Tensor::empty({N});
   kernels::gather_target_forward<float>(t.data(), z.value().data(), labels.data(), N, K);
-  return record("gather_target", std::move(t), {z}, [labels, N, K](const Tensor& dy, GradSlots& slots) {
-    kernels::gather_target_backward<float>(slots.grad(0).data(), dy.data(), labels.data(), N, K);
-  });
+  return record("gather_target", std::move(t), {z},
+                [labels, N, K](const Tensor& dy, GradSlots& slots) {
+                  kernels::gather_target_backward<float>(slots.grad(0).data(), dy.data(),
+                                                         labels.data(), N, K);
+                });
 }
 
 Var replace_target(const Var& z, const Var& t, const Labels& labels) {
   MF_CHECK(z.shape().rank() == 2, "replace_target: expected (N, K), got ", z.shape());
   const int64_t N = z.dim(0), K = z.dim(1);
-  MF_CHECK(t.shape() == Shape({N}), "replace_target: targets ", t.shape(), " for logits ", z.shape());
+  MF_CHECK(t.shape() == Shape({N}), "replace_target: targets ", t.shape(), " for logits ",
+           z.shape());
   check_labels("replace_target", labels, N, K);
   Tensor out = Tensor::empty(z.shape());
   kernels::replace_target_forward<float>(out.data(), z.value().data(), t.value().data(),
                                          labels.data(), N, K);
-  return record("replace_target", std::move(out), {z, t}, [labels, N, K](const Tensor& dy, GradSlots& slots) {
-    kernels::replace_target_backward<float>(slots.data_or_null(0), slots.data_or_null(1), dy.data(),
-                                            labels.data(), N, K);
-  });
+  return record("replace_target", std::move(out), {z, t},
+                [labels, N, K](const Tensor& dy, GradSlots& slots) {
+                  kernels::replace_target_backward<float>(
+                      slots.data_or_null(0), slots.data_or_null(1), dy.data(), labels.data(), N, K);
+                });
 }
 
 }  // namespace mf

@@ -88,8 +88,7 @@ IBasicBlock::IBasicBlock(int64_t inplanes, int64_t planes, int64_t stride, int64
 Var IBasicBlock::forward(const Var& x) {
   Var out = bn1->forward(x);  // (N, Cin, H, W)
   out = conv1->forward(out);  // (N, C, H, W)
-  out = bn2->forward(out);
-  out = prelu->forward(out);
+  out = batch_norm_prelu(*bn2, *prelu, out);
   out = conv2->forward(out);  // (N, C, H/s, W/s)
   out = bn3->forward(out);
   if (se) out = se->forward(out);
@@ -146,8 +145,7 @@ IResNet::IResNet(const IResNetConfig& c, Rng& rng)
 Var IResNet::forward(const Var& x) {
   check_input(x, "IResNet");
   Var h = conv1->forward(x);  // (N, 64, H, W)
-  h = bn1->forward(h);
-  h = prelu->forward(h);
+  h = batch_norm_prelu(*bn1, *prelu, h);
   for (auto& stage : layer) h = stage->forward(h);  // … (N, 512, H/16, W/16)
   h = bn2->forward(h);
   h = flatten(h);  // (N, 512·H/16·W/16)

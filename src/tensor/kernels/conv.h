@@ -199,6 +199,33 @@ void depthwise_backward(T* dx, T* dw, T* db, const T* dy, const T* x, const T* w
   }
 }
 
+// picked (planes, Ho, Wo) ← x (planes, H, W) at rows and columns 0, s, 2s, …: the only pixels a
+// strided, unpadded 1×1 convolution reads.
+template <class T>
+void subsample(T* picked, const T* x, int64_t planes, int64_t H, int64_t W, int64_t s, int64_t Ho,
+               int64_t Wo) {
+#pragma omp parallel for schedule(static) if (planes * Ho * Wo >= kParallelMinWork)
+  for (int64_t p = 0; p < planes; ++p)
+    for (int64_t oh = 0; oh < Ho; ++oh) {
+      const T* row = x + (p * H + oh * s) * W;
+      T* out = picked + (p * Ho + oh) * Wo;
+      for (int64_t ow = 0; ow < Wo; ++ow) out[ow] = row[ow * s];
+    }
+}
+
+// dx (planes, H, W) += dpicked at the pixels subsample() took.
+template <class T>
+void subsample_backward(T* dx, const T* dpicked, int64_t planes, int64_t H, int64_t W, int64_t s,
+                        int64_t Ho, int64_t Wo) {
+#pragma omp parallel for schedule(static) if (planes * Ho * Wo >= kParallelMinWork)
+  for (int64_t p = 0; p < planes; ++p)
+    for (int64_t oh = 0; oh < Ho; ++oh) {
+      T* row = dx + (p * H + oh * s) * W;
+      const T* in = dpicked + (p * Ho + oh) * Wo;
+      for (int64_t ow = 0; ow < Wo; ++ow) row[ow * s] += in[ow];
+    }
+}
+
 // Threads split the batch into contiguous image ranges, one parallel region per call, each thread
 // running single-threaded GEMMs over its own column blocks: per-image GEMMs are too small for
 // OpenBLAS's own threading, whose barriers dominate on narrow layers. A single image keeps one
