@@ -115,11 +115,8 @@ int run_bench(const std::vector<std::string>& argv) {
       args.get("backbone").c_str(), args.get("width").c_str(), mode.c_str(), batch, num_threads(),
       median, iters, rates.front(), rates.back(), median * gflop_per_image, rss);
   const AllocatorStats memory = storage::stats();
-  std::printf(
-      "large tensor buffers: peak in use %.0f MiB, peak held (in use + cached) %.0f MiB, "
-      "%zu mapped, %zu reused\n",
-      memory.peak_live_bytes / 1048576.0, memory.peak_bytes / 1048576.0, memory.os_allocations,
-      memory.reuses);
+  std::printf("tensor arena: peak in use %.0f MiB, pages touched %.0f MiB\n",
+              memory.peak_live_bytes / 1048576.0, memory.touched_bytes / 1048576.0);
   std::printf("\n%-18s %8s %12s %8s %12s %7s\n", "op", "calls/it", "forward ms", "", "backward ms",
               "share");
   const auto report = profile_report();
