@@ -13,6 +13,7 @@
 #include "losses/head.h"
 #include "optim/optimizer.h"
 #include "tensor/allocator.h"
+#include "tensor/kernels/gemm_bf16.h"
 #include "tensor/parallel.h"
 #include "util/args.h"
 #include "util/error.h"
@@ -42,6 +43,7 @@ int run_bench(const std::vector<std::string>& argv) {
   args.option("batch", "batch size", "32");
   args.option("threads", "threads (0 = OMP_NUM_THREADS or all cores)", "0");
   args.option("mode", "train or infer", "train");
+  args.option("precision", "convolution GEMMs: fp32 (exact) or bf16 (AMX fast path)", "fp32");
   args.option("iters", "timed iterations", "5");
   args.option("warmup", "untimed iterations first", "1");
   args.option("json", "write the results as JSON to this file");
@@ -52,6 +54,7 @@ int run_bench(const std::vector<std::string>& argv) {
             warmup = args.get_int("warmup");
   MF_CHECK(batch >= 2 && iters >= 1 && warmup >= 0, "need --batch ≥ 2, --iters ≥ 1, --warmup ≥ 0");
   set_num_threads(args.get_int("threads"));
+  kernels::set_conv_precision(kernels::parse_conv_precision(args.get("precision")));
 
   Rng rng(1);
   Params bp("backbone");
@@ -146,6 +149,7 @@ int run_bench(const std::vector<std::string>& argv) {
     v.set("backbone", args.get("backbone"));
     v.set("width", args.get_double("width"));
     v.set("mode", mode);
+    v.set("precision", args.get("precision"));
     v.set("batch", batch);
     v.set("threads", num_threads());
     v.set("images_per_s", median);

@@ -16,6 +16,7 @@
 #include "layers/backbones/registry.h"
 #include "losses/head.h"
 #include "optim/optimizer.h"
+#include "tensor/kernels/gemm_bf16.h"
 #include "tensor/parallel.h"
 #include "util/error.h"
 #include "util/json.h"
@@ -97,6 +98,7 @@ struct Settings {
   // train
   int64_t epochs = 1, max_steps = 0, checkpoint_every = 1000, keep_checkpoints = 3, log_every = 10;
   int threads = 0;
+  kernels::ConvPrecision precision = kernels::ConvPrecision::fp32;
   std::string output_dir;
   int64_t max_nonfinite = 20;
   // eval
@@ -170,6 +172,11 @@ Settings read_settings(const Config& cfg) {
   s.keep_checkpoints = train.get_int("keep_checkpoints", 3, 1);
   s.log_every = train.get_int("log_every", 10, 1);
   s.threads = static_cast<int>(train.get_int("threads", 0, 0, 1024));
+  s.precision =
+      kernels::parse_conv_precision(train.get_string("precision", "fp32", {"fp32", "bf16"}));
+  std::string why;
+  MF_CHECK(s.precision == kernels::ConvPrecision::fp32 || kernels::bf16::available(&why),
+           cfg.source(), ": train.precision: bf16 is not available here: ", why);
   s.max_nonfinite = train.get_int("max_nonfinite_steps", 20, 1);
   train.finish("train");
 
@@ -261,6 +268,14 @@ TrainSummary train(const Config& cfg, const TrainOptions& o) {
   const StopOnSignal stop_on_signal;
   Settings s = read_settings(cfg);
   set_num_threads(s.threads);
+  // The run's convolutions (training and its periodic evaluations) use its precision; whatever
+  // runs after it in this process gets the previous one back.
+  const kernels::ConvPrecision previous_precision = kernels::conv_precision();
+  kernels::set_conv_precision(s.precision);
+  struct RestorePrecision {
+    kernels::ConvPrecision p;
+    ~RestorePrecision() { kernels::set_conv_precision(p); }
+  } restore_precision{previous_precision};
 
   const fs::path out_dir(s.output_dir), ck_dir = out_dir / "checkpoints";
   std::string resume = o.resume;
@@ -394,10 +409,11 @@ TrainSummary train(const Config& cfg, const TrainOptions& o) {
 
   std::printf(
       "training %s + %s on %lld images of %lld identities: %lld steps (%lld per epoch), batch %lld "
-      "× %lld, %d threads\n",
+      "× %lld, %d threads%s\n",
       s.backbone.c_str(), s.head_type.c_str(), (long long)data.size(),
       (long long)data.num_classes(), (long long)total_steps, (long long)steps_per_epoch,
-      (long long)s.loader.batch_size, (long long)s.grad_accum, num_threads());
+      (long long)s.loader.batch_size, (long long)s.grad_accum, num_threads(),
+      s.precision == kernels::ConvPrecision::bf16 ? ", bf16 convolutions" : "");
 
   backbone->train();
   head->train();

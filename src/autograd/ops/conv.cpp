@@ -2,9 +2,26 @@
 #include "tensor/kernels/conv.h"
 
 #include "autograd/ops.h"
+#include "tensor/kernels/gemm_bf16.h"
 #include "util/error.h"
 
 namespace mf {
+
+namespace {
+// The kernels, on the bf16 fast path when asked (weights packed once per call).
+void run_forward(float* y, const float* x, const float* w, const float* b,
+                 const kernels::ConvGeometry& g, bool bf16) {
+  if (!bf16) return kernels::conv2d_forward<float>(y, x, w, b, g);
+  const kernels::Bf16ConvGemms fast(w, g, /*for_backward=*/false);
+  kernels::conv2d_forward<float>(y, x, w, b, g, &fast);
+}
+void run_backward(float* dx, float* dw, float* db, const float* dy, const float* x, const float* w,
+                  const kernels::ConvGeometry& g, bool bf16) {
+  if (!bf16) return kernels::conv2d_backward<float>(dx, dw, db, dy, x, w, g);
+  const kernels::Bf16ConvGemms fast(dx ? w : nullptr, g, /*for_backward=*/true);
+  kernels::conv2d_backward<float>(dx, dw, db, dy, x, w, g, &fast);
+}
+}  // namespace
 
 Var conv2d(const Var& x, const Var& weight, const Var& bias, const Conv2dOptions& o) {
   const Shape& xs = x.shape();
@@ -36,6 +53,8 @@ Var conv2d(const Var& x, const Var& weight, const Var& bias, const Conv2dOptions
   const bool has_bias = bias.defined();
   const float* bias_data = has_bias ? bias.value().data() : nullptr;
   Tensor y = Tensor::empty({g.N, g.O, g.Ho(), g.Wo()});
+  // The bf16 fast path (kernels::set_conv_precision), decided once per op for both passes.
+  const bool bf16 = kernels::conv_precision() == kernels::ConvPrecision::bf16 && !g.depthwise();
 
   // A strided 1×1 convolution (the IR blocks' downsampling shortcut) only ever reads every
   // stride-th pixel: take those first and run a stride-1 pointwise convolution on them, which
@@ -48,26 +67,25 @@ Var conv2d(const Var& x, const Var& weight, const Var& bias, const Conv2dOptions
     pg.H = Ho;
     pg.W = Wo;
     pg.stride = 1;
-    kernels::conv2d_forward<float>(y.data(), picked.data(), wv.data(), bias_data, pg);
+    run_forward(y.data(), picked.data(), wv.data(), bias_data, pg, bf16);
     return record("conv2d", std::move(y), inputs,
-                  [picked, wv, g, pg, has_bias](const Tensor& dy, GradSlots& slots) {
+                  [picked, wv, g, pg, has_bias, bf16](const Tensor& dy, GradSlots& slots) {
                     Tensor dpicked = slots.wants(0) ? Tensor::zeros(picked.shape()) : Tensor();
-                    kernels::conv2d_backward<float>(dpicked.defined() ? dpicked.data() : nullptr,
-                                                    slots.data_or_null(1),
-                                                    has_bias ? slots.data_or_null(2) : nullptr,
-                                                    dy.data(), picked.data(), wv.data(), pg);
+                    run_backward(dpicked.defined() ? dpicked.data() : nullptr,
+                                 slots.data_or_null(1), has_bias ? slots.data_or_null(2) : nullptr,
+                                 dy.data(), picked.data(), wv.data(), pg, bf16);
                     if (dpicked.defined())
                       kernels::subsample_backward<float>(slots.grad(0).data(), dpicked.data(),
                                                          g.N * g.C, g.H, g.W, g.stride, pg.H, pg.W);
                   });
   }
 
-  kernels::conv2d_forward<float>(y.data(), xv.data(), wv.data(), bias_data, g);
+  run_forward(y.data(), xv.data(), wv.data(), bias_data, g, bf16);
   return record("conv2d", std::move(y), inputs,
-                [xv, wv, g, has_bias](const Tensor& dy, GradSlots& slots) {
-                  kernels::conv2d_backward<float>(slots.data_or_null(0), slots.data_or_null(1),
-                                                  has_bias ? slots.data_or_null(2) : nullptr,
-                                                  dy.data(), xv.data(), wv.data(), g);
+                [xv, wv, g, has_bias, bf16](const Tensor& dy, GradSlots& slots) {
+                  run_backward(slots.data_or_null(0), slots.data_or_null(1),
+                               has_bias ? slots.data_or_null(2) : nullptr, dy.data(), xv.data(),
+                               wv.data(), g, bf16);
                 });
 }
 

@@ -14,9 +14,11 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <type_traits>
 #include <vector>
 
 #include "tensor/kernels/gemm.h"
+#include "tensor/kernels/gemm_bf16.h"
 #include "tensor/kernels/parallel.h"
 
 namespace mf::kernels {
@@ -244,8 +246,10 @@ void for_each_thread_images(const ConvGeometry& g, int threads, Fn&& fn) {
   }
 }
 
+// fast: the bf16 GEMMs (float only, weights packed by the caller) instead of the exact ones.
 template <class T>
-void conv2d_forward(T* y, const T* x, const T* w, const T* b, const ConvGeometry& g) {
+void conv2d_forward(T* y, const T* x, const T* w, const T* b, const ConvGeometry& g,
+                    const Bf16ConvGemms* fast = nullptr) {
   if (g.depthwise()) return depthwise_forward(y, x, w, b, g);
   const int64_t Cg = g.Cg(), Og = g.Og(), Wo = g.Wo(), HoWo = g.Ho() * Wo, rows = Cg * g.kH * g.kW;
   const int threads = conv_batch_threads(g.N);
@@ -268,15 +272,19 @@ void conv2d_forward(T* y, const T* x, const T* w, const T* b, const ConvGeometry
         }
         T* yg = y + (blk.n0 * g.O + grp * Og) * HoWo + blk.oh0 * Wo;
         // y_g (Og, cols) = w_g (Og, rows) · col_g (rows, cols)
-        if (ybuf) {
+        auto multiply = [&](T* out, int64_t ldout) {
+          if constexpr (std::is_same_v<T, float>)
+            if (fast) return fast->forward(grp, colg, ldcol, cols, out, ldout);
           gemm<T>(false, false, Og, cols, rows, T(1), w + grp * Og * rows, rows, colg, ldcol, T(0),
-                  ybuf, cols);
+                  out, ldout);
+        };
+        if (ybuf) {
+          multiply(ybuf, cols);
           for (int64_t i = 0; i < blk.images; ++i)
             for (int64_t o = 0; o < Og; ++o)
               std::copy_n(ybuf + o * cols + i * band, band, yg + i * g.O * HoWo + o * HoWo);
         } else {
-          gemm<T>(false, false, Og, cols, rows, T(1), w + grp * Og * rows, rows, colg, ldcol, T(0),
-                  yg, HoWo);
+          multiply(yg, HoWo);
         }
         if (b)
           for (int64_t i = 0; i < blk.images; ++i)
@@ -290,9 +298,10 @@ void conv2d_forward(T* y, const T* x, const T* w, const T* b, const ConvGeometry
   });
 }
 
+// fast: the bf16 GEMMs (float only; wᵀ packed by the caller when dx is wanted).
 template <class T>
 void conv2d_backward(T* dx, T* dw, T* db, const T* dy, const T* x, const T* w,
-                     const ConvGeometry& g) {
+                     const ConvGeometry& g, const Bf16ConvGemms* fast = nullptr) {
   if (g.depthwise()) return depthwise_backward(dx, dw, db, dy, x, w, g);
   const int64_t Cg = g.Cg(), Og = g.Og(), Wo = g.Wo(), HoWo = g.Ho() * Wo, rows = Cg * g.kH * g.kW;
   const int64_t wsize = g.O * rows;
@@ -343,19 +352,32 @@ void conv2d_backward(T* dx, T* dw, T* db, const T* dy, const T* x, const T* w,
             ldcol = cols;
           }
           // dw_g (Og, rows) += dy_g (Og, cols) · col_gᵀ (cols, rows)
-          gemm<T>(false, true, Og, rows, cols, T(1), dyg, lddy, colg, ldcol, T(1),
-                  dw_out + grp * Og * rows, rows);
+          bool done = false;
+          if constexpr (std::is_same_v<T, float>)
+            if (fast) {
+              Bf16ConvGemms::weight_grad(dyg, lddy, colg, ldcol, cols, dw_out + grp * Og * rows,
+                                         rows, Og);
+              done = true;
+            }
+          if (!done)
+            gemm<T>(false, true, Og, rows, cols, T(1), dyg, lddy, colg, ldcol, T(1),
+                    dw_out + grp * Og * rows, rows);
         }
         if (dx) {
           T* dxg = dx + blk.n0 * g.C * g.H * g.W + x_offset;
           // dcol (rows, cols) = w_gᵀ (rows, Og) · dy_g (Og, cols); a pointwise conv adds in place.
+          auto multiply = [&](T* out, int64_t ldout, bool accumulate) {
+            if constexpr (std::is_same_v<T, float>)
+              if (fast) return fast->input_grad(grp, dyg, lddy, cols, out, ldout, accumulate);
+            gemm<T>(true, false, rows, cols, Og, T(1), wg, rows, dyg, lddy, T(accumulate ? 1 : 0),
+                    out, ldout);
+          };
           if (dcol) {
-            gemm<T>(true, false, rows, cols, Og, T(1), wg, rows, dyg, lddy, T(0), dcol, cols);
+            multiply(dcol, cols, false);
             for (int64_t i = 0; i < blk.images; ++i)
               col2im_add(dxg + i * g.C * g.H * g.W, dcol + i * band, cols, Cg, g, blk.oh0, blk.oh1);
           } else {
-            gemm<T>(true, false, rows, cols, Og, T(1), wg, rows, dyg, lddy, T(1),
-                    dxg + blk.oh0 * Wo, HoWo);
+            multiply(dxg + blk.oh0 * Wo, HoWo, true);
           }
         }
       }

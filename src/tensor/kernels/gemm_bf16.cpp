@@ -1,0 +1,243 @@
+// Built with -mamx-tile -mamx-bf16 -mavx512bf16 (CMakeLists.txt) whatever the rest of the build
+// targets; nothing here runs unless bf16::available() said yes at run time (bf16_support.cpp,
+// built for the baseline target, holds everything that runs before that check).
+#include "tensor/kernels/gemm_bf16.h"
+
+#include <immintrin.h>
+
+#include <algorithm>
+#include <cstring>
+
+#include "tensor/kernels/conv.h"
+#include "util/error.h"
+
+namespace mf::kernels {
+namespace bf16 {
+
+namespace {
+
+constexpr int64_t round32(int64_t n) {
+  return (n + 31) / 32 * 32;
+}
+
+// Palette 1: tiles 0–3 accumulate C (16 rows × 16 fp32), 4–5 hold A (16 rows × 32 bf16), 6–7
+// hold B (16 k-pairs × 16 columns × 2 bf16). Every tile is 16 rows of 64 bytes.
+struct alignas(64) TileConfig {
+  uint8_t palette_id = 1;
+  uint8_t start_row = 0;
+  uint8_t reserved[14] = {};
+  uint16_t colsb[16] = {};
+  uint8_t rows[16] = {};
+};
+
+void configure_tiles() {
+  thread_local bool configured = false;  // tile configuration is per thread
+  if (configured) return;
+  TileConfig config;
+  for (int t = 0; t < 8; ++t) {
+    config.rows[t] = 16;
+    config.colsb[t] = 64;
+  }
+  _tile_loadconfig(&config);
+  configured = true;
+}
+
+// 32 floats → 32 bf16 (round to nearest even), 16 + 16 lanes.
+inline __m512i convert32(const float* p) {
+  return (__m512i)_mm512_cvtne2ps_pbh(_mm512_loadu_ps(p + 16), _mm512_loadu_ps(p));
+}
+
+}  // namespace
+
+void pack_a(PackedA& out, bool trans, int64_t M, int64_t K, const float* A, int64_t lda) {
+  out.M = M;
+  out.K = K;
+  out.Mp = round32(M);
+  out.Kp = round32(K);
+  out.data.assign(static_cast<size_t>(out.Mp * out.Kp), 0);
+  const int64_t kblocks = out.Kp / 32;
+  for (int64_t i = 0; i < M; ++i) {
+    uint16_t* row_base = out.data.data() + (i / 16) * kblocks * 512 + (i % 16) * 32;
+    for (int64_t kb = 0; kb < kblocks; ++kb) {
+      uint16_t* dst = row_base + kb * 512;
+      const int64_t k0 = kb * 32;
+      if (!trans && k0 + 32 <= K) {
+        _mm512_storeu_si512(dst, convert32(A + i * lda + k0));
+      } else {
+        for (int64_t k = k0; k < std::min(K, k0 + 32); ++k)
+          dst[k - k0] = from_float(trans ? A[k * lda + i] : A[i * lda + k]);
+      }
+    }
+  }
+}
+
+void pack_b(PackedB& out, bool trans, int64_t K, int64_t N, const float* B, int64_t ldb) {
+  out.K = K;
+  out.N = N;
+  out.Kp = round32(K);
+  out.Np = round32(N);
+  if (static_cast<int64_t>(out.data.size()) < out.Kp * out.Np) out.data.resize(out.Kp * out.Np);
+  const int64_t kblocks = out.Kp / 32;
+  // Element (k, n) of block (n / 16, k / 32) sits at [(k % 32) / 2][n % 16][k % 2].
+  auto tile = [&](int64_t nb, int64_t kb) { return out.data.data() + (nb * kblocks + kb) * 512; };
+  if (!trans) {
+    // Rows k and k + 1 of 16 columns → 16 interleaved pairs: one conversion and one permute.
+    const __m512i interleave =
+        _mm512_set_epi16(31, 15, 30, 14, 29, 13, 28, 12, 27, 11, 26, 10, 25, 9, 24, 8, 23, 7, 22, 6,
+                         21, 5, 20, 4, 19, 3, 18, 2, 17, 1, 16, 0);
+    for (int64_t nb = 0; nb < out.Np / 16; ++nb)
+      for (int64_t kb = 0; kb < kblocks; ++kb) {
+        uint16_t* dst = tile(nb, kb);
+        const int64_t n0 = nb * 16;
+        for (int64_t kp = 0; kp < 16; ++kp) {
+          const int64_t k = kb * 32 + 2 * kp;
+          if (n0 + 16 <= N && k + 1 < K) {
+            const __m512i both = (__m512i)_mm512_cvtne2ps_pbh(
+                _mm512_loadu_ps(B + (k + 1) * ldb + n0), _mm512_loadu_ps(B + k * ldb + n0));
+            _mm512_storeu_si512(dst + kp * 32, _mm512_permutexvar_epi16(interleave, both));
+          } else {
+            for (int64_t j = 0; j < 16; ++j)
+              for (int t = 0; t < 2; ++t) {
+                const int64_t kk = k + t, n = n0 + j;
+                dst[kp * 32 + j * 2 + t] = (kk < K && n < N) ? from_float(B[kk * ldb + n]) : 0;
+              }
+          }
+        }
+      }
+  } else {
+    // B stored (N, K): column n of op(B) is row n of the storage, so its 32 k of a block convert
+    // in one go; the 16 pairs then spread over the tile rows (a 16×16 transpose of 32-bit pairs).
+    alignas(64) uint32_t pairs[16][16];
+    for (int64_t nb = 0; nb < out.Np / 16; ++nb)
+      for (int64_t kb = 0; kb < kblocks; ++kb) {
+        const int64_t n0 = nb * 16, k0 = kb * 32;
+        for (int64_t j = 0; j < 16; ++j) {
+          const int64_t n = n0 + j;
+          if (n < N && k0 + 32 <= K) {
+            _mm512_store_si512(pairs[j], convert32(B + n * ldb + k0));
+          } else {
+            uint16_t* p = reinterpret_cast<uint16_t*>(pairs[j]);
+            for (int64_t k = 0; k < 32; ++k)
+              p[k] = (n < N && k0 + k < K) ? from_float(B[n * ldb + k0 + k]) : 0;
+          }
+        }
+        uint32_t* dst = reinterpret_cast<uint32_t*>(tile(nb, kb));
+        for (int64_t kp = 0; kp < 16; ++kp)
+          for (int64_t j = 0; j < 16; ++j) dst[kp * 16 + j] = pairs[j][kp];
+      }
+  }
+}
+
+void gemm(const PackedA& a, const PackedB& b, float* C, int64_t ldc, bool accumulate) {
+  configure_tiles();
+  const int64_t kblocks = a.Kp / 32, M = a.M, N = b.N;
+  alignas(64) float block[32][32];
+  // Columns in panels of 256 (8 B tile pairs, about Kp·512 bytes: L2-resident while every row
+  // block of A streams past), then 32 × 32 blocks of C, each over the whole K.
+  for (int64_t panel = 0; panel < b.Np; panel += 256)
+    for (int64_t m0 = 0; m0 < a.Mp; m0 += 32)
+      for (int64_t n0 = panel; n0 < std::min(b.Np, panel + 256); n0 += 32) {
+        const uint16_t* a0 = a.data.data() + (m0 / 16) * kblocks * 512;
+        const uint16_t* a1 = a0 + kblocks * 512;
+        const uint16_t* b0 = b.data.data() + (n0 / 16) * kblocks * 512;
+        const uint16_t* b1 = b0 + kblocks * 512;
+        const int64_t rows = std::min<int64_t>(32, M - m0), cols = std::min<int64_t>(32, N - n0);
+        // A whole 32×32 block of C is read and written by the tile unit in place; an edge block
+        // goes through a local buffer.
+        const bool whole = rows == 32 && cols == 32;
+        float* c = C + m0 * ldc + n0;
+        const int64_t stride = ldc * static_cast<int64_t>(sizeof(float));
+        if (whole && accumulate) {
+          _tile_loadd(0, c, stride);
+          _tile_loadd(1, c + 16, stride);
+          _tile_loadd(2, c + 16 * ldc, stride);
+          _tile_loadd(3, c + 16 * ldc + 16, stride);
+        } else {
+          _tile_zero(0);
+          _tile_zero(1);
+          _tile_zero(2);
+          _tile_zero(3);
+        }
+        for (int64_t kb = 0; kb < kblocks; ++kb) {
+          _tile_loadd(4, a0 + kb * 512, 64);
+          _tile_loadd(5, a1 + kb * 512, 64);
+          _tile_loadd(6, b0 + kb * 512, 64);
+          _tile_loadd(7, b1 + kb * 512, 64);
+          _tile_dpbf16ps(0, 4, 6);
+          _tile_dpbf16ps(1, 4, 7);
+          _tile_dpbf16ps(2, 5, 6);
+          _tile_dpbf16ps(3, 5, 7);
+        }
+        if (whole) {
+          _tile_stored(0, c, stride);
+          _tile_stored(1, c + 16, stride);
+          _tile_stored(2, c + 16 * ldc, stride);
+          _tile_stored(3, c + 16 * ldc + 16, stride);
+          continue;
+        }
+        _tile_stored(0, &block[0][0], 128);
+        _tile_stored(1, &block[0][16], 128);
+        _tile_stored(2, &block[16][0], 128);
+        _tile_stored(3, &block[16][16], 128);
+        for (int64_t r = 0; r < rows; ++r) {
+          float* c_row = c + r * ldc;
+          if (accumulate)
+            for (int64_t j = 0; j < cols; ++j) c_row[j] += block[r][j];
+          else
+            std::copy_n(block[r], cols, c_row);
+        }
+      }
+}
+
+}  // namespace bf16
+
+Bf16ConvGemms::Bf16ConvGemms(const float* w, const ConvGeometry& g, bool for_backward) {
+  if (w == nullptr) return;
+  const int64_t Og = g.Og(), rows = g.Cg() * g.kH * g.kW;
+  packed_.resize(g.groups);
+  for (int64_t grp = 0; grp < g.groups; ++grp) {
+    const float* wg = w + grp * Og * rows;
+    if (for_backward)
+      bf16::pack_a(packed_[grp], true, rows, Og, wg, rows);  // wᵀ (rows, Og)
+    else
+      bf16::pack_a(packed_[grp], false, Og, rows, wg, rows);  // w (Og, rows)
+  }
+}
+
+namespace {
+bf16::PackedB& thread_packed_b() {
+  thread_local bf16::PackedB b;
+  return b;
+}
+bf16::PackedA& thread_packed_a() {
+  thread_local bf16::PackedA a;
+  return a;
+}
+}  // namespace
+
+void Bf16ConvGemms::forward(int64_t grp, const float* col, int64_t ldcol, int64_t cols, float* y,
+                            int64_t ldy) const {
+  const bf16::PackedA& w = packed_[grp];
+  bf16::PackedB& b = thread_packed_b();
+  bf16::pack_b(b, false, w.K, cols, col, ldcol);
+  bf16::gemm(w, b, y, ldy, false);
+}
+
+void Bf16ConvGemms::input_grad(int64_t grp, const float* dy, int64_t lddy, int64_t cols,
+                               float* dcol, int64_t ldd, bool accumulate) const {
+  const bf16::PackedA& wt = packed_[grp];
+  bf16::PackedB& b = thread_packed_b();
+  bf16::pack_b(b, false, wt.K, cols, dy, lddy);
+  bf16::gemm(wt, b, dcol, ldd, accumulate);
+}
+
+void Bf16ConvGemms::weight_grad(const float* dy, int64_t lddy, const float* col, int64_t ldcol,
+                                int64_t cols, float* dw, int64_t rows, int64_t Og) {
+  bf16::PackedA& a = thread_packed_a();
+  bf16::PackedB& b = thread_packed_b();
+  bf16::pack_a(a, false, Og, cols, dy, lddy);     // dy_g (Og, cols)
+  bf16::pack_b(b, true, cols, rows, col, ldcol);  // col_gᵀ: col stored (rows, cols)
+  bf16::gemm(a, b, dw, rows, true);
+}
+
+}  // namespace mf::kernels
