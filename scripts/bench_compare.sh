@@ -6,7 +6,8 @@
 #   BACKBONES="ir18" MODES=train ROUNDS=5 scripts/bench_compare.sh
 #
 # PyTorch runs in three configurations: fp32 NCHW (its default), fp32 channels_last (its best
-# fp32), and bf16 autocast. Ours runs `marginface bench` (exact fp32). Environment: BUILD_DIR
+# fp32), and bf16 autocast. Ours runs `marginface bench` in exact fp32 and, where the CPU has
+# AMX-BF16, also with --precision bf16 (compared with PyTorch's bf16). Environment: BUILD_DIR
 # (build), BACKBONES, MODES, BATCH (32), THREADS (2), ITERS (5 timed iterations per run),
 # ROUNDS (3), HEAD (arcface), CLASSES (1000), OUT (a folder for the raw JSON lines).
 set -euo pipefail
@@ -33,12 +34,18 @@ mkdir -p "$OUT"
 RESULTS="$OUT/results.jsonl"
 : >"$RESULTS"
 
-run_ours() {  # backbone mode
+run_ours() {  # backbone mode precision config
   local tmp="$OUT/ours.json"
   OMP_NUM_THREADS=$THREADS "$BIN" bench --backbone "$1" --mode "$2" --head "$HEAD" --classes "$CLASSES" \
-    --batch "$BATCH" --threads "$THREADS" --iters "$ITERS" --warmup 1 --json "$tmp" >/dev/null
-  "$PY" -c "import json,sys; d=json.load(open('$tmp')); d['config']='ours'; print(json.dumps(d))" >>"$RESULTS"
+    --batch "$BATCH" --threads "$THREADS" --iters "$ITERS" --warmup 1 --precision "$3" --json "$tmp" >/dev/null
+  "$PY" -c "import json,sys; d=json.load(open('$tmp')); d['config']='$4'; print(json.dumps(d))" >>"$RESULTS"
 }
+
+# Our bf16 fast path runs only on CPUs with AMX-BF16; elsewhere its column stays empty.
+OURS_BF16=0
+if "$BIN" bench --backbone ir18 --width 0.25 --batch 2 --iters 1 --warmup 0 --precision bf16 >/dev/null 2>&1; then
+  OURS_BF16=1
+fi
 
 run_torch() {  # backbone mode config extra-flags...
   local backbone=$1 mode=$2 config=$3
@@ -53,7 +60,8 @@ for backbone in $BACKBONES; do
   for mode in $MODES; do
     for round in $(seq "$ROUNDS"); do
       echo "  $backbone $mode round $round/$ROUNDS" >&2
-      run_ours "$backbone" "$mode"
+      run_ours "$backbone" "$mode" fp32 ours
+      [[ $OURS_BF16 == 1 ]] && run_ours "$backbone" "$mode" bf16 ours_bf16
       run_torch "$backbone" "$mode" torch_fp32
       run_torch "$backbone" "$mode" torch_channels_last --channels-last
       run_torch "$backbone" "$mode" torch_bf16 --bf16
@@ -69,14 +77,16 @@ configs = ["ours", "torch_fp32", "torch_channels_last", "torch_bf16"]
 def med(b, m, c, field):
     v = [r[field] for r in rows if (r["backbone"], r["mode"], r["config"]) == (b, m, c)]
     return statistics.median(v) if v else float("nan")
-print("\n| backbone | mode | ours img/s | PyTorch fp32 | ×ours/fp32 | PyTorch channels_last | ×ours/CL | PyTorch bf16 | ×ours/bf16 | ours RSS MiB | PyTorch fp32 RSS MiB | RSS ratio |")
-print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+print("\n| backbone | mode | ours fp32 img/s | PyTorch fp32 | ×ours/fp32 | PyTorch channels_last | ×ours/CL | ours bf16 img/s | PyTorch bf16 | ×ours bf16/bf16 | ours RSS MiB | PyTorch fp32 RSS MiB | RSS ratio |")
+print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
 for b, m in keys:
     o = med(b, m, "ours", "images_per_s")
     cells = [f"{o:.2f}"]
-    for c in configs[1:]:
+    for c in ["torch_fp32", "torch_channels_last"]:
         t = med(b, m, c, "images_per_s")
         cells += [f"{t:.2f}", f"{o / t:.2f}"]
+    ob, tb = med(b, m, "ours_bf16", "images_per_s"), med(b, m, "torch_bf16", "images_per_s")
+    cells += ["–" if ob != ob else f"{ob:.2f}", f"{tb:.2f}", "–" if ob != ob else f"{ob / tb:.2f}"]
     ro, rt = med(b, m, "ours", "peak_rss_mib"), med(b, m, "torch_fp32", "peak_rss_mib")
     cells += [f"{ro:.0f}", f"{rt:.0f}", f"{ro / rt:.2f}"]
     print(f"| {b} | {m} | " + " | ".join(cells) + " |")
