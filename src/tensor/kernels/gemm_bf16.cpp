@@ -1,6 +1,8 @@
-// Built with -mamx-tile -mamx-bf16 -mavx512bf16 (CMakeLists.txt) whatever the rest of the build
-// targets; nothing here runs unless bf16::available() said yes at run time (bf16_support.cpp,
-// built for the baseline target, holds everything that runs before that check).
+// The functions that use AMX and AVX-512 BF16 instructions carry them as a target attribute
+// (MF_AMX), whatever the rest of the build targets: a file-wide -mamx… flag would also compile
+// this file's copies of inline library templates (std::vector, std::fill) for AVX-512, and the
+// linker may keep those copies for the whole program. Nothing here runs unless bf16::available()
+// said yes (bf16_support.cpp, built for the baseline target, holds everything before that check).
 #include "tensor/kernels/gemm_bf16.h"
 
 #include <immintrin.h>
@@ -10,6 +12,8 @@
 
 #include "tensor/kernels/conv.h"
 #include "util/error.h"
+
+#define MF_AMX __attribute__((target("amx-tile,amx-bf16,avx512f,avx512bw,avx512bf16")))
 
 namespace mf::kernels {
 namespace bf16 {
@@ -30,7 +34,7 @@ struct alignas(64) TileConfig {
   uint8_t rows[16] = {};
 };
 
-void configure_tiles() {
+MF_AMX void configure_tiles() {
   thread_local bool configured = false;  // tile configuration is per thread
   if (configured) return;
   TileConfig config;
@@ -43,13 +47,13 @@ void configure_tiles() {
 }
 
 // 32 floats → 32 bf16 (round to nearest even), 16 + 16 lanes.
-inline __m512i convert32(const float* p) {
+MF_AMX inline __m512i convert32(const float* p) {
   return (__m512i)_mm512_cvtne2ps_pbh(_mm512_loadu_ps(p + 16), _mm512_loadu_ps(p));
 }
 
 }  // namespace
 
-void pack_a(PackedA& out, bool trans, int64_t M, int64_t K, const float* A, int64_t lda) {
+MF_AMX void pack_a(PackedA& out, bool trans, int64_t M, int64_t K, const float* A, int64_t lda) {
   out.M = M;
   out.K = K;
   out.Mp = round32(M);
@@ -71,7 +75,7 @@ void pack_a(PackedA& out, bool trans, int64_t M, int64_t K, const float* A, int6
   }
 }
 
-void pack_b(PackedB& out, bool trans, int64_t K, int64_t N, const float* B, int64_t ldb) {
+MF_AMX void pack_b(PackedB& out, bool trans, int64_t K, int64_t N, const float* B, int64_t ldb) {
   out.K = K;
   out.N = N;
   out.Kp = round32(K);
@@ -128,65 +132,80 @@ void pack_b(PackedB& out, bool trans, int64_t K, int64_t N, const float* B, int6
   }
 }
 
-void gemm(const PackedA& a, const PackedB& b, float* C, int64_t ldc, bool accumulate) {
+MF_AMX void gemm(const PackedA& a, const PackedB& b, float* C, int64_t ldc, bool accumulate) {
   configure_tiles();
   const int64_t kblocks = a.Kp / 32, M = a.M, N = b.N;
-  alignas(64) float block[32][32];
-  // Columns in panels of 256 (8 B tile pairs, about Kp·512 bytes: L2-resident while every row
-  // block of A streams past), then 32 × 32 blocks of C, each over the whole K.
+  if (kblocks == 0) {  // an empty sum
+    if (!accumulate)
+      for (int64_t r = 0; r < M; ++r) std::fill(C + r * ldc, C + r * ldc + N, 0.0f);
+    return;
+  }
+  // Edge blocks (M or N not a multiple of 32) are summed in a padded copy of C, so every block is
+  // whole and its partial sums can go back and forth between tiles and memory.
+  const bool padded = M % 32 != 0 || N % 32 != 0;
+  float* out = C;
+  int64_t ld = ldc;
+  if (padded) {
+    thread_local std::vector<float> staging;
+    if (static_cast<int64_t>(staging.size()) < a.Mp * b.Np) staging.resize(a.Mp * b.Np);
+    out = staging.data();
+    ld = b.Np;
+    for (int64_t r = 0; r < a.Mp; ++r) {
+      float* row = out + r * ld;
+      if (accumulate && r < M) {
+        std::copy_n(C + r * ldc, N, row);
+        std::fill(row + N, row + b.Np, 0.0f);
+      } else {
+        std::fill(row, row + b.Np, 0.0f);
+      }
+    }
+  }
+  const int64_t stride = ld * static_cast<int64_t>(sizeof(float));
+  // Blocking: columns in panels of 256; K in chunks of 8 tile steps (256 k), so a 32-row slice
+  // of A (16 KiB) stays in L1 while the panel's B tiles (128 KiB) come from L2; C blocks are
+  // 32 × 32 (tiles 0–3), loaded and stored once per chunk.
+  constexpr int64_t kChunk = 8;
   for (int64_t panel = 0; panel < b.Np; panel += 256)
-    for (int64_t m0 = 0; m0 < a.Mp; m0 += 32)
-      for (int64_t n0 = panel; n0 < std::min(b.Np, panel + 256); n0 += 32) {
+    for (int64_t kb0 = 0; kb0 < kblocks; kb0 += kChunk) {
+      const int64_t kb1 = std::min(kblocks, kb0 + kChunk);
+      const bool first = kb0 == 0 && !accumulate && !padded;  // else C holds the sum so far
+      for (int64_t m0 = 0; m0 < a.Mp; m0 += 32) {
         const uint16_t* a0 = a.data.data() + (m0 / 16) * kblocks * 512;
         const uint16_t* a1 = a0 + kblocks * 512;
-        const uint16_t* b0 = b.data.data() + (n0 / 16) * kblocks * 512;
-        const uint16_t* b1 = b0 + kblocks * 512;
-        const int64_t rows = std::min<int64_t>(32, M - m0), cols = std::min<int64_t>(32, N - n0);
-        // A whole 32×32 block of C is read and written by the tile unit in place; an edge block
-        // goes through a local buffer.
-        const bool whole = rows == 32 && cols == 32;
-        float* c = C + m0 * ldc + n0;
-        const int64_t stride = ldc * static_cast<int64_t>(sizeof(float));
-        if (whole && accumulate) {
-          _tile_loadd(0, c, stride);
-          _tile_loadd(1, c + 16, stride);
-          _tile_loadd(2, c + 16 * ldc, stride);
-          _tile_loadd(3, c + 16 * ldc + 16, stride);
-        } else {
-          _tile_zero(0);
-          _tile_zero(1);
-          _tile_zero(2);
-          _tile_zero(3);
-        }
-        for (int64_t kb = 0; kb < kblocks; ++kb) {
-          _tile_loadd(4, a0 + kb * 512, 64);
-          _tile_loadd(5, a1 + kb * 512, 64);
-          _tile_loadd(6, b0 + kb * 512, 64);
-          _tile_loadd(7, b1 + kb * 512, 64);
-          _tile_dpbf16ps(0, 4, 6);
-          _tile_dpbf16ps(1, 4, 7);
-          _tile_dpbf16ps(2, 5, 6);
-          _tile_dpbf16ps(3, 5, 7);
-        }
-        if (whole) {
+        for (int64_t n0 = panel; n0 < std::min(b.Np, panel + 256); n0 += 32) {
+          const uint16_t* b0 = b.data.data() + (n0 / 16) * kblocks * 512;
+          const uint16_t* b1 = b0 + kblocks * 512;
+          float* c = out + m0 * ld + n0;
+          if (first) {
+            _tile_zero(0);
+            _tile_zero(1);
+            _tile_zero(2);
+            _tile_zero(3);
+          } else {
+            _tile_loadd(0, c, stride);
+            _tile_loadd(1, c + 16, stride);
+            _tile_loadd(2, c + 16 * ld, stride);
+            _tile_loadd(3, c + 16 * ld + 16, stride);
+          }
+          for (int64_t kb = kb0; kb < kb1; ++kb) {
+            _tile_loadd(4, a0 + kb * 512, 64);
+            _tile_loadd(5, a1 + kb * 512, 64);
+            _tile_loadd(6, b0 + kb * 512, 64);
+            _tile_loadd(7, b1 + kb * 512, 64);
+            _tile_dpbf16ps(0, 4, 6);
+            _tile_dpbf16ps(1, 4, 7);
+            _tile_dpbf16ps(2, 5, 6);
+            _tile_dpbf16ps(3, 5, 7);
+          }
           _tile_stored(0, c, stride);
           _tile_stored(1, c + 16, stride);
-          _tile_stored(2, c + 16 * ldc, stride);
-          _tile_stored(3, c + 16 * ldc + 16, stride);
-          continue;
-        }
-        _tile_stored(0, &block[0][0], 128);
-        _tile_stored(1, &block[0][16], 128);
-        _tile_stored(2, &block[16][0], 128);
-        _tile_stored(3, &block[16][16], 128);
-        for (int64_t r = 0; r < rows; ++r) {
-          float* c_row = c + r * ldc;
-          if (accumulate)
-            for (int64_t j = 0; j < cols; ++j) c_row[j] += block[r][j];
-          else
-            std::copy_n(block[r], cols, c_row);
+          _tile_stored(2, c + 16 * ld, stride);
+          _tile_stored(3, c + 16 * ld + 16, stride);
         }
       }
+    }
+  if (padded)
+    for (int64_t r = 0; r < M; ++r) std::copy_n(out + r * ld, N, C + r * ldc);
 }
 
 }  // namespace bf16
