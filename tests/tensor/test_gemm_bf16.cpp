@@ -72,9 +72,11 @@ TEST(Bf16, GemmMatchesTheRoundedProductInEveryLayout) {
   SKIP_WITHOUT_AMX();
   for (bool ta : {false, true})
     for (bool tb : {false, true}) {
-      check_gemm(ta, tb, 64, 96, 128, false);  // whole tiles
-      check_gemm(ta, tb, 37, 45, 70, true);    // ragged edges in M, N and K, accumulating
-      check_gemm(ta, tb, 5, 300, 33, false);   // more than one 256-column panel
+      check_gemm(ta, tb, 64, 96, 128, false);   // whole tiles
+      check_gemm(ta, tb, 37, 45, 70, true);     // ragged edges in M, N and K, accumulating
+      check_gemm(ta, tb, 5, 300, 33, false);    // more than one 256-column panel
+      check_gemm(ta, tb, 64, 320, 600, false);  // K in three chunks, whole and edge blocks
+      check_gemm(ta, tb, 96, 64, 520, true);
     }
 }
 

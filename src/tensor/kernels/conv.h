@@ -61,7 +61,7 @@ struct ColumnBlock {
 inline int64_t block_columns_target(const ConvGeometry& g) {
   const int64_t rows = g.Cg() * g.kH * g.kW;
   // About 1 MiB of col per block (half an L2), but never fewer than 256 or more than 1024 columns.
-  return std::clamp<int64_t>((int64_t{1} << 18) / rows, 256, 1024);
+  return std::clamp<int64_t>((int64_t{1} << (g.Og() >= 128 ? 20 : 18)) / rows, 256, 1024);
 }
 
 // Blocks covering images [n_begin, n_end), in image order.

@@ -53,26 +53,45 @@ MF_AMX inline __m512i convert32(const float* p) {
 
 }  // namespace
 
-MF_AMX void pack_a(PackedA& out, bool trans, int64_t M, int64_t K, const float* A, int64_t lda) {
+void prepare_a(PackedA& out, int64_t M, int64_t K) {
   out.M = M;
   out.K = K;
   out.Mp = round32(M);
   out.Kp = round32(K);
   out.data.assign(static_cast<size_t>(out.Mp * out.Kp), 0);
-  const int64_t kblocks = out.Kp / 32;
-  for (int64_t i = 0; i < M; ++i) {
-    uint16_t* row_base = out.data.data() + (i / 16) * kblocks * 512 + (i % 16) * 32;
+}
+
+MF_AMX void pack_a_blocks(PackedA& out, bool trans, const float* A, int64_t lda,
+                          int64_t block_begin, int64_t block_end) {
+  const int64_t M = out.M, K = out.K, kblocks = out.Kp / 32;
+  for (int64_t ib = block_begin; ib < block_end; ++ib)
     for (int64_t kb = 0; kb < kblocks; ++kb) {
-      uint16_t* dst = row_base + kb * 512;
-      const int64_t k0 = kb * 32;
-      if (!trans && k0 + 32 <= K) {
-        _mm512_storeu_si512(dst, convert32(A + i * lda + k0));
+      uint16_t* dst = out.data.data() + (ib * kblocks + kb) * 512;  // [16 rows][32 k]
+      const int64_t i0 = ib * 16, k0 = kb * 32;
+      const bool whole = i0 + 16 <= M && k0 + 32 <= K;
+      if (whole && !trans) {
+        for (int64_t r = 0; r < 16; ++r)
+          _mm512_storeu_si512(dst + r * 32, convert32(A + (i0 + r) * lda + k0));
+      } else if (whole) {
+        // Aᵀ: the 16 rows of a block are 16 consecutive floats of each of 32 stored rows; convert
+        // them 16 at a time, then transpose the 32 × 16 block of bf16 into place.
+        alignas(64) uint16_t staged[32][16];
+        for (int64_t k = 0; k < 32; ++k)
+          _mm256_store_si256(reinterpret_cast<__m256i*>(staged[k]),
+                             (__m256i)_mm512_cvtneps_pbh(_mm512_loadu_ps(A + (k0 + k) * lda + i0)));
+        for (int64_t r = 0; r < 16; ++r)
+          for (int64_t k = 0; k < 32; ++k) dst[r * 32 + k] = staged[k][r];
       } else {
-        for (int64_t k = k0; k < std::min(K, k0 + 32); ++k)
-          dst[k - k0] = from_float(trans ? A[k * lda + i] : A[i * lda + k]);
+        for (int64_t r = 0; r < 16 && i0 + r < M; ++r)
+          for (int64_t k = k0; k < std::min(K, k0 + 32); ++k)
+            dst[r * 32 + k - k0] = from_float(trans ? A[k * lda + i0 + r] : A[(i0 + r) * lda + k]);
       }
     }
-  }
+}
+
+void pack_a(PackedA& out, bool trans, int64_t M, int64_t K, const float* A, int64_t lda) {
+  prepare_a(out, M, K);
+  pack_a_blocks(out, trans, A, lda, 0, out.Mp / 16);
 }
 
 MF_AMX void pack_b(PackedB& out, bool trans, int64_t K, int64_t N, const float* B, int64_t ldb) {
@@ -140,42 +159,23 @@ MF_AMX void gemm(const PackedA& a, const PackedB& b, float* C, int64_t ldc, bool
       for (int64_t r = 0; r < M; ++r) std::fill(C + r * ldc, C + r * ldc + N, 0.0f);
     return;
   }
-  // Edge blocks (M or N not a multiple of 32) are summed in a padded copy of C, so every block is
-  // whole and its partial sums can go back and forth between tiles and memory.
-  const bool padded = M % 32 != 0 || N % 32 != 0;
-  float* out = C;
-  int64_t ld = ldc;
-  if (padded) {
-    thread_local std::vector<float> staging;
-    if (static_cast<int64_t>(staging.size()) < a.Mp * b.Np) staging.resize(a.Mp * b.Np);
-    out = staging.data();
-    ld = b.Np;
-    for (int64_t r = 0; r < a.Mp; ++r) {
-      float* row = out + r * ld;
-      if (accumulate && r < M) {
-        std::copy_n(C + r * ldc, N, row);
-        std::fill(row + N, row + b.Np, 0.0f);
-      } else {
-        std::fill(row, row + b.Np, 0.0f);
-      }
-    }
-  }
-  const int64_t stride = ld * static_cast<int64_t>(sizeof(float));
-  // Blocking: columns in panels of 256; K in chunks of 8 tile steps (256 k), so a 32-row slice
-  // of A (16 KiB) stays in L1 while the panel's B tiles (128 KiB) come from L2; C blocks are
-  // 32 × 32 (tiles 0–3), loaded and stored once per chunk.
+  const int64_t stride = ldc * static_cast<int64_t>(sizeof(float));
+  const int64_t M32 = M / 32 * 32, N32 = N / 32 * 32;  // the whole 32 × 32 blocks of C
+  // Whole blocks: columns in panels of 256, K in chunks of 8 tile steps (256 k) so the 32-row
+  // slice of A (16 KiB) stays in L1 while the panel's B tiles come from L2; each C block is
+  // summed in place, loaded and stored by the tile unit once per chunk.
   constexpr int64_t kChunk = 8;
-  for (int64_t panel = 0; panel < b.Np; panel += 256)
+  for (int64_t panel = 0; panel < N32; panel += 256)
     for (int64_t kb0 = 0; kb0 < kblocks; kb0 += kChunk) {
       const int64_t kb1 = std::min(kblocks, kb0 + kChunk);
-      const bool first = kb0 == 0 && !accumulate && !padded;  // else C holds the sum so far
-      for (int64_t m0 = 0; m0 < a.Mp; m0 += 32) {
+      const bool first = kb0 == 0 && !accumulate;  // else C holds the sum so far
+      for (int64_t m0 = 0; m0 < M32; m0 += 32) {
         const uint16_t* a0 = a.data.data() + (m0 / 16) * kblocks * 512;
         const uint16_t* a1 = a0 + kblocks * 512;
-        for (int64_t n0 = panel; n0 < std::min(b.Np, panel + 256); n0 += 32) {
+        for (int64_t n0 = panel; n0 < std::min(N32, panel + 256); n0 += 32) {
           const uint16_t* b0 = b.data.data() + (n0 / 16) * kblocks * 512;
           const uint16_t* b1 = b0 + kblocks * 512;
-          float* c = out + m0 * ld + n0;
+          float* c = C + m0 * ldc + n0;
           if (first) {
             _tile_zero(0);
             _tile_zero(1);
@@ -184,8 +184,8 @@ MF_AMX void gemm(const PackedA& a, const PackedB& b, float* C, int64_t ldc, bool
           } else {
             _tile_loadd(0, c, stride);
             _tile_loadd(1, c + 16, stride);
-            _tile_loadd(2, c + 16 * ld, stride);
-            _tile_loadd(3, c + 16 * ld + 16, stride);
+            _tile_loadd(2, c + 16 * ldc, stride);
+            _tile_loadd(3, c + 16 * ldc + 16, stride);
           }
           for (int64_t kb = kb0; kb < kb1; ++kb) {
             _tile_loadd(4, a0 + kb * 512, 64);
@@ -199,13 +199,47 @@ MF_AMX void gemm(const PackedA& a, const PackedB& b, float* C, int64_t ldc, bool
           }
           _tile_stored(0, c, stride);
           _tile_stored(1, c + 16, stride);
-          _tile_stored(2, c + 16 * ld, stride);
-          _tile_stored(3, c + 16 * ld + 16, stride);
+          _tile_stored(2, c + 16 * ldc, stride);
+          _tile_stored(3, c + 16 * ldc + 16, stride);
         }
       }
     }
-  if (padded)
-    for (int64_t r = 0; r < M; ++r) std::copy_n(out + r * ld, N, C + r * ldc);
+  // Edge blocks (the last partial row or column of blocks): the whole K at once into a local
+  // 32 × 32 block (the packed operands are zero beyond M, N and K), then into C.
+  alignas(64) float block[32][32];
+  for (int64_t m0 = 0; m0 < a.Mp; m0 += 32)
+    for (int64_t n0 = (m0 < M32 ? N32 : 0); n0 < b.Np; n0 += 32) {
+      const uint16_t* a0 = a.data.data() + (m0 / 16) * kblocks * 512;
+      const uint16_t* a1 = a0 + kblocks * 512;
+      const uint16_t* b0 = b.data.data() + (n0 / 16) * kblocks * 512;
+      const uint16_t* b1 = b0 + kblocks * 512;
+      _tile_zero(0);
+      _tile_zero(1);
+      _tile_zero(2);
+      _tile_zero(3);
+      for (int64_t kb = 0; kb < kblocks; ++kb) {
+        _tile_loadd(4, a0 + kb * 512, 64);
+        _tile_loadd(5, a1 + kb * 512, 64);
+        _tile_loadd(6, b0 + kb * 512, 64);
+        _tile_loadd(7, b1 + kb * 512, 64);
+        _tile_dpbf16ps(0, 4, 6);
+        _tile_dpbf16ps(1, 4, 7);
+        _tile_dpbf16ps(2, 5, 6);
+        _tile_dpbf16ps(3, 5, 7);
+      }
+      _tile_stored(0, &block[0][0], 128);
+      _tile_stored(1, &block[0][16], 128);
+      _tile_stored(2, &block[16][0], 128);
+      _tile_stored(3, &block[16][16], 128);
+      const int64_t rows = std::min<int64_t>(32, M - m0), cols = std::min<int64_t>(32, N - n0);
+      for (int64_t r = 0; r < rows; ++r) {
+        float* c_row = C + (m0 + r) * ldc + n0;
+        if (accumulate)
+          for (int64_t j = 0; j < cols; ++j) c_row[j] += block[r][j];
+        else
+          std::copy_n(block[r], cols, c_row);
+      }
+    }
 }
 
 }  // namespace bf16
@@ -216,10 +250,17 @@ Bf16ConvGemms::Bf16ConvGemms(const float* w, const ConvGeometry& g, bool for_bac
   packed_.resize(g.groups);
   for (int64_t grp = 0; grp < g.groups; ++grp) {
     const float* wg = w + grp * Og * rows;
+    bf16::PackedA& p = packed_[grp];
+    // wᵀ (rows, Og) for the input gradient, w (Og, rows) for the forward; row blocks in parallel
+    // (a layer's weights are packed once per call, on the calling thread otherwise).
     if (for_backward)
-      bf16::pack_a(packed_[grp], true, rows, Og, wg, rows);  // wᵀ (rows, Og)
+      bf16::prepare_a(p, rows, Og);
     else
-      bf16::pack_a(packed_[grp], false, Og, rows, wg, rows);  // w (Og, rows)
+      bf16::prepare_a(p, Og, rows);
+    const int64_t blocks = p.Mp / 16;
+#pragma omp parallel for schedule(static) if (p.Mp * p.Kp >= (int64_t{1} << 16))
+    for (int64_t ib = 0; ib < blocks; ++ib)
+      bf16::pack_a_blocks(p, for_backward, wg, rows, ib, ib + 1);
   }
 }
 

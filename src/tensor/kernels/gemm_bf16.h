@@ -41,6 +41,11 @@ struct PackedB {
 
 // op(A) = A (M×K, row stride lda) or, with trans, Aᵀ for A stored (K×M); likewise B.
 void pack_a(PackedA& out, bool trans, int64_t M, int64_t K, const float* A, int64_t lda);
+// The same in two steps, so callers can pack row blocks (16 rows each) in parallel: prepare_a
+// sizes and zeroes `out`, pack_a_blocks fills blocks [block_begin, block_end).
+void prepare_a(PackedA& out, int64_t M, int64_t K);
+void pack_a_blocks(PackedA& out, bool trans, const float* A, int64_t lda, int64_t block_begin,
+                   int64_t block_end);
 void pack_b(PackedB& out, bool trans, int64_t K, int64_t N, const float* B, int64_t ldb);
 
 // C = a·b (accumulate = false) or C += a·b. Single-threaded; call from any thread.
