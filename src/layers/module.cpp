@@ -1,5 +1,6 @@
 #include "layers/module.h"
 
+#include "layers/layers.h"
 #include "util/error.h"
 
 namespace mf {
@@ -71,7 +72,18 @@ Sequential& Sequential::add(std::shared_ptr<Layer> layer) {
 
 Var Sequential::forward(const Var& x) {
   Var h = x;
-  for (auto& layer : layers_) h = layer->forward(h);
+  for (size_t i = 0; i < layers_.size(); ++i) {
+    // BatchNorm followed by PReLU (MobileFaceNet's blocks) runs as one op: one pass over the
+    // activation, and only its output is kept for the backward (batch_norm_prelu).
+    auto* bn = dynamic_cast<BatchNorm*>(layers_[i].get());
+    auto* act = i + 1 < layers_.size() ? dynamic_cast<PReLU*>(layers_[i + 1].get()) : nullptr;
+    if (bn && act) {
+      h = batch_norm_prelu(*bn, *act, h);
+      ++i;
+      continue;
+    }
+    h = layers_[i]->forward(h);
+  }
   return h;
 }
 

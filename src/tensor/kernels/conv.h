@@ -85,6 +85,20 @@ inline std::vector<ColumnBlock> column_blocks(const ConvGeometry& g, int64_t n_b
   return blocks;
 }
 
+// The row of col for (c, ki, kj) and the output columns [ow_lo, ow_hi) whose input column
+// iw = ow·s − pad + kj lies inside [0, W); shift = kj − pad, so iw = ow·s + shift.
+struct ColRow {
+  int64_t c, ki, kj, shift, ow_lo, ow_hi;
+};
+inline ColRow col_row(int64_t r, const ConvGeometry& g) {
+  const int64_t Wo = g.Wo(), s = g.stride;
+  ColRow row{r / (g.kH * g.kW), (r / g.kW) % g.kH, r % g.kW, 0, 0, 0};
+  row.shift = row.kj - g.pad;
+  row.ow_lo = row.shift >= 0 ? 0 : std::min(Wo, (-row.shift + s - 1) / s);
+  row.ow_hi = g.W - 1 - row.shift < 0 ? 0 : std::min(Wo, (g.W - 1 - row.shift) / s + 1);
+  return row;
+}
+
 // col (Cg·kH·kW rows, row stride ld) ← the patches of output rows [oh0, oh1) of the Cg channels at
 // x (Cg, H, W): row (c, ki, kj), column (oh − oh0)·Wo + ow holds x[c, oh·s − pad + ki, ow·s − pad +
 // kj] (zero outside the image).
@@ -93,11 +107,7 @@ void im2col(T* col, int64_t ld, const T* x, int64_t Cg, const ConvGeometry& g, i
             int64_t oh1) {
   const int64_t Wo = g.Wo(), s = g.stride, rows = Cg * g.kH * g.kW;
   for (int64_t r = 0; r < rows; ++r) {
-    const int64_t c = r / (g.kH * g.kW), ki = (r / g.kW) % g.kH, kj = r % g.kW;
-    // Output columns whose input column iw = ow·s − pad + kj lies inside [0, W).
-    const int64_t shift = kj - g.pad;
-    const int64_t ow_lo = shift >= 0 ? 0 : std::min(Wo, (-shift + s - 1) / s);
-    const int64_t ow_hi = g.W - 1 - shift < 0 ? 0 : std::min(Wo, (g.W - 1 - shift) / s + 1);
+    const auto [c, ki, kj, shift, ow_lo, ow_hi] = col_row(r, g);
     const T* xc = x + c * g.H * g.W;
     T* out = col + r * ld;
     for (int64_t oh = oh0; oh < oh1; ++oh) {
@@ -126,10 +136,7 @@ void col2im_add(T* dx, const T* dcol, int64_t ld, int64_t Cg, const ConvGeometry
                 int64_t oh1) {
   const int64_t Wo = g.Wo(), s = g.stride, rows = Cg * g.kH * g.kW;
   for (int64_t r = 0; r < rows; ++r) {
-    const int64_t c = r / (g.kH * g.kW), ki = (r / g.kW) % g.kH, kj = r % g.kW;
-    const int64_t shift = kj - g.pad;
-    const int64_t ow_lo = shift >= 0 ? 0 : std::min(Wo, (-shift + s - 1) / s);
-    const int64_t ow_hi = g.W - 1 - shift < 0 ? 0 : std::min(Wo, (g.W - 1 - shift) / s + 1);
+    const auto [c, ki, kj, shift, ow_lo, ow_hi] = col_row(r, g);
     T* dxc = dx + c * g.H * g.W;
     const T* in = dcol + r * ld;
     for (int64_t oh = oh0; oh < oh1; ++oh) {

@@ -46,6 +46,22 @@ MF_AMX void configure_tiles() {
   configured = true;
 }
 
+// Tiles 0–3 (a 32 × 32 block of C) += the A row blocks a0, a1 times the B column blocks b0, b1
+// over k blocks [kb0, kb1) (32 k each; a block's tile is 512 bf16).
+MF_AMX inline void multiply_tiles(const uint16_t* a0, const uint16_t* a1, const uint16_t* b0,
+                                  const uint16_t* b1, int64_t kb0, int64_t kb1) {
+  for (int64_t kb = kb0; kb < kb1; ++kb) {
+    _tile_loadd(4, a0 + kb * 512, 64);
+    _tile_loadd(5, a1 + kb * 512, 64);
+    _tile_loadd(6, b0 + kb * 512, 64);
+    _tile_loadd(7, b1 + kb * 512, 64);
+    _tile_dpbf16ps(0, 4, 6);
+    _tile_dpbf16ps(1, 4, 7);
+    _tile_dpbf16ps(2, 5, 6);
+    _tile_dpbf16ps(3, 5, 7);
+  }
+}
+
 // 32 floats → 32 bf16 (round to nearest even), 16 + 16 lanes.
 MF_AMX inline __m512i convert32(const float* p) {
   return (__m512i)_mm512_cvtne2ps_pbh(_mm512_loadu_ps(p + 16), _mm512_loadu_ps(p));
@@ -187,16 +203,7 @@ MF_AMX void gemm(const PackedA& a, const PackedB& b, float* C, int64_t ldc, bool
             _tile_loadd(2, c + 16 * ldc, stride);
             _tile_loadd(3, c + 16 * ldc + 16, stride);
           }
-          for (int64_t kb = kb0; kb < kb1; ++kb) {
-            _tile_loadd(4, a0 + kb * 512, 64);
-            _tile_loadd(5, a1 + kb * 512, 64);
-            _tile_loadd(6, b0 + kb * 512, 64);
-            _tile_loadd(7, b1 + kb * 512, 64);
-            _tile_dpbf16ps(0, 4, 6);
-            _tile_dpbf16ps(1, 4, 7);
-            _tile_dpbf16ps(2, 5, 6);
-            _tile_dpbf16ps(3, 5, 7);
-          }
+          multiply_tiles(a0, a1, b0, b1, kb0, kb1);
           _tile_stored(0, c, stride);
           _tile_stored(1, c + 16, stride);
           _tile_stored(2, c + 16 * ldc, stride);
@@ -217,16 +224,7 @@ MF_AMX void gemm(const PackedA& a, const PackedB& b, float* C, int64_t ldc, bool
       _tile_zero(1);
       _tile_zero(2);
       _tile_zero(3);
-      for (int64_t kb = 0; kb < kblocks; ++kb) {
-        _tile_loadd(4, a0 + kb * 512, 64);
-        _tile_loadd(5, a1 + kb * 512, 64);
-        _tile_loadd(6, b0 + kb * 512, 64);
-        _tile_loadd(7, b1 + kb * 512, 64);
-        _tile_dpbf16ps(0, 4, 6);
-        _tile_dpbf16ps(1, 4, 7);
-        _tile_dpbf16ps(2, 5, 6);
-        _tile_dpbf16ps(3, 5, 7);
-      }
+      multiply_tiles(a0, a1, b0, b1, 0, kblocks);
       _tile_stored(0, &block[0][0], 128);
       _tile_stored(1, &block[0][16], 128);
       _tile_stored(2, &block[16][0], 128);
