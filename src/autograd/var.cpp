@@ -117,6 +117,8 @@ Tensor& GradSlots::grad(size_t i) {
 void GradSlots::add(size_t i, const Tensor& g, bool g_is_spare) {
   GradState& s = *inputs_[i];
   if (!s.requires_grad) return;
+  MF_CHECK(g.shape() == s.shape, "GradSlots::add: gradient ", g.shape(), " for an input of shape ",
+           s.shape);
   if (s.grad.defined())
     s.grad.add_(g);
   else

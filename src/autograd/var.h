@@ -73,7 +73,8 @@ class GradSlots {
   bool wants(size_t i) const { return inputs_[i]->requires_grad; }
   Tensor& grad(size_t i);  // zero-initialised on first use
   float* data_or_null(size_t i) { return wants(i) ? grad(i).data() : nullptr; }
-  // grad(i) += g. When input i has no gradient yet it takes g's storage instead of a zeroed copy
+  // grad(i) += g (g has input i's shape). When input i has no gradient yet it takes g's storage
+  // instead of a zeroed copy
   // (`g_is_spare`: the caller promises nothing else reads or writes g afterwards), else a clone.
   void add(size_t i, const Tensor& g, bool g_is_spare);
 

@@ -46,16 +46,17 @@ BatchNorm::BatchNorm(const BatchNormConfig& c) : config(c) {
   running_var = register_buffer("running_var", Tensor::full({c.channels}, 1.0f));
 }
 
+BatchNormOptions BatchNorm::options() const {
+  return {.training = is_training(), .momentum = config.momentum, .eps = config.eps};
+}
+
 Var BatchNorm::forward(const Var& x) {
-  return batch_norm(x, weight, bias, running_mean, running_var,
-                    {.training = is_training(), .momentum = config.momentum, .eps = config.eps});
+  return batch_norm(x, weight, bias, running_mean, running_var, options());
 }
 
 Var batch_norm_prelu(BatchNorm& bn, PReLU& act, const Var& x) {
-  return batch_norm_prelu(
-      x, bn.weight, bn.bias, bn.running_mean, bn.running_var,
-      {.training = bn.is_training(), .momentum = bn.config.momentum, .eps = bn.config.eps},
-      act.weight);
+  return batch_norm_prelu(x, bn.weight, bn.bias, bn.running_mean, bn.running_var, bn.options(),
+                          act.weight);
 }
 
 PReLU::PReLU(int64_t channels, float init) {

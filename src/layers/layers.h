@@ -35,6 +35,7 @@ class BatchNorm : public Layer {
  public:
   explicit BatchNorm(const BatchNormConfig& config);
   Var forward(const Var& x) override;
+  BatchNormOptions options() const;  // train/eval mode, momentum and eps for the op
   Var weight, bias;
   Tensor running_mean, running_var;
   const BatchNormConfig config;

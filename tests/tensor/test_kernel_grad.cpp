@@ -177,12 +177,12 @@ void check_batchnorm_from_output(bool training, uint64_t seed) {
     return forward(in, mean, invstd);
   };
   op.backward = [=](const std::vector<Vec>& in, const Vec& dy) {
-    Vec mean(C), invstd(C), scratch(2 * C);
+    Vec mean(C), invstd(C);
     const Vec y = forward(in, mean, invstd);
     std::vector<Vec> d{Vec(in[0].size()), Vec(C), Vec(C)}, e = d;
     batchnorm_backward_from_output<double>(d[0].data(), d[1].data(), d[2].data(), dy.data(),
                                            y.data(), in[1].data(), in[2].data(), invstd.data(),
-                                           training, N, C, S, scratch.data());
+                                           training, N, C, S);
     batchnorm_backward<double>(e[0].data(), e[1].data(), e[2].data(), dy.data(), in[0].data(),
                                mean.data(), invstd.data(), in[1].data(), training, N, C, S);
     for (size_t k = 0; k < d.size(); ++k)

@@ -41,32 +41,30 @@ Var batch_norm(const Var& x, const Var& gamma, const Var& beta, Tensor running_m
   const int64_t N = xs[0], C = xs[1], S = xs.rank() == 4 ? xs[2] * xs[3] : 1;
   const Shape cs{C};
   Tensor xv = x.value();
-  Tensor y = Tensor::empty(xs), mean = Tensor::empty(cs), invstd = Tensor::empty(cs);
   Tensor gv = gamma.defined() ? gamma.value() : Tensor();
-  kernels::batchnorm_forward<float>(
-      y.data(), mean.data(), invstd.data(), xv.data(), gv.defined() ? gv.data() : nullptr,
-      beta.defined() ? beta.value().data() : nullptr,
-      running_mean.defined() ? running_mean.data() : nullptr,
-      running_var.defined() ? running_var.data() : nullptr, o.training, o.momentum, o.eps, N, C, S);
-  // Undefined gamma/beta still occupy their slots so the closure's indices stay fixed.
-  std::vector<Var> inputs{x, gamma.defined() ? gamma : Var(Tensor::full(cs, 1.0f)),
-                          beta.defined() ? beta : Var(Tensor::zeros(cs))};
   Tensor bv = beta.defined() ? beta.value() : Tensor();
   const float* g_ptr = gv.defined() ? gv.data() : nullptr;
   const float* b_ptr = bv.defined() ? bv.data() : nullptr;
+  Tensor y = Tensor::empty(xs), mean = Tensor::empty(cs), invstd = Tensor::empty(cs);
+  kernels::batchnorm_forward<float>(y.data(), mean.data(), invstd.data(), xv.data(), g_ptr, b_ptr,
+                                    running_mean.defined() ? running_mean.data() : nullptr,
+                                    running_var.defined() ? running_var.data() : nullptr,
+                                    o.training, o.momentum, o.eps, N, C, S);
+  // Undefined gamma/beta still occupy their slots so the closure's indices stay fixed.
+  std::vector<Var> inputs{x, gamma.defined() ? gamma : Var(Tensor::full(cs, 1.0f)),
+                          beta.defined() ? beta : Var(Tensor::zeros(cs))};
   // Keep the output rather than the input for the backward when γ allows (x̂ = (y − β)/γ): the
-  // next conv or PReLU keeps the output anyway, so the input's memory is freed after this op.
-  // An IR block then holds 4 activation-sized tensors for its backward instead of 6.
+  // next conv or PReLU keeps the output anyway, so the input's memory is freed after this op
+  // (with batch_norm_prelu below, an IR block keeps 3 activation-sized tensors instead of 6).
   if (kernels::batchnorm_output_invertible(g_ptr, b_ptr, C)) {
     Tensor yv = y;
     return record(
         "batch_norm", std::move(y), inputs,
         [yv, gv, bv, invstd, training = o.training, N, C, S](const Tensor& dy, GradSlots& slots) {
-          std::vector<float> scratch(2 * C);
           kernels::batchnorm_backward_from_output<float>(
               slots.data_or_null(0), slots.data_or_null(1), slots.data_or_null(2), dy.data(),
               yv.data(), gv.defined() ? gv.data() : nullptr, bv.defined() ? bv.data() : nullptr,
-              invstd.data(), training, N, C, S, scratch.data());
+              invstd.data(), training, N, C, S);
         });
   }
   return record(

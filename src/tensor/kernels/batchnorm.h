@@ -13,6 +13,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <utility>
 
 #include "tensor/kernels/parallel.h"
 
@@ -90,16 +91,18 @@ void batchnorm_forward(T* y, T* mean, T* invstd, const T* x, const T* gamma, con
   }
 }
 
-// The backward on x̂ = (src − offset[c])·factor[c], where src is either the input
-// (offset = mean, factor = invstd) or the output (offset = β, factor = 1/γ).
-template <class T>
-void batchnorm_backward_xhat(T* dx, T* dgamma, T* dbeta, const T* dy, const T* src, const T* offset,
-                             const T* factor, const T* invstd, const T* gamma, bool training,
-                             int64_t N, int64_t C, int64_t S) {
+// The backward on x̂ = (src − offset)·factor per channel, where src is either the input
+// (offset = mean, factor = invstd) or the output (offset = β, factor = 1/γ); xhat_of(c) gives
+// {offset, factor} for channel c.
+template <class T, class XhatOf>
+void batchnorm_backward_xhat(T* dx, T* dgamma, T* dbeta, const T* dy, const T* src, XhatOf xhat_of,
+                             const T* invstd, const T* gamma, bool training, int64_t N, int64_t C,
+                             int64_t S) {
   const int64_t M = N * S;
 #pragma omp parallel for schedule(static) if (N * C * S >= kParallelMinWork)
   for (int64_t c = 0; c < C; ++c) {
-    const T off = offset[c], f = factor[c], is = invstd[c];
+    const auto [off, f] = xhat_of(c);
+    const T is = invstd[c];
     // Σ dy and Σ dy·(src − offset); the factor is applied once per channel.
     double sum_dy = 0, sum_dy_xc = 0;
     for (int64_t n = 0; n < N; ++n) {
@@ -140,7 +143,8 @@ template <class T>
 void batchnorm_backward(T* dx, T* dgamma, T* dbeta, const T* dy, const T* x, const T* mean,
                         const T* invstd, const T* gamma, bool training, int64_t N, int64_t C,
                         int64_t S) {
-  batchnorm_backward_xhat(dx, dgamma, dbeta, dy, x, mean, invstd, invstd, gamma, training, N, C, S);
+  auto from_input = [&](int64_t c) { return std::pair<T, T>{mean[c], invstd[c]}; };
+  batchnorm_backward_xhat(dx, dgamma, dbeta, dy, x, from_input, invstd, gamma, training, N, C, S);
 }
 
 // The backward from the output y instead of the input, as in-place activated BN does (Rota Bulò
@@ -150,15 +154,11 @@ void batchnorm_backward(T* dx, T* dgamma, T* dbeta, const T* dy, const T* x, con
 template <class T>
 void batchnorm_backward_from_output(T* dx, T* dgamma, T* dbeta, const T* dy, const T* y,
                                     const T* gamma, const T* beta, const T* invstd, bool training,
-                                    int64_t N, int64_t C, int64_t S, T* scratch /* 2·C */) {
-  T* offset = scratch;
-  T* inverse_gamma = scratch + C;
-  for (int64_t c = 0; c < C; ++c) {
-    offset[c] = beta ? beta[c] : T(0);
-    inverse_gamma[c] = gamma ? T(1) / gamma[c] : T(1);
-  }
-  batchnorm_backward_xhat(dx, dgamma, dbeta, dy, y, offset, inverse_gamma, invstd, gamma, training,
-                          N, C, S);
+                                    int64_t N, int64_t C, int64_t S) {
+  auto from_output = [&](int64_t c) {
+    return std::pair<T, T>{beta ? beta[c] : T(0), gamma ? T(1) / gamma[c] : T(1)};
+  };
+  batchnorm_backward_xhat(dx, dgamma, dbeta, dy, y, from_output, invstd, gamma, training, N, C, S);
 }
 
 // Whether x̂ = (y − β)/γ loses little: y carries a rounding error of about ε·(|γ·x̂| + |β|), which

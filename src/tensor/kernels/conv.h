@@ -15,6 +15,7 @@
 #include <algorithm>
 #include <cstdint>
 #include <type_traits>
+#include <utility>
 #include <vector>
 
 #include "tensor/kernels/gemm.h"
@@ -238,6 +239,20 @@ void subsample_backward(T* dx, const T* dpicked, int64_t planes, int64_t H, int6
     }
 }
 
+// col_g (rows, cols) of a block and its row stride: a pointwise convolution of one image reads
+// x's band in place; otherwise the block's images are unfolded side by side into `col`.
+template <class T>
+std::pair<const T*, int64_t> block_col(T* col, const T* x, const ConvGeometry& g,
+                                       const ColumnBlock& blk, int64_t grp) {
+  const int64_t image = g.C * g.H * g.W, x_offset = grp * g.Cg() * g.H * g.W;
+  if (g.pointwise() && blk.images == 1)
+    return {x + blk.n0 * image + x_offset + blk.oh0 * g.Wo(), g.Ho() * g.Wo()};
+  const int64_t band = (blk.oh1 - blk.oh0) * g.Wo(), cols = blk.images * band;
+  for (int64_t i = 0; i < blk.images; ++i)
+    im2col(col + i * band, cols, x + (blk.n0 + i) * image + x_offset, g.Cg(), g, blk.oh0, blk.oh1);
+  return {col, cols};
+}
+
 // Threads split the batch into contiguous image ranges, one parallel region per call, each thread
 // running single-threaded GEMMs over its own column blocks: per-image GEMMs are too small for
 // OpenBLAS's own threading, whose barriers dominate on narrow layers. A single image keeps one
@@ -271,15 +286,7 @@ void conv2d_forward(T* y, const T* x, const T* w, const T* b, const ConvGeometry
       T* col = in_place ? nullptr : scratch<T>(rows * cols, 0);
       T* ybuf = blk.images > 1 ? scratch<T>(Og * cols, 4) : nullptr;
       for (int64_t grp = 0; grp < g.groups; ++grp) {
-        const T* colg = x + (blk.n0 * g.C + grp * Cg) * g.H * g.W + blk.oh0 * Wo;
-        int64_t ldcol = HoWo;
-        if (!in_place) {
-          for (int64_t i = 0; i < blk.images; ++i)
-            im2col(col + i * band, cols, x + ((blk.n0 + i) * g.C + grp * Cg) * g.H * g.W, Cg, g,
-                   blk.oh0, blk.oh1);
-          colg = col;
-          ldcol = cols;
-        }
+        const auto [colg, ldcol] = block_col(col, x, g, blk, grp);
         T* yg = y + (blk.n0 * g.O + grp * Og) * HoWo + blk.oh0 * Wo;
         // y_g (Og, cols) = w_g (Og, rows) · col_g (rows, cols)
         auto multiply = [&](T* out, int64_t ldout) {
@@ -352,26 +359,15 @@ void conv2d_backward(T* dx, T* dw, T* db, const T* dy, const T* x, const T* w,
         const T* wg = w + grp * Og * rows;
         const int64_t x_offset = grp * Cg * g.H * g.W;
         if (dw_out) {
-          const T* colg = x + blk.n0 * g.C * g.H * g.W + x_offset + blk.oh0 * Wo;
-          int64_t ldcol = HoWo;
-          if (col) {
-            for (int64_t i = 0; i < blk.images; ++i)
-              im2col(col + i * band, cols, x + (blk.n0 + i) * g.C * g.H * g.W + x_offset, Cg, g,
-                     blk.oh0, blk.oh1);
-            colg = col;
-            ldcol = cols;
-          }
+          const auto [colg, ldcol] = block_col(col, x, g, blk, grp);
           // dw_g (Og, rows) += dy_g (Og, cols) · col_gᵀ (cols, rows)
-          bool done = false;
-          if constexpr (std::is_same_v<T, float>)
-            if (fast) {
-              Bf16ConvGemms::weight_grad(dyg, lddy, colg, ldcol, cols, dw_out + grp * Og * rows,
-                                         rows, Og);
-              done = true;
-            }
-          if (!done)
-            gemm<T>(false, true, Og, rows, cols, T(1), dyg, lddy, colg, ldcol, T(1),
-                    dw_out + grp * Og * rows, rows);
+          T* dwg = dw_out + grp * Og * rows;
+          [&] {
+            if constexpr (std::is_same_v<T, float>)
+              if (fast)
+                return Bf16ConvGemms::weight_grad(dyg, lddy, colg, ldcol, cols, dwg, rows, Og);
+            gemm<T>(false, true, Og, rows, cols, T(1), dyg, lddy, colg, ldcol, T(1), dwg, rows);
+          }();
         }
         if (dx) {
           T* dxg = dx + blk.n0 * g.C * g.H * g.W + x_offset;
