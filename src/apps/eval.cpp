@@ -1,5 +1,6 @@
-// `marginface eval --checkpoint ck.h5 (--lfw pairs.txt | --pairs list.txt) --root DIR ...`
+// `marginface eval --checkpoint ck.h5 (--lfw pairs.txt | --pairs list.txt | --bin X.bin ...) ...`
 #include <cstdio>
+#include <filesystem>
 
 #include "apps/commands.h"
 #include "eval/embed.h"
@@ -8,8 +9,49 @@
 #include "tensor/parallel.h"
 #include "util/args.h"
 #include "util/error.h"
+#include "util/json.h"
 
 namespace mf::apps {
+
+namespace {
+
+// Embeds, scores and prints one report block (the same for LFW lists, generic lists and packs).
+eval::PairEvaluation evaluate_and_print(Backbone& backbone, const eval::PairList& list,
+                                        const eval::PairEvalOptions& options,
+                                        const std::string& checkpoint,
+                                        const eval::PairList* threshold_list) {
+  std::printf("evaluating %s on %zu pairs (%zu images) of %s [%s], flip %s\n", checkpoint.c_str(),
+              list.pairs.size(), list.images.size(), list.file.c_str(), list.protocol.c_str(),
+              options.embed.flip.c_str());
+  const eval::PairEvaluation e = eval::evaluate_pairs(backbone, list, options, threshold_list);
+  const auto& r = e.result;
+  std::printf("thresholds chosen by: %s\n", r.threshold_source.c_str());
+  std::printf("accuracy  %.4f ± %.4f  (%lld pairs", r.accuracy_mean, r.accuracy_std,
+              (long long)r.pairs);
+  if (e.missing) std::printf(", %lld images missing: their pairs dropped", (long long)e.missing);
+  std::printf(")\nfolds    ");
+  for (double a : r.fold_accuracies) std::printf(" %.4f", a);
+  std::printf("\nAUC %.4f   EER %.4f   threshold %.4f\n", r.auc, r.eer, r.threshold_mean());
+  for (const auto& t : r.tar_at_far)
+    std::printf(
+        "TAR@FAR=%g  %.4f%s\n", t.far, t.tar,
+        t.reachable ? "" : "  (too few different-identity pairs to reach this FAR; interpolated)");
+  std::fflush(stdout);
+  return e;
+}
+
+// roc.png + "lfw" → roc_lfw.png
+std::string path_with_suffix(const std::string& path, const std::string& suffix) {
+  std::filesystem::path p(path);
+  return (p.parent_path() / (p.stem().string() + "_" + suffix + p.extension().string())).string();
+}
+
+void store_threshold(const std::string& checkpoint, double threshold) {
+  store_verification_threshold(checkpoint, threshold);
+  std::printf("stored verification_threshold %.4f in %s\n", threshold, checkpoint.c_str());
+}
+
+}  // namespace
 
 int run_eval(const std::vector<std::string>& argv) {
   Args args(
@@ -20,6 +62,9 @@ int run_eval(const std::vector<std::string>& argv) {
   args.option("checkpoint", "model checkpoint (.h5)", "", true);
   args.option("lfw", "LFW pairs file (View 2 pairs.txt or View 1 pairsDevTest.txt)");
   args.option("pairs", "generic pair list: path_a path_b label [fold]");
+  args.repeated("bin",
+                "an insightface validation pack (lfw.bin, cfp_fp.bin, agedb_30.bin, …): 10 "
+                "consecutive folds; repeat for several packs, one report block each");
   args.option("identification",
               "closed-set 1:N on DIR/<identity>/<image>: first image per identity as gallery, the "
               "rest as probes; rank-1 and rank-5");
@@ -34,8 +79,10 @@ int run_eval(const std::vector<std::string>& argv) {
   args.option("roc", "draw the ROC curve into this PNG");
   args.flag("store-threshold", "store the mean threshold in the checkpoint's /meta");
   if (!args.parse(argv)) return 0;
-  MF_CHECK(int(args.has("lfw")) + int(args.has("pairs")) + int(args.has("identification")) == 1,
-           "give exactly one of --lfw, --pairs and --identification");
+  MF_CHECK(int(args.has("lfw")) + int(args.has("pairs")) + int(args.has("identification")) +
+                   int(args.has("bin")) ==
+               1,
+           "give exactly one of --lfw, --pairs, --bin and --identification");
   set_num_threads(args.get_int("threads"));
 
   const std::string checkpoint = args.get("checkpoint");
@@ -53,6 +100,36 @@ int run_eval(const std::vector<std::string>& argv) {
     return 0;
   }
   auto backbone = load_backbone(checkpoint);
+  eval::PairEvalOptions options;
+  options.embed.flip = args.get("flip");
+  options.embed.batch_size = args.get_int("batch");
+  options.embed.crop_center = backbone->input_width() != backbone->input_height();
+  options.skip_missing = args.flag_set("skip-missing");
+
+  if (args.has("bin")) {
+    MF_CHECK(!args.has("threshold-pairs"), "--threshold-pairs does not apply to --bin packs");
+    MF_CHECK(!args.flag_set("store-threshold") || args.all("bin").size() == 1,
+             "--store-threshold needs exactly one --bin pack (whose threshold to store?)");
+    const std::vector<std::string> packs = args.all("bin");
+    json::Value all = json::Value::object();
+    for (const std::string& pack : packs) {
+      const eval::PairList list = eval::read_bin_pairs(pack);
+      const std::string name = std::filesystem::path(pack).stem().string();
+      std::printf("== %s ==\n", name.c_str());
+      const eval::PairEvaluation e =
+          evaluate_and_print(*backbone, list, options, checkpoint, nullptr);
+      all.set(name,
+              eval::to_json(e.result, {list.protocol, options.embed.flip, checkpoint, e.missing}));
+      if (args.has("roc"))
+        eval::write_roc_png(
+            packs.size() == 1 ? args.get("roc") : path_with_suffix(args.get("roc"), name),
+            e.result.roc, name + " - " + checkpoint);
+      if (args.flag_set("store-threshold")) store_threshold(checkpoint, e.result.threshold_mean());
+    }
+    if (args.has("json")) json::write_file(args.get("json"), all.dump(2) + "\n");
+    return 0;
+  }
+
   const bool lfw = args.has("lfw");
   const eval::PairList list = lfw ? eval::read_lfw_pairs(args.get("lfw"), args.get("root"))
                                   : eval::read_generic_pairs(args.get("pairs"), args.get("root"));
@@ -61,37 +138,14 @@ int run_eval(const std::vector<std::string>& argv) {
     threshold_list = std::make_unique<eval::PairList>(
         lfw ? eval::read_lfw_pairs(args.get("threshold-pairs"), args.get("root"))
             : eval::read_generic_pairs(args.get("threshold-pairs"), args.get("root")));
-  eval::PairEvalOptions options;
-  options.embed.flip = args.get("flip");
-  options.embed.batch_size = args.get_int("batch");
-  options.embed.crop_center = backbone->input_width() != backbone->input_height();
-  options.skip_missing = args.flag_set("skip-missing");
-  std::printf("evaluating %s on %zu pairs (%zu images) of %s [%s], flip %s\n", checkpoint.c_str(),
-              list.pairs.size(), list.images.size(), list.file.c_str(), list.protocol.c_str(),
-              options.embed.flip.c_str());
   const eval::PairEvaluation e =
-      eval::evaluate_pairs(*backbone, list, options, threshold_list.get());
+      evaluate_and_print(*backbone, list, options, checkpoint, threshold_list.get());
   const auto& r = e.result;
-  std::printf("thresholds chosen by: %s\n", r.threshold_source.c_str());
-  std::printf("accuracy  %.4f ± %.4f  (%lld pairs", r.accuracy_mean, r.accuracy_std,
-              (long long)r.pairs);
-  if (e.missing) std::printf(", %lld images missing: their pairs dropped", (long long)e.missing);
-  std::printf(")\nfolds    ");
-  for (double a : r.fold_accuracies) std::printf(" %.4f", a);
-  std::printf("\nAUC %.4f   EER %.4f   threshold %.4f\n", r.auc, r.eer, r.threshold_mean());
-  for (const auto& t : r.tar_at_far)
-    std::printf(
-        "TAR@FAR=%g  %.4f%s\n", t.far, t.tar,
-        t.reachable ? "" : "  (too few different-identity pairs to reach this FAR; interpolated)");
   const eval::ReportInfo info{list.protocol, options.embed.flip, checkpoint, e.missing};
   if (args.has("json")) eval::write_json(args.get("json"), r, info);
   if (args.has("roc"))
     eval::write_roc_png(args.get("roc"), r.roc, list.protocol + " - " + checkpoint);
-  if (args.flag_set("store-threshold")) {
-    store_verification_threshold(checkpoint, r.threshold_mean());
-    std::printf("stored verification_threshold %.4f in %s\n", r.threshold_mean(),
-                checkpoint.c_str());
-  }
+  if (args.flag_set("store-threshold")) store_threshold(checkpoint, r.threshold_mean());
   return 0;
 }
 

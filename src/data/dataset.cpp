@@ -7,6 +7,7 @@
 #include <sstream>
 
 #include "data/image.h"
+#include "data/recordio.h"
 #include "util/error.h"
 
 namespace mf {
@@ -91,6 +92,54 @@ class PackedSource : public ImageSource {
   mutable std::mutex mutex_;
 };
 
+// An insightface RecordIO pack (.rec + .idx [+ property]): records read on demand with pread
+// from the loader threads, so memory holds only the O(images) offsets and labels.
+class RecordSource : public ImageSource {
+ public:
+  RecordSource(const std::string& path, bool crop_center)
+      : reader_(path),
+        pack_(recordio::open_training_pack(path, reader_)),
+        crop_center_(crop_center) {
+    identities_.resize(pack_.num_classes);
+    const fs::path names = fs::path(path).replace_extension(".names");
+    std::ifstream in(names);
+    std::string line;
+    int64_t k = 0;
+    for (; in && std::getline(in, line); ++k) {
+      MF_CHECK(k < pack_.num_classes, names.string(), ":", k + 1, ": more names than the pack's ",
+               pack_.num_classes, " classes");
+      identities_[k] = line;
+    }
+    MF_CHECK(k == 0 || k == pack_.num_classes, names.string(), ": ", k, " names for ",
+             pack_.num_classes, " classes");
+    if (k == 0)
+      for (int64_t c = 0; c < pack_.num_classes; ++c) identities_[c] = "label_" + std::to_string(c);
+  }
+  int64_t size() const override { return static_cast<int64_t>(pack_.offsets.size()); }
+  int64_t label(int64_t i) const override { return pack_.labels[i]; }
+  const std::vector<std::string>& identities() const override { return identities_; }
+  std::string name_of(int64_t i) const override {
+    return pack_.rec_path + " key " + std::to_string(pack_.keys[i]);
+  }
+  void load(int64_t i, int H, int W, float* out) const override {
+    const std::string name = name_of(i);
+    const std::vector<uint8_t> payload =
+        reader_.read(pack_.offsets[i], nullptr, static_cast<int64_t>(pack_.keys[i]));
+    const recordio::Header h = recordio::parse_header(payload.data(), payload.size(), name);
+    const float own = h.class_label();
+    MF_CHECK(own == static_cast<float>(pack_.labels[i]), name, ": the record's label ", own,
+             " differs from its identity record's ", pack_.labels[i]);
+    decode_face_into(payload.data() + h.image_offset, payload.size() - h.image_offset, name, H, W,
+                     out, {.crop_center = crop_center_});
+  }
+
+ private:
+  recordio::Reader reader_;
+  recordio::TrainingPack pack_;
+  bool crop_center_;
+  std::vector<std::string> identities_;
+};
+
 }  // namespace
 
 std::unique_ptr<ImageSource> open_folder_source(const std::string& root, bool crop_center) {
@@ -166,12 +215,17 @@ std::unique_ptr<ImageSource> open_packed_source(const std::string& path, bool cr
   return std::make_unique<PackedSource>(path, crop_center);
 }
 
+std::unique_ptr<ImageSource> open_record_source(const std::string& path, bool crop_center) {
+  return std::make_unique<RecordSource>(path, crop_center);
+}
+
 std::unique_ptr<ImageSource> open_source(const std::string& spec, const std::string& root,
                                          bool crop_center) {
   if (fs::is_directory(spec)) return open_folder_source(spec, crop_center);
   MF_CHECK(fs::exists(spec), "training source not found: '", spec, "'");
   std::string ext = fs::path(spec).extension().string();
   if (ext == ".h5" || ext == ".hdf5") return open_packed_source(spec, crop_center);
+  if (ext == ".rec") return open_record_source(spec, crop_center);
   return open_list_source(spec, root, crop_center);
 }
 

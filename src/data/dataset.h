@@ -4,6 +4,7 @@
 //   list     "relative_path label" lines    paths relative to a root; labels 0..K−1
 //   packed   HDF5 from `marginface pack`:   /images uint8 (N, H, W, 3) RGB, /labels int64 (N),
 //                                           /identities strings (K)
+//   record   insightface RecordIO train.rec (+ .idx, property), read on demand
 // A TrainingSet concatenates sources in order and numbers identities across them (source 2's
 // label 0 follows source 1's last label); the id → name table goes into every checkpoint.
 // Decoding an unreadable image throws mf::Error naming it; the loader decides to skip or fail.
@@ -33,7 +34,12 @@ std::unique_ptr<ImageSource> open_folder_source(const std::string& root, bool cr
 std::unique_ptr<ImageSource> open_list_source(const std::string& list, const std::string& root,
                                               bool crop_center);
 std::unique_ptr<ImageSource> open_packed_source(const std::string& path, bool crop_center);
-// Folder, list file (.txt/.lst/.csv) or packed file (.h5/.hdf5), chosen by what `spec` is.
+// insightface's RecordIO pack: X.rec with X.idx beside it and `property` in its folder (see
+// data/recordio.h). Labels keep the pack's numbering; identity names come from X.names (one per
+// line, label order) when present, else "label_N".
+std::unique_ptr<ImageSource> open_record_source(const std::string& path, bool crop_center);
+// Folder, list file (.txt/.lst/.csv), packed file (.h5/.hdf5) or RecordIO pack (.rec), chosen by
+// what `spec` is.
 std::unique_ptr<ImageSource> open_source(const std::string& spec, const std::string& root,
                                          bool crop_center);
 

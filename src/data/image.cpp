@@ -39,8 +39,7 @@ enum class JpegState { kComplete, kTruncated, kUnparsed };
 // Segments (APPn with EXIF thumbnails, tables) are skipped by their length and bytes after the
 // end-of-image marker are ignored, so neither can fool the check. Anything that does not parse
 // as expected is left to the decoder (kUnparsed).
-JpegState jpeg_state(const std::vector<uint8_t>& b) {
-  const size_t n = b.size();
+JpegState jpeg_state(const uint8_t* b, size_t n) {
   size_t i = 2;  // after SOI (FF D8)
   while (true) {
     if (i >= n) return JpegState::kTruncated;
@@ -79,23 +78,29 @@ JpegState jpeg_state(const std::vector<uint8_t>& b) {
 
 }  // namespace
 
-cv::Mat read_image(const std::string& path) {
-  const std::vector<uint8_t> bytes = read_bytes(path);
-  if (bytes.size() >= 3 && bytes[0] == 0xFF && bytes[1] == 0xD8 && bytes[2] == 0xFF)
-    MF_CHECK(jpeg_state(bytes) != JpegState::kTruncated,
-             "truncated JPEG (the file ends before its end-of-image marker): ", path);
+cv::Mat decode_image(const uint8_t* bytes, size_t size, const std::string& name) {
+  MF_CHECK(size > 0, "empty image: ", name);
+  if (size >= 3 && bytes[0] == 0xFF && bytes[1] == 0xD8 && bytes[2] == 0xFF)
+    MF_CHECK(jpeg_state(bytes, size) != JpegState::kTruncated,
+             "truncated JPEG (the data ends before its end-of-image marker): ", name);
+  MF_CHECK(size <= size_t(INT32_MAX), "image too large to decode (", size, " bytes): ", name);
   cv::Mat image;
   try {
-    const cv::Mat raw(1, static_cast<int>(bytes.size()), CV_8U, const_cast<uint8_t*>(bytes.data()));
+    const cv::Mat raw(1, static_cast<int>(size), CV_8U, const_cast<uint8_t*>(bytes));
     image = cv::imdecode(raw, cv::IMREAD_COLOR);
   } catch (const cv::Exception& e) {
-    MF_FAIL("cannot decode image ", path, ": ", e.what());
+    MF_FAIL("cannot decode image ", name, ": ", e.what());
   }
-  MF_CHECK(!image.empty(), "cannot decode image ", path, " (", bytes.size(),
+  MF_CHECK(!image.empty(), "cannot decode image ", name, " (", size,
            " bytes; corrupt or not an image format OpenCV reads)");
-  MF_CHECK(image.type() == CV_8UC3, "image ", path, " decoded to an unexpected pixel type ",
+  MF_CHECK(image.type() == CV_8UC3, "image ", name, " decoded to an unexpected pixel type ",
            image.type());
   return image;
+}
+
+cv::Mat read_image(const std::string& path) {
+  const std::vector<uint8_t> bytes = read_bytes(path);
+  return decode_image(bytes.data(), bytes.size(), path);
 }
 
 bool is_image_file(const std::string& path) {
@@ -130,23 +135,36 @@ void bgr_to_face(const cv::Mat& bgr, float* out) {
   crop_to_face(bgr, 0, 0, bgr.rows, bgr.cols, out);
 }
 
-void load_face_into(const std::string& path, int height, int width, float* out,
-                    const LoadFaceOptions& options) {
-  MF_CHECK(height > 0 && width > 0, "load_face: invalid expected size ", height, "x", width,
-           " for ", path);
-  const cv::Mat image = read_image(path);
+namespace {
+void face_from_image(const cv::Mat& image, const std::string& name, int height, int width,
+                     float* out, const LoadFaceOptions& options) {
   const int h = image.rows, w = image.cols;
   int top = 0, left = 0;
   if (h != height || w != width) {
-    MF_CHECK(options.crop_center, "image ", path, " is ", h, "x", w, " (height x width), expected ",
+    MF_CHECK(options.crop_center, "image ", name, " is ", h, "x", w, " (height x width), expected ",
              height, "x", width, "; align it to that size first");
     MF_CHECK(h >= height && w >= width && (h - height) % 2 == 0 && (w - width) % 2 == 0, "image ",
-             path, " is ", h, "x", w, " (height x width), expected ", height, "x", width,
+             name, " is ", h, "x", w, " (height x width), expected ", height, "x", width,
              " or larger by an even number of pixels in each direction for a centre crop");
     top = (h - height) / 2;
     left = (w - width) / 2;
   }
   crop_to_face(image, top, left, height, width, out);
+}
+}  // namespace
+
+void load_face_into(const std::string& path, int height, int width, float* out,
+                    const LoadFaceOptions& options) {
+  MF_CHECK(height > 0 && width > 0, "load_face: invalid expected size ", height, "x", width,
+           " for ", path);
+  face_from_image(read_image(path), path, height, width, out, options);
+}
+
+void decode_face_into(const uint8_t* bytes, size_t size, const std::string& name, int height,
+                      int width, float* out, const LoadFaceOptions& options) {
+  MF_CHECK(height > 0 && width > 0, "decode_face: invalid expected size ", height, "x", width,
+           " for ", name);
+  face_from_image(decode_image(bytes, size, name), name, height, width, out, options);
 }
 
 Tensor load_face(const std::string& path, int height, int width, const LoadFaceOptions& options) {

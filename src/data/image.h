@@ -11,6 +11,8 @@
 // other than expected — throws mf::Error naming the file; none crashes or returns garbage.
 #pragma once
 
+#include <cstddef>
+#include <cstdint>
 #include <string>
 
 #include "tensor/tensor.h"
@@ -36,9 +38,16 @@ Tensor load_face(const std::string& path, int height, int width,
 void load_face_into(const std::string& path, int height, int width, float* out,
                     const LoadFaceOptions& options = {});
 
+// The same from encoded bytes in memory (a record of a .rec pack, an image of a .bin pack);
+// `name` says where they came from in messages (e.g. "train.rec key 17").
+void decode_face_into(const uint8_t* bytes, size_t size, const std::string& name, int height,
+                      int width, float* out, const LoadFaceOptions& options = {});
+
 // The decoded image as 8-bit BGR (cv::IMREAD_COLOR), with the same checks and messages as
 // load_face (missing, directory, empty, truncated JPEG, undecodable). Include <opencv2/core.hpp>.
 cv::Mat read_image(const std::string& path);
+// Encoded bytes in memory to 8-bit BGR, with the same checks; `name` for messages.
+cv::Mat decode_image(const uint8_t* bytes, size_t size, const std::string& name);
 
 // An 8-bit BGR image of exactly height × width (an aligned crop in memory) into 3 · height · width
 // floats, normalised as load_face does.

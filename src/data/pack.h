@@ -17,7 +17,18 @@ struct PackSummary {
   std::vector<std::string> skipped_examples;  // the first few, with the reason
 };
 
-PackSummary pack_folders(const std::vector<std::string>& inputs, const std::string& output, int height,
-                         int width);
+PackSummary pack_folders(const std::vector<std::string>& inputs, const std::string& output,
+                         int height, int width);
+
+// insightface's RecordIO layout (data/recordio.h) from image folders: PREFIX.rec, PREFIX.idx,
+// PREFIX.names (identity names, label order) and `property` in PREFIX's folder. Keys: 0 the meta
+// record, 1 … N the images (each its file's own bytes, checked to decode at height × width),
+// N + 1 … N + K one record per identity. Identities are numbered as training from the folders
+// numbers them.
+PackSummary pack_folders_rec(const std::vector<std::string>& inputs, const std::string& prefix,
+                             int height, int width);
+
+// A whole file's bytes.
+std::string read_file_bytes(const std::string& path);
 
 }  // namespace mf

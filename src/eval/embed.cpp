@@ -58,13 +58,25 @@ void embed_into(Backbone& backbone, const Tensor& batch, const std::string& flip
 
 Embeddings embed_images(Backbone& backbone, const std::vector<std::string>& paths,
                         const EmbedOptions& options) {
+  const bool crop_center = options.crop_center;
+  return embed_images(
+      backbone, static_cast<int64_t>(paths.size()),
+      [&](int64_t i, int H, int W, float* out) {
+        load_face_into(paths[i], H, W, out, {.crop_center = crop_center});
+      },
+      options);
+}
+
+Embeddings embed_images(Backbone& backbone, int64_t count, const ImageReader& read,
+                        const EmbedOptions& options) {
   check_options(options);
   const bool was_training = backbone.is_training();
   backbone.eval();
   NoGradGuard no_grad;
-  const int H = static_cast<int>(backbone.input_height()), W = static_cast<int>(backbone.input_width());
+  const int H = static_cast<int>(backbone.input_height()),
+            W = static_cast<int>(backbone.input_width());
   const int64_t D = backbone.embedding_size(), out_dim = options.flip == "concat" ? 2 * D : D;
-  const int64_t N = static_cast<int64_t>(paths.size()), image_size = 3 * int64_t(H) * W;
+  const int64_t N = count, image_size = 3 * int64_t(H) * W;
   Embeddings out;
   out.rows = Tensor::zeros({N, out_dim});
   out.failed.assign(N, false);
@@ -75,7 +87,7 @@ Embeddings embed_images(Backbone& backbone, const std::vector<std::string>& path
     for (int64_t i = start; i < std::min(N, start + options.batch_size); ++i) {
       std::vector<float> image(image_size);
       try {
-        load_face_into(paths[i], H, W, image.data(), {.crop_center = options.crop_center});
+        read(i, H, W, image.data());
       } catch (const Error& e) {
         out.failed[i] = true;
         out.errors.push_back(e.what());
@@ -137,10 +149,13 @@ std::vector<double> cosine_scores(const PairList& list, const Tensor& rows) {
 }
 
 // Embeds a list's images; missing ones are an error (listing the first few) unless skipped, in
-// which case their pairs are dropped from the returned list.
+// which case their pairs are dropped from the returned list. The returned pairs keep their image
+// indices: they index the rows of every image of `list` (a failed image's row is zero and unused).
 std::pair<PairList, Tensor> embed_list(Backbone& backbone, const PairList& list,
                                        const PairEvalOptions& options, int64_t* missing) {
-  Embeddings e = embed_images(backbone, list.images, options.embed);
+  Embeddings e = list.read_image ? embed_images(backbone, static_cast<int64_t>(list.images.size()),
+                                                list.read_image, options.embed)
+                                 : embed_images(backbone, list.images, options.embed);
   *missing = e.num_failed();
   if (*missing == 0) return {list, e.rows};
   if (!options.skip_missing) {
@@ -150,13 +165,11 @@ std::pair<PairList, Tensor> embed_list(Backbone& backbone, const PairList& list,
     for (size_t i = 0; i < std::min<size_t>(3, e.errors.size()); ++i) msg << "\n  " << e.errors[i];
     MF_FAIL(msg.str());
   }
-  PairList kept = without_images(list, e.failed);
-  const int64_t D = e.rows.dim(1);
-  Tensor rows = Tensor::empty({static_cast<int64_t>(kept.images.size()), D});
-  int64_t r = 0;
-  for (size_t i = 0; i < list.images.size(); ++i)
-    if (!e.failed[i]) std::memcpy(rows.data() + (r++) * D, e.rows.data() + i * D, D * sizeof(float));
-  return {kept, rows};
+  PairList kept = list;
+  kept.pairs.clear();
+  for (const Pair& p : list.pairs)
+    if (!e.failed[p.a] && !e.failed[p.b]) kept.pairs.push_back(p);
+  return {kept, e.rows};
 }
 }  // namespace
 

@@ -1,6 +1,7 @@
 // Embeddings of face images through a backbone, and verification of a pair list with them.
 #pragma once
 
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -29,6 +30,12 @@ struct Embeddings {
 
 // Runs the backbone in eval mode without recording a tape; restores its train/eval mode after.
 Embeddings embed_images(Backbone& backbone, const std::vector<std::string>& paths,
+                        const EmbedOptions& options);
+
+// Reads image i into 3·H·W floats, throwing mf::Error (naming it) when it cannot.
+using ImageReader = std::function<void(int64_t i, int H, int W, float* out)>;
+// The same for `count` images produced by `read` (in-memory packs).
+Embeddings embed_images(Backbone& backbone, int64_t count, const ImageReader& read,
                         const EmbedOptions& options);
 
 // The same for images already in memory: (N, 3, H, W) at the backbone's input size, normalised as

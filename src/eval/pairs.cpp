@@ -4,9 +4,12 @@
 #include <charconv>
 #include <cstdio>
 #include <fstream>
+#include <memory>
 #include <sstream>
 #include <unordered_map>
 
+#include "data/bin_pack.h"
+#include "data/image.h"
 #include "util/error.h"
 
 namespace mf::eval {
@@ -248,6 +251,38 @@ PairList read_generic_pairs(const std::string& file, const std::string& root) {
     const std::vector<int> folds = consecutive_folds(int64_t(list.pairs.size()), 10);
     for (size_t i = 0; i < folds.size(); ++i) list.pairs[i].fold = folds[i];
   }
+  return list;
+}
+
+PairList read_bin_pairs(const std::string& file) {
+  auto pack = std::make_shared<const BinPack>(read_bin_pack(file));
+  MF_CHECK(pack->num_pairs() >= 10, file, ": ", pack->num_pairs(),
+           " pairs are too few to split into 10 folds");
+  PairList list;
+  list.file = file;
+  list.protocol = "bin";
+  list.num_folds = 10;
+  const std::vector<int> folds = consecutive_folds(pack->num_pairs(), 10);
+  list.images.reserve(pack->images.size());
+  for (size_t k = 0; k < pack->images.size(); ++k)
+    list.images.push_back(file + "#" + std::to_string(k));
+  for (int64_t i = 0; i < pack->num_pairs(); ++i) {
+    Pair p;
+    p.a = 2 * i;
+    p.b = 2 * i + 1;
+    p.path_a = list.images[p.a];
+    p.path_b = list.images[p.b];
+    p.same = pack->same[i] != 0;
+    p.fold = folds[i];
+    p.line = static_cast<int>(i + 1);
+    list.pairs.push_back(std::move(p));
+  }
+  list.read_image = [pack](int64_t i, int H, int W, float* out) {
+    const std::string& bytes = pack->images[i];
+    decode_face_into(reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size(),
+                     pack->path + " image " + std::to_string(i), H, W, out,
+                     {.crop_center = W != H});
+  };
   return list;
 }
 

@@ -20,6 +20,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -41,6 +42,9 @@ struct PairList {
   // Every image once, in order of first use: embed these, then score pair p with
   // embeddings[p.a] · embeddings[p.b].
   std::vector<std::string> images;
+  // When set, images[i] is only a name and this decodes image i into 3·H·W floats (images held in
+  // memory, e.g. a .bin validation pack); otherwise images[i] is a file path.
+  std::function<void(int64_t i, int H, int W, float* out)> read_image;
 
   int64_t num_same() const;
   std::vector<uint8_t> labels() const;  // 1 same, 0 different, in pair order
@@ -49,6 +53,13 @@ struct PairList {
 
 PairList read_lfw_pairs(const std::string& file, const std::string& root);
 PairList read_generic_pairs(const std::string& file, const std::string& root);
+
+// An insightface validation pack (lfw.bin, cfp_fp.bin, …; data/bin_pack.h) as a pair list with
+// its images in memory: image k is named FILE#k, pair i is images 2i and 2i+1, and the folds are
+// insightface's — 10 consecutive blocks (KFold(10) without shuffling).        → "bin"
+// Images larger than the network input are centre-cropped when the network is narrower than tall
+// (112×112 faces into 112×96), as everywhere else.
+PairList read_bin_pairs(const std::string& file);
 
 // ROOT/name/name_%04d.jpg (just name/name_%04d.jpg when root is empty).
 std::string lfw_image_path(const std::string& root, const std::string& name, int index);
