@@ -106,7 +106,19 @@ struct Settings {
   int64_t lfw_every = 0;
   int lfw_batch = 64;
   bool lfw_skip_missing = false;
+  // eval.targets: .bin validation packs and/or LFW pair files (root eval.root), every
+  // eval.every_steps; best.h5 follows eval.best ("mean" or a target's name).
+  std::vector<std::string> targets;
+  std::string targets_root, targets_flip = "sum", best = "mean";
+  int64_t targets_every = 0;
+  int targets_batch = 64;
 };
+
+// A target's name in logs and eval.best: the file name without extension (lfw.bin → "lfw",
+// pairs.txt → "pairs").
+std::string target_name(const std::string& path) {
+  return fs::path(path).stem().string();
+}
 
 Settings read_settings(const Config& cfg) {
   cfg.check_sections(config_sections());
@@ -189,6 +201,26 @@ Settings read_settings(const Config& cfg) {
   s.lfw_skip_missing = eval.get_bool("lfw.skip_missing", false);
   MF_CHECK(s.lfw_pairs.empty() || !s.lfw_root.empty(), cfg.source(),
            ": eval.lfw.pairs needs eval.lfw.root");
+  if (eval.has("targets")) s.targets = eval.get_list("targets");
+  s.targets_root = eval.get_string("root", "");
+  s.targets_every = eval.get_int("every_steps", 0, 0);
+  s.targets_flip = eval.get_string("flip", "sum", {"off", "sum", "concat"});
+  s.targets_batch = static_cast<int>(eval.get_int("batch_size", 64, 1, 4096));
+  s.best = eval.get_string("best", "mean");
+  std::vector<std::string> names;
+  for (const auto& t : s.targets) {
+    const std::string n = target_name(t);
+    MF_CHECK(std::find(names.begin(), names.end(), n) == names.end(), cfg.source(),
+             ": eval.targets: two targets are named '", n,
+             "' (names are file names without "
+             "extension)");
+    MF_CHECK(fs::path(t).extension() == ".bin" || !s.targets_root.empty(), cfg.source(),
+             ": eval.targets: the pair list ", t, " needs eval.root (its image root)");
+    names.push_back(n);
+  }
+  MF_CHECK(s.best == "mean" || std::find(names.begin(), names.end(), s.best) != names.end(),
+           cfg.source(), ": eval.best must be 'mean' or one of the targets' names, got '", s.best,
+           "'");
   eval.finish("eval");
   return s;
 }
@@ -336,6 +368,11 @@ TrainSummary train(const Config& cfg, const TrainOptions& o) {
   std::unique_ptr<eval::PairList> lfw;
   if (!s.lfw_pairs.empty())
     lfw = std::make_unique<eval::PairList>(eval::read_lfw_pairs(s.lfw_pairs, s.lfw_root));
+  std::vector<std::pair<std::string, eval::PairList>> targets;  // (name, pairs)
+  for (const auto& t : s.targets)
+    targets.emplace_back(target_name(t), fs::path(t).extension() == ".bin"
+                                             ? eval::read_bin_pairs(t)
+                                             : eval::read_lfw_pairs(t, s.targets_root));
 
   CheckpointMeta meta;
   meta.backbone = s.backbone;
@@ -377,6 +414,14 @@ TrainSummary train(const Config& cfg, const TrainOptions& o) {
 
   TrainSummary summary;
   summary.output_dir = s.output_dir;
+  // Saves the score's checkpoint as best.h5 when it beats the best so far.
+  auto keep_if_best = [&](double score) {
+    if (score <= best_accuracy) return;
+    best_accuracy = score;
+    fs::copy_file(ck_dir / "last.h5", ck_dir / "best.h5.tmp", fs::copy_options::overwrite_existing);
+    fs::rename(ck_dir / "best.h5.tmp", ck_dir / "best.h5");
+    std::ofstream(out_dir / "best_accuracy.txt") << best_accuracy << '\n';
+  };
   auto evaluate = [&]() {
     eval::PairEvalOptions options;
     options.embed.batch_size = s.lfw_batch;
@@ -398,13 +443,41 @@ TrainSummary train(const Config& cfg, const TrainOptions& o) {
     summary.lfw_accuracy = r.accuracy_mean;
     summary.lfw_std = r.accuracy_std;
     save((ck_dir / "last.h5").string(), r.threshold_mean());
-    if (r.accuracy_mean > best_accuracy) {
-      best_accuracy = r.accuracy_mean;
-      fs::copy_file(ck_dir / "last.h5", ck_dir / "best.h5.tmp",
-                    fs::copy_options::overwrite_existing);
-      fs::rename(ck_dir / "best.h5.tmp", ck_dir / "best.h5");
-      std::ofstream(out_dir / "best_accuracy.txt") << best_accuracy << '\n';
+    if (targets.empty()) keep_if_best(r.accuracy_mean);  // otherwise eval.best decides
+  };
+  // eval.targets: one record per target ({"step", "target", "eval"}), one progress line for all,
+  // best.h5 by eval.best.
+  auto evaluate_targets = [&]() {
+    eval::PairEvalOptions options;
+    options.embed.batch_size = s.targets_batch;
+    options.embed.flip = s.targets_flip;
+    options.embed.crop_center = crop_center;
+    const auto t0 = Clock::now();
+    std::string line = "[eval] step " + std::to_string(step);
+    double sum = 0, chosen = 0;
+    char buf[128];
+    for (const auto& [name, list] : targets) {
+      const eval::PairEvaluation e = eval::evaluate_pairs(*backbone, list, options);
+      const auto& r = e.result;
+      json::Value rec = json::Value::object();
+      rec.set("step", json::Value(step));
+      rec.set("target", json::Value(name));
+      rec.set("eval", eval::to_json(r, {list.protocol, s.targets_flip, "", e.missing}));
+      append_line(log_path, rec.dump(-1));
+      std::snprintf(buf, sizeof buf, "  %s %.4f ± %.4f", name.c_str(), r.accuracy_mean,
+                    r.accuracy_std);
+      line += buf;
+      sum += r.accuracy_mean;
+      if (name == s.best) chosen = r.accuracy_mean;
+      summary.target_accuracy.emplace_back(name, r.accuracy_mean);
     }
+    const double mean = sum / double(targets.size());
+    if (s.best == "mean") chosen = mean;
+    std::snprintf(buf, sizeof buf, "  mean %.4f  (%.0f s)", mean, seconds_since(t0));
+    std::printf("%s%s\n", line.c_str(), buf);
+    std::fflush(stdout);
+    save((ck_dir / "last.h5").string());  // best.h5 copies last.h5: make it this step's
+    keep_if_best(chosen);
   };
 
   std::printf(
@@ -509,6 +582,10 @@ TrainSummary train(const Config& cfg, const TrainOptions& o) {
     const bool last = step == total_steps;
     if (step % s.checkpoint_every == 0 || last) save_step_checkpoint();
     if (lfw && ((s.lfw_every > 0 && step % s.lfw_every == 0) || last)) evaluate();
+    if (!targets.empty() && ((s.targets_every > 0 && step % s.targets_every == 0) || last)) {
+      summary.target_accuracy.clear();
+      evaluate_targets();
+    }
     if (o.stop_after > 0 && step >= o.stop_after) break;
     if (g_stop_signal) {
       if (step % s.checkpoint_every != 0 && !last) save_step_checkpoint();
