@@ -10,8 +10,11 @@
 #include <opencv2/imgcodecs.hpp>
 #include <sstream>
 
+#include "io/config.h"
 #include "support/fixtures.h"
 #include "support/process.h"
+#include "train/trainer.h"
+#include "util/error.h"
 
 namespace mf::test {
 namespace {
@@ -213,6 +216,70 @@ TEST(PacksCli, ArcfaceIr50ConfigRunsTwoStepsOnTheSamplePack) {
   const std::string log = read_text(dir / "run" / "log.jsonl");
   EXPECT_NE(log.find("\"target\":\"lfw_sample_py2\""), std::string::npos) << log;
   EXPECT_TRUE(fs::exists(dir / "run" / "checkpoints" / "best.h5"));
+}
+
+// Regression (issue "Nothing lost, nothing silently wrong", item 1): with one missing image whose
+// partner occurs in no other pair, `eval --skip-missing` copied the embeddings of the kept images
+// in the original order into a smaller table — a heap overflow (SIGABRT) and pairs scored with the
+// wrong images. Now it must equal the evaluation of the list without that pair.
+TEST(EvalCli, SkipMissingEqualsTheListWithoutThosePairs) {
+  TempDir dir;
+  const fs::path faces = make_faces(dir / "faces");
+  std::vector<std::string> lines;
+  for (int i = 0; i < 20; ++i) {
+    const int a = i % 4, b = (i / 4 + i) % 4;
+    lines.push_back("id" + std::to_string(a) + "/" + std::to_string(i % 6) + ".png id" +
+                    std::to_string(b) + "/" + std::to_string((i + 1) % 6) + ".png " +
+                    std::to_string(a == b));
+  }
+  {
+    std::ofstream full(dir / "full.txt"), kept(dir / "kept.txt");
+    for (size_t i = 0; i < lines.size(); ++i) {
+      full << lines[i] << "\n";
+      kept << lines[i] << "\n";
+      // The missing image, paired with one used by no other pair, early in the list.
+      if (i == 1) full << "id0/missing.png id3/extra.png 0\n";
+    }
+  }
+  fs::copy_file(faces / "id3" / "0.png", faces / "id3" / "extra.png");  // in no other pair
+  const std::string model = fixture_path("embed/model.h5");
+  CommandResult r =
+      marginface("eval --checkpoint " + shell_quote(model) + " --pairs " + q(dir / "full.txt") +
+                 " --root " + q(faces) + " --skip-missing --json " + q(dir / "full.json"));
+  ASSERT_EQ(r.status, 0) << r.output;
+  r = marginface("eval --checkpoint " + shell_quote(model) + " --pairs " + q(dir / "kept.txt") +
+                 " --root " + q(faces) + " --json " + q(dir / "kept.json"));
+  ASSERT_EQ(r.status, 0) << r.output;
+  const std::string full = read_text(dir / "full.json"), kept = read_text(dir / "kept.json");
+  EXPECT_EQ(json_field(full, "missing"), "1");
+  EXPECT_EQ(json_field(full, "pairs"), "20");
+  EXPECT_NEAR(std::stod(json_field(full, "auc")), std::stod(json_field(kept, "auc")), 1e-9);
+  EXPECT_NEAR(std::stod(json_field(full, "eer")), std::stod(json_field(kept, "eer")), 1e-9);
+}
+
+}  // namespace
+}  // namespace mf::test
+
+namespace mf::test {
+namespace {
+
+// The documented keys (reference.yaml, eval.targets among them) and the CASIA recipe are valid
+// configs: every key known, every value in range, the backbone and head buildable.
+TEST(ConfigFiles, ReferenceAndArcfaceIr50AreValid) {
+  for (const char* file : {"configs/reference.yaml", "configs/arcface_ir50.yaml"}) {
+    SCOPED_TRACE(file);
+    EXPECT_NO_THROW(check_config(Config::load(std::string(MF_SOURCE_DIR) + "/" + file, {})));
+  }
+  // And a wrong eval.best is caught by name.
+  try {
+    check_config(
+        Config::load(std::string(MF_SOURCE_DIR) + "/configs/arcface_ir50.yaml", {"eval.best=cfp"}));
+    ADD_FAILURE() << "eval.best=cfp accepted";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("eval.best must be 'mean' or one of the targets' names"),
+              std::string::npos)
+        << e.what();
+  }
 }
 
 }  // namespace
