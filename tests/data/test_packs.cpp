@@ -186,6 +186,49 @@ TEST(BinPack, BadInputNamesTheFileAndWhere) {
   EXPECT_TRUE(contains(error_of([&] { read_bin_pack(dir.path("absent.bin")); }), "absent.bin"));
 }
 
+// Mutated real files (byte flips, cuts, insertions; seeded, so the same cases every run) must read
+// or throw mf::Error — never crash, hang or throw anything else. Under the sanitizers this also
+// checks every read stays in bounds.
+TEST(BinPack, MutatedPicklesReadOrFailCleanly) {
+  TempDir dir;
+  uint64_t state = 12345;
+  auto next = [&]() {
+    state = state * 6364136223846793005ull + 1442695040888963407ull;
+    return state >> 33;
+  };
+  int failed = 0, read = 0;
+  for (const char* form :
+       {"py2_str", "py2_numpy", "bytes_p2", "bytes_p5", "numpy_p2", "numpy_p5"}) {
+    const std::string good = file_bytes(fixture_path(std::string("packs/") + form + ".bin"));
+    for (int i = 0; i < 300; ++i) {
+      std::string bytes = good;
+      const int edits = 1 + static_cast<int>(next() % 4);
+      for (int e = 0; e < edits; ++e) {
+        const size_t at = next() % bytes.size();
+        switch (next() % 3) {
+          case 0:
+            bytes[at] = static_cast<char>(next());
+            break;
+          case 1:
+            bytes.resize(std::max<size_t>(1, at));
+            break;
+          default:
+            bytes.insert(at, 1, static_cast<char>(next()));
+            break;
+        }
+      }
+      try {
+        read_bin_pack(dir.write("m.bin", bytes));
+        ++read;
+      } catch (const Error&) {
+        ++failed;
+      }
+    }
+  }
+  EXPECT_EQ(read + failed, 1800);
+  EXPECT_GT(failed, 900);  // most mutations break the structure and must be reported
+}
+
 // --- RecordIO ---
 
 std::string u32(uint32_t v) {
@@ -387,6 +430,49 @@ TEST(RecordIO, BadInputNamesTheFileAndWhere) {
   std::vector<float> out(3 * 112 * 112);
   EXPECT_TRUE(contains(error_of([&] { junk->load(0, 112, 112, out.data()); }),
                        "cannot decode image " + dir.path("junk.rec") + " key 0"));
+}
+
+// The same for a RecordIO pack: mutated .rec and .idx bytes open and load, or throw mf::Error.
+TEST(RecordIO, MutatedPacksReadOrFailCleanly) {
+  TempDir dir;
+  const fs::path root = make_folder(dir);
+  pack_folders_rec({root.string()}, dir.path("train"), 112, 112);
+  const std::string rec = file_bytes(dir.path("train.rec")),
+                    idx = file_bytes(dir.path("train.idx"));
+  uint64_t state = 777;
+  auto next = [&]() {
+    state = state * 6364136223846793005ull + 1442695040888963407ull;
+    return state >> 33;
+  };
+  int ok = 0, failed = 0;
+  std::vector<float> out(3 * 112 * 112);
+  for (int i = 0; i < 400; ++i) {
+    std::string r = rec, x = idx;
+    std::string& target = i % 2 ? r : x;
+    for (int e = 0; e < 1 + static_cast<int>(next() % 3); ++e) {
+      const size_t at = next() % target.size();
+      if (next() % 4 == 0)
+        target.resize(std::max<size_t>(1, at));
+      else
+        target[at] = static_cast<char>(next());
+    }
+    dir.write("train.rec", r);
+    dir.write("train.idx", x);
+    try {
+      const auto source = open_record_source(dir.path("train.rec"), false);
+      for (int64_t k = 0; k < source->size(); ++k) {
+        try {
+          source->load(k, 112, 112, out.data());
+        } catch (const Error&) {
+        }
+      }
+      ++ok;
+    } catch (const Error&) {
+      ++failed;
+    }
+  }
+  EXPECT_EQ(ok + failed, 400);
+  EXPECT_GT(failed, 50);
 }
 
 TEST(RecordIO, SharedSamplePackMatchesTheOrlFolder) {
