@@ -385,7 +385,7 @@ TrainSummary train(const Config& cfg, const TrainOptions& o) {
 
   auto save = [&](const std::string& path, std::optional<double> threshold = std::nullopt) {
     meta.step = step;
-    meta.epoch = step * s.grad_accum / batches_per_epoch;
+    meta.epoch = step / steps_per_epoch;
     meta.verification_threshold = threshold;
     CheckpointContents c;
     c.meta = meta;
@@ -500,10 +500,14 @@ TrainSummary train(const Config& cfg, const TrainOptions& o) {
   int64_t images_total = 0;
 
   while (step < total_steps) {
-    const int64_t batch_no = step * s.grad_accum;
-    if (batch_no / batches_per_epoch != epoch) {
-      epoch = batch_no / batches_per_epoch;
-      loader.start_epoch(epoch, batch_no % batches_per_epoch);
+    // Each epoch holds whole steps: with grad_accum not dividing the batches per epoch, the last
+    // batches_per_epoch mod grad_accum batches of an epoch are left out (as the loader leaves out a
+    // last partial batch), so no step straddles two epochs.
+    const int64_t step_epoch = step / steps_per_epoch;
+    const int64_t batch_no = (step % steps_per_epoch) * s.grad_accum;  // within the epoch
+    if (step_epoch != epoch) {
+      epoch = step_epoch;
+      loader.start_epoch(epoch, batch_no);
     }
     optimizer->zero_grad();
     double step_loss = 0, step_acc = 0;
@@ -555,7 +559,7 @@ TrainSummary train(const Config& cfg, const TrainOptions& o) {
     const double elapsed = seconds_since(window_start);
     json::Value rec = json::Value::object();
     rec.set("step", json::Value(step));
-    rec.set("epoch", json::Value(batch_no / batches_per_epoch));
+    rec.set("epoch", json::Value(step_epoch));
     rec.set("loss", json::Value(step_loss));
     rec.set("acc", json::Value(step_acc));
     rec.set("lr", json::Value(lr));
@@ -571,7 +575,7 @@ TrainSummary train(const Config& cfg, const TrainOptions& o) {
       if (!o.quiet)
         std::printf(
             "step %lld/%lld  epoch %lld  loss %.4f  acc %.3f  lr %.5f  %.1f img/s  ETA %s\n",
-            (long long)step, (long long)total_steps, (long long)(batch_no / batches_per_epoch),
+            (long long)step, (long long)total_steps, (long long)step_epoch,
             window_loss / window_steps, window_acc / window_steps, lr, rate,
             format_duration(eta).c_str());
       std::fflush(stdout);

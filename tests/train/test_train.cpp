@@ -107,6 +107,30 @@ TEST(Train, writes_the_run_folder_and_checkpoints) {
   EXPECT_THROW(train(o), Error);
 }
 
+// Regression (issue "Nothing lost, nothing silently wrong", item 2): grad_accum 2 with 3 batches
+// per epoch aborted at the first epoch boundary ("internal: the loader ran out of batches within
+// an epoch"). Each epoch now holds whole steps (1 here; its third batch is left out), and a run
+// resumed in the middle ends with the same bits.
+TEST(Train, grad_accum_not_dividing_the_epoch_runs_and_resumes) {
+  const fs::path a = write_config("accum");
+  const TrainSummary s = train(options(a, {"optim.grad_accum=2"}));
+  EXPECT_EQ(s.steps, 3);  // 3 epochs × 1 step
+  EXPECT_TRUE(s.finished);
+  std::ifstream log(kDir / "accum" / "log.jsonl");
+  std::string line;
+  int epoch = 0;
+  while (std::getline(log, line)) {
+    EXPECT_NE(line.find("\"epoch\":" + std::to_string(epoch)), std::string::npos) << line;
+    ++epoch;
+  }
+  EXPECT_EQ(epoch, 3);
+  const fs::path b = write_config("accum_killed");
+  train(options(b, {"optim.grad_accum=2"}, "", 2));
+  train(options(b, {"optim.grad_accum=2"}, "auto"));
+  EXPECT_TRUE(weights_of((kDir / "accum" / "checkpoints" / "last.h5").string()) ==
+              weights_of((kDir / "accum_killed" / "checkpoints" / "last.h5").string()));
+}
+
 TEST(Train, a_killed_run_resumes_bit_for_bit) {
   const fs::path a = write_config("straight"), b = write_config("killed");
   train(options(a));
