@@ -56,9 +56,10 @@ void store_threshold(const std::string& checkpoint, double threshold) {
 int run_eval(const std::vector<std::string>& argv) {
   Args args(
       "eval",
-      "Face verification on LFW (official pairs.txt / pairsDevTest.txt) or a generic pair list\n"
-      "(`path_a path_b label [fold]`): embeds each image once (flip TTA), scores pairs by cosine\n"
-      "similarity, and reports 10-fold accuracy mean ± std, AUC, EER and TAR@FAR.");
+      "Face verification on LFW (official pairs.txt / pairsDevTest.txt), a generic pair list\n"
+      "(`path_a path_b label [fold]`) or insightface validation packs (lfw.bin, cfp_fp.bin,\n"
+      "agedb_30.bin, …): embeds each image once (flip TTA), scores pairs by cosine similarity,\n"
+      "and reports 10-fold accuracy mean ± std, AUC, EER and TAR@FAR.");
   args.option("checkpoint", "model checkpoint (.h5)", "", true);
   args.option("lfw", "LFW pairs file (View 2 pairs.txt or View 1 pairsDevTest.txt)");
   args.option("pairs", "generic pair list: path_a path_b label [fold]");

@@ -322,6 +322,16 @@ TrainingPack open_training_pack(const std::string& rec_path, const Reader& reade
     const int64_t end_id = as_label(meta_header.labels[1], where + " (meta end key)");
     MF_CHECK(first_id >= 1 && end_id >= first_id, where, ": meta record holds the key range [",
              first_id, ", ", end_id, "), not a valid identity range");
+    if (end_id == first_id) {
+      // A meta record without identity records: the images' own headers give the labels.
+      for (int64_t k = 1; k < first_id; ++k) {
+        const IndexEntry* img = offset_of(uint64_t(k));
+        MF_CHECK(img, idx_path, ": image key ", k, " (below the meta record's ", first_id,
+                 ") is not listed");
+        add_image(*img,
+                  as_label(header_of(*img).class_label(), record_name(rec_path, img->offset, k)));
+      }
+    }
     for (int64_t id_key = first_id; id_key < end_id; ++id_key) {
       const IndexEntry* e = offset_of(uint64_t(id_key));
       MF_CHECK(e, idx_path, ": identity record key ", id_key,

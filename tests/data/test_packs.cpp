@@ -370,6 +370,28 @@ TEST(RecordIO, PackWithoutMetaRecordUsesEveryKey) {
   EXPECT_FLOAT_EQ(out[0], (3 - 127.5f) / 127.5f);  // red channel first: BGR (1, 2, 3) → R = 3
 }
 
+TEST(RecordIO, MetaRecordWithoutIdentityRecordsUsesTheImageHeaders) {
+  TempDir dir;
+  std::vector<uchar> png;
+  cv::imencode(".png", cv::Mat(112, 112, CV_8UC3, cv::Scalar(1, 2, 3)), png);
+  recordio::Writer w(dir.path("p.rec"));
+  recordio::Header meta;
+  meta.labels = {4.0f, 4.0f};  // images at keys 1..3, no identity records
+  w.write(0, recordio::make_payload(meta, nullptr, 0));
+  for (int k = 1; k <= 3; ++k) {
+    recordio::Header h;
+    h.id = k;
+    h.label = static_cast<float>(3 - k);
+    w.write(k, recordio::make_payload(h, png.data(), png.size()));
+  }
+  w.finish(dir.path("p.idx"));
+  const auto pack = open_record_source(dir.path("p.rec"), false);
+  ASSERT_EQ(pack->size(), 3);
+  EXPECT_EQ(pack->label(0), 2);
+  EXPECT_EQ(pack->label(2), 0);
+  EXPECT_EQ(pack->identities().size(), 3u);
+}
+
 TEST(RecordIO, BadInputNamesTheFileAndWhere) {
   TempDir dir;
   const fs::path root = make_folder(dir);
