@@ -22,8 +22,8 @@ struct EmbedOptions {
 };
 
 struct Embeddings {
-  Tensor rows;                 // (N, D) or (N, 2D), L2-normalised; zero rows for failed images
-  std::vector<bool> failed;    // per image: missing or unreadable
+  Tensor rows;                      // (N, D) or (N, 2D), L2-normalised; zero rows for failed images
+  std::vector<bool> failed;         // per image: missing or unreadable
   std::vector<std::string> errors;  // the messages of the failed ones, in order
   int64_t num_failed() const;
 };

@@ -35,8 +35,8 @@ struct TrainSummary {
   double images_per_s = 0;
   double wall_seconds = 0;
   int64_t bad_images = 0;
-  int64_t skipped_steps = 0;              // non-finite loss
-  double lfw_accuracy = -1, lfw_std = 0;  // last evaluation, −1 if none
+  int64_t skipped_steps = 0;                                    // non-finite loss
+  double lfw_accuracy = -1, lfw_std = 0;                        // last evaluation, −1 if none
   std::vector<std::pair<std::string, double>> target_accuracy;  // eval.targets, last evaluation
   bool finished = false;  // reached the last step (not stopped by a signal or stop_after)
   std::string output_dir;
