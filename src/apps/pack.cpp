@@ -39,10 +39,10 @@ int pack_bin(const Args& args) {
                                                           : eval::read_generic_pairs(pairs, root);
   std::vector<std::string> encoded(list.images.size());
   for (size_t i = 0; i < list.images.size(); ++i) {
-    encoded[i] = read_file_bytes(list.images[i]);
-    const cv::Mat image = decode_image(reinterpret_cast<const uint8_t*>(encoded[i].data()),
-                                       encoded[i].size(), list.images[i]);
-    (void)image;
+    encoded[i] = read_image_bytes(list.images[i]);
+    // Decoded once to refuse a truncated or undecodable file before it enters the pack.
+    decode_image(reinterpret_cast<const uint8_t*>(encoded[i].data()), encoded[i].size(),
+                 list.images[i]);
   }
   std::vector<std::string> images;
   std::vector<uint8_t> same;

@@ -1,27 +1,15 @@
 #include "data/bin_pack.h"
 
 #include <filesystem>
-#include <fstream>
-#include <sstream>
 
 #include "data/pickle.h"
 #include "util/error.h"
+#include "util/file.h"
 #include "util/json.h"
 
 namespace mf {
 
 namespace {
-
-std::string read_file(const std::string& path) {
-  namespace fs = std::filesystem;
-  MF_CHECK(fs::is_regular_file(path), "validation pack not found (or not a file): ", path);
-  std::ifstream in(path, std::ios::binary);
-  MF_CHECK(in.good(), "cannot open ", path);
-  std::ostringstream s;
-  s << in.rdbuf();
-  MF_CHECK(!in.bad(), "error reading ", path);
-  return s.str();
-}
 
 void put_u32(std::string& out, uint64_t v, int bytes) {
   for (int i = 0; i < bytes; ++i) out.push_back(static_cast<char>((v >> (8 * i)) & 0xFF));
@@ -31,7 +19,9 @@ void put_u32(std::string& out, uint64_t v, int bytes) {
 
 BinPack read_bin_pack(const std::string& path) {
   using Kind = pickle::Value::Kind;
-  const std::string data = read_file(path);
+  MF_CHECK(std::filesystem::is_regular_file(path),
+           "validation pack not found (or not a file): ", path);
+  const std::string data = read_file(path, "validation pack");
   MF_CHECK(!data.empty(), path, ": empty file");
   const pickle::Ref root = pickle::load(path, data);
   MF_CHECK(root->kind == Kind::kTuple && root->items.size() == 2, path,

@@ -10,26 +10,23 @@
 #include <vector>
 
 #include "util/error.h"
+#include "util/file.h"
 
 namespace mf {
 
-namespace {
-
-std::vector<uint8_t> read_bytes(const std::string& path) {
+std::string read_image_bytes(const std::string& path) {
   namespace fs = std::filesystem;
   std::error_code ec;
   const fs::file_status status = fs::status(path, ec);
   MF_CHECK(fs::exists(status), "image not found: ", path);
   MF_CHECK(fs::is_regular_file(status), "not an image file (",
            fs::is_directory(status) ? "a directory" : "not a regular file", "): ", path);
-  std::ifstream in(path, std::ios::binary);
-  MF_CHECK(in.good(), "cannot open image ", path);
-  std::vector<uint8_t> bytes((std::istreambuf_iterator<char>(in)),
-                             std::istreambuf_iterator<char>());
-  MF_CHECK(!in.bad(), "error reading image ", path);
+  std::string bytes = read_file(path, "image");
   MF_CHECK(!bytes.empty(), "empty image file: ", path);
   return bytes;
 }
+
+namespace {
 
 enum class JpegState { kComplete, kTruncated, kUnparsed };
 
@@ -99,8 +96,8 @@ cv::Mat decode_image(const uint8_t* bytes, size_t size, const std::string& name)
 }
 
 cv::Mat read_image(const std::string& path) {
-  const std::vector<uint8_t> bytes = read_bytes(path);
-  return decode_image(bytes.data(), bytes.size(), path);
+  const std::string bytes = read_image_bytes(path);
+  return decode_image(reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size(), path);
 }
 
 bool is_image_file(const std::string& path) {

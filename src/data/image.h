@@ -46,7 +46,10 @@ void decode_face_into(const uint8_t* bytes, size_t size, const std::string& name
 // The decoded image as 8-bit BGR (cv::IMREAD_COLOR), with the same checks and messages as
 // load_face (missing, directory, empty, truncated JPEG, undecodable). Include <opencv2/core.hpp>.
 cv::Mat read_image(const std::string& path);
+// An image file's encoded bytes, with read_image's messages (missing, a directory, empty).
+std::string read_image_bytes(const std::string& path);
 // Encoded bytes in memory to 8-bit BGR, with the same checks; `name` for messages.
+// read_image = decode_image(read_image_bytes(path)).
 cv::Mat decode_image(const uint8_t* bytes, size_t size, const std::string& name);
 
 // An 8-bit BGR image of exactly height × width (an aligned crop in memory) into 3 · height · width

@@ -3,10 +3,8 @@
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
-#include <fstream>
 #include <opencv2/imgcodecs.hpp>
 #include <opencv2/imgproc.hpp>
-#include <sstream>
 
 #include "data/dataset.h"
 #include "data/image.h"
@@ -16,6 +14,25 @@
 #include "util/json.h"
 
 namespace mf {
+
+namespace {
+
+// "" when the image is height × width, otherwise what is wrong with its size.
+std::string size_problem(const cv::Mat& image, int height, int width) {
+  if (image.rows == height && image.cols == width) return "";
+  return "size " + std::to_string(image.rows) + "x" + std::to_string(image.cols) + ", expected " +
+         std::to_string(height) + "x" + std::to_string(width);
+}
+
+// Counts a skipped image, keeps the first few as examples and warns.
+void skip(PackSummary& summary, const std::string& path, const std::string& problem) {
+  ++summary.skipped;
+  if (summary.skipped_examples.size() < 5)
+    summary.skipped_examples.push_back(path + ": " + problem);
+  std::fprintf(stderr, "warning: skipping %s (%s)\n", path.c_str(), problem.c_str());
+}
+
+}  // namespace
 
 PackSummary pack_folders(const std::vector<std::string>& inputs, const std::string& output,
                          int height, int width) {
@@ -31,17 +48,9 @@ PackSummary pack_folders(const std::vector<std::string>& inputs, const std::stri
   for (int64_t i = 0; i < set.size(); ++i) {
     const std::string path = set.name_of(i);
     cv::Mat bgr = cv::imread(path, cv::IMREAD_COLOR);
-    std::string problem;
-    if (bgr.empty())
-      problem = "cannot decode";
-    else if (bgr.rows != height || bgr.cols != width)
-      problem = "size " + std::to_string(bgr.rows) + "x" + std::to_string(bgr.cols) +
-                ", expected " + std::to_string(height) + "x" + std::to_string(width);
+    const std::string problem = bgr.empty() ? "cannot decode" : size_problem(bgr, height, width);
     if (!problem.empty()) {
-      ++summary.skipped;
-      if (summary.skipped_examples.size() < 5)
-        summary.skipped_examples.push_back(path + ": " + problem);
-      std::fprintf(stderr, "warning: skipping %s (%s)\n", path.c_str(), problem.c_str());
+      skip(summary, path, problem);
       continue;
     }
     cv::Mat rgb;
@@ -59,15 +68,6 @@ PackSummary pack_folders(const std::vector<std::string>& inputs, const std::stri
     f.write_strings("/identities", set.identities());
   });
   return summary;
-}
-
-std::string read_file_bytes(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  MF_CHECK(in.good(), "cannot open ", path);
-  std::ostringstream s;
-  s << in.rdbuf();
-  MF_CHECK(!in.bad(), "error reading ", path);
-  return s.str();
 }
 
 PackSummary pack_folders_rec(const std::vector<std::string>& inputs, const std::string& prefix,
@@ -88,20 +88,15 @@ PackSummary pack_folders_rec(const std::vector<std::string>& inputs, const std::
     const std::string path = set.name_of(i);
     std::string bytes, problem;
     try {
-      bytes = read_file_bytes(path);
-      const cv::Mat bgr =
-          decode_image(reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size(), path);
-      if (bgr.rows != height || bgr.cols != width)
-        problem = "size " + std::to_string(bgr.rows) + "x" + std::to_string(bgr.cols) +
-                  ", expected " + std::to_string(height) + "x" + std::to_string(width);
+      bytes = read_image_bytes(path);
+      problem = size_problem(
+          decode_image(reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size(), path), height,
+          width);
     } catch (const Error& e) {
       problem = e.what();
     }
     if (!problem.empty()) {
-      ++summary.skipped;
-      if (summary.skipped_examples.size() < 5)
-        summary.skipped_examples.push_back(path + ": " + problem);
-      std::fprintf(stderr, "warning: skipping %s (%s)\n", path.c_str(), problem.c_str());
+      skip(summary, path, problem);
       continue;
     }
     const int64_t label = set.label(i);

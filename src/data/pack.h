@@ -28,7 +28,4 @@ PackSummary pack_folders(const std::vector<std::string>& inputs, const std::stri
 PackSummary pack_folders_rec(const std::vector<std::string>& inputs, const std::string& prefix,
                              int height, int width);
 
-// A whole file's bytes.
-std::string read_file_bytes(const std::string& path);
-
 }  // namespace mf

@@ -286,17 +286,4 @@ PairList read_bin_pairs(const std::string& file) {
   return list;
 }
 
-PairList without_images(const PairList& list, const std::vector<bool>& missing) {
-  MF_CHECK(missing.size() == list.images.size(), "without_images: ", missing.size(), " flags for ",
-           list.images.size(), " images");
-  PairList out;
-  out.file = list.file;
-  out.protocol = list.protocol;
-  out.num_folds = list.num_folds;
-  ListBuilder builder(out);
-  for (const Pair& p : list.pairs)
-    if (!missing[p.a] && !missing[p.b]) builder.add(p.path_a, p.path_b, p.same, p.fold, p.line);
-  return out;
-}
-
 }  // namespace mf::eval

@@ -64,10 +64,6 @@ PairList read_bin_pairs(const std::string& file);
 // ROOT/name/name_%04d.jpg (just name/name_%04d.jpg when root is empty).
 std::string lfw_image_path(const std::string& root, const std::string& name, int index);
 
-// The list without the pairs that use an image flagged in `missing` (one flag per image of
-// `list.images`); images and indices are renumbered, folds kept.
-PairList without_images(const PairList& list, const std::vector<bool>& missing);
-
 // Fold of each of n items split into k consecutive blocks as sklearn's KFold(k, shuffle=False):
 // sizes n / k, the first n % k blocks one larger.
 std::vector<int> consecutive_folds(int64_t n, int k);

@@ -3,7 +3,6 @@
 // the folder it was made of (identical losses), and two steps of configs/arcface_ir50.yaml on the
 // shared sample pack.
 #include <gtest/gtest.h>
-#include <unistd.h>
 
 #include <filesystem>
 #include <fstream>
@@ -13,32 +12,15 @@
 #include "io/config.h"
 #include "support/fixtures.h"
 #include "support/process.h"
+#include "support/temp_dir.h"
 #include "train/trainer.h"
 #include "util/error.h"
+#include "util/file.h"
 
 namespace mf::test {
 namespace {
 
 namespace fs = std::filesystem;
-
-class TempDir {
- public:
-  TempDir() {
-    const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
-    path_ = fs::temp_directory_path() /
-            ("mf_test_packs_cli_" + std::to_string(::getpid()) + "_" + info->name());
-    fs::remove_all(path_);
-    fs::create_directories(path_);
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path_, ec);
-  }
-  fs::path operator/(const std::string& name) const { return path_ / name; }
-
- private:
-  fs::path path_;
-};
 
 CommandResult marginface(const std::string& args) {
   return run_command("cd " + shell_quote(MF_SOURCE_DIR) + " && OMP_NUM_THREADS=2 " +
@@ -50,10 +32,7 @@ std::string q(const fs::path& p) {
 }
 
 std::string read_text(const fs::path& p) {
-  std::ifstream in(p);
-  std::ostringstream s;
-  s << in.rdbuf();
-  return s.str();
+  return read_file(p.string(), "test output");
 }
 
 // The value of "key": in a one-line JSON text, as written (compared as text: same bits).

@@ -6,7 +6,6 @@
 // back to the files' own bytes and labels; the shared sample pack (../shared/data/packs) against
 // the aligned ORL folder it was made from; and every malformed-input case names the file.
 #include <gtest/gtest.h>
-#include <unistd.h>
 
 #include <cstring>
 #include <filesystem>
@@ -21,46 +20,14 @@
 #include "data/pickle.h"
 #include "data/recordio.h"
 #include "support/fixtures.h"
+#include "support/temp_dir.h"
 #include "util/error.h"
+#include "util/file.h"
 
 namespace mf::test {
 namespace {
 
 namespace fs = std::filesystem;
-
-class TempDir {
- public:
-  TempDir() {
-    const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
-    path_ = fs::temp_directory_path() / ("mf_test_packs_" + std::to_string(::getpid()) + "_" +
-                                         info->test_suite_name() + "_" + info->name());
-    fs::remove_all(path_);
-    fs::create_directories(path_);
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path_, ec);
-  }
-  std::string path(const std::string& name) const { return (path_ / name).string(); }
-  std::string write(const std::string& name, const std::string& bytes) const {
-    std::ofstream(path(name), std::ios::binary) << bytes;
-    return path(name);
-  }
-
- private:
-  fs::path path_;
-};
-
-template <class F>
-std::string error_of(F&& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  ADD_FAILURE() << "expected mf::Error";
-  return "";
-}
 
 ::testing::AssertionResult contains(const std::string& text, const std::string& part) {
   if (text.find(part) != std::string::npos) return ::testing::AssertionSuccess();
@@ -74,10 +41,7 @@ std::string raw(const char (&s)[N]) {
 }
 
 std::string file_bytes(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::ostringstream s;
-  s << in.rdbuf();
-  return s.str();
+  return read_file(path, "test file");
 }
 
 // The fixture content, from its definition in scripts/make_pack_fixtures.py.

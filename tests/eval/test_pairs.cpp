@@ -242,21 +242,5 @@ TEST(GenericPairs, MalformedFilesNameFileAndLine) {
                        "no pairs"));
 }
 
-TEST(PairList, WithoutImagesDropsPairsAndRenumbers) {
-  TempDir dir;
-  const PairList list =
-      read_generic_pairs(dir.write("g.txt", "a b 1 0\nc d 0 1\nb c 1 1\na d 0 0\n"), "");
-  ASSERT_EQ(list.images, (std::vector<std::string>{"a", "b", "c", "d"}));
-  const PairList kept = without_images(list, {false, false, true, false});  // "c" missing
-  ASSERT_EQ(kept.pairs.size(), 2u);
-  EXPECT_EQ(kept.images, (std::vector<std::string>{"a", "b", "d"}));
-  EXPECT_EQ(kept.pairs[1].path_b, "d");
-  EXPECT_EQ(kept.pairs[1].b, 2);
-  EXPECT_EQ(kept.pairs[1].fold, 0);
-  EXPECT_EQ(kept.pairs[1].line, 4);
-  EXPECT_EQ(kept.num_folds, 2);
-  EXPECT_THROW(without_images(list, {true}), Error);
-}
-
 }  // namespace
 }  // namespace mf::eval
