@@ -11,7 +11,9 @@ int run_train(const std::vector<std::string>& argv) {
   Args args("train",
             "Trains a backbone with a margin head as the YAML config says (configs/reference.yaml\n"
             "documents every key). Writes config.yaml, log.jsonl and checkpoints/ under\n"
-            "train.output_dir; a killed run continues with --resume auto.");
+            "train.output_dir; a killed run continues with --resume auto.\n\n"
+            "exit status: 0 finished, 3 stopped by a signal (continue with --resume auto),\n"
+            "1 failed (the error says why), 2 usage error.");
   args.option("config", "YAML configuration file", "", true);
   args.repeated("set", "override a key: --set optim.lr=0.05");
   args.option("resume", "checkpoint to continue from, or 'auto' for the run's last.h5");
@@ -22,7 +24,7 @@ int run_train(const std::vector<std::string>& argv) {
   options.resume = args.get("resume");
   const TrainSummary s = train(options);
   if (s.lfw_accuracy >= 0) std::printf("LFW accuracy %.4f ± %.4f\n", s.lfw_accuracy, s.lfw_std);
-  return 0;
+  return s.outcome == TrainOutcome::finished ? 0 : 3;  // 3: stopped early (a signal), resumable
 }
 
 }  // namespace mf::apps

@@ -27,6 +27,7 @@ void write_meta(h5::File& f, const CheckpointMeta& m) {
   f.write_attr("/meta", "config", m.config);
   if (m.verification_threshold)
     f.write_attr("/meta", "verification_threshold", *m.verification_threshold);
+  if (m.best_score) f.write_attr("/meta", "best_score", *m.best_score);
 }
 
 CheckpointMeta read_meta(const h5::File& f) {
@@ -51,6 +52,7 @@ CheckpointMeta read_meta(const h5::File& f) {
   if (f.has_attr("/meta", "config")) m.config = f.read_attr_string("/meta", "config");
   if (f.has_attr("/meta", "verification_threshold"))
     m.verification_threshold = f.read_attr_double("/meta", "verification_threshold");
+  if (f.has_attr("/meta", "best_score")) m.best_score = f.read_attr_double("/meta", "best_score");
   return m;
 }
 

@@ -35,6 +35,9 @@ struct CheckpointMeta {
   std::string head;    // head type, empty when no head is stored
   std::string config;  // resolved YAML of the run
   std::optional<double> verification_threshold;
+  // Training runs: the best evaluation score of the run up to this checkpoint (best.h5's score),
+  // so a resumed run keeps choosing best.h5 by the same standard.
+  std::optional<double> best_score;
 };
 
 struct CheckpointContents {

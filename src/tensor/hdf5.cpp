@@ -9,6 +9,7 @@
 #include <filesystem>
 
 #include "util/error.h"
+#include "util/file.h"
 
 namespace mf::h5 {
 
@@ -392,6 +393,7 @@ void commit_atomic(const std::string& tmp_path, const std::string& path) {
   std::error_code ec;
   std::filesystem::rename(tmp_path, path, ec);
   MF_CHECK(!ec, "cannot rename '", tmp_path, "' to '", path, "': ", ec.message());
+  sync_folder(std::filesystem::path(path).parent_path().string());  // the rename itself
 }
 
 }  // namespace mf::h5

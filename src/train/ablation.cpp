@@ -18,6 +18,7 @@
 #include "io/checkpoint.h"
 #include "io/config.h"
 #include "losses/head.h"
+#include "train/run_folder.h"
 #include "train/trainer.h"
 #include "util/error.h"
 #include "util/json.h"
@@ -175,32 +176,6 @@ void check_disjoint(const Config& c, const eval::PairList& test) {
           join(shared, ", "), "): the protocol forbids training on a test identity");
 }
 
-// ---- log.jsonl ----
-
-struct LogRecord {
-  int64_t step = 0;
-  double loss = 0, acc = 0, time = 0;
-};
-
-double field(const std::string& line, const char* key) {
-  const std::string tag = std::string("\"") + key + "\":";
-  const auto at = line.find(tag);
-  return at == std::string::npos ? std::nan("")
-                                 : std::strtod(line.c_str() + at + tag.size(), nullptr);
-}
-
-std::vector<LogRecord> read_log(const fs::path& path) {
-  std::ifstream in(path);
-  std::vector<LogRecord> out;
-  std::string line;
-  while (std::getline(in, line)) {
-    if (line.find("\"loss\":") == std::string::npos) continue;  // eval records
-    out.push_back({static_cast<int64_t>(field(line, "step")), field(line, "loss"),
-                   field(line, "acc"), field(line, "time")});
-  }
-  return out;
-}
-
 // ---- one head: train, evaluate, record ----
 
 using Clock = std::chrono::steady_clock;
@@ -293,7 +268,7 @@ HeadResult run_head(const Setup& a, const std::string& name, const HeadRun& run,
   r.type = run.type;
   r.parameters = run.parameters;
   r.protocol = a.protocol;
-  const std::vector<LogRecord> log = read_log(dir / "log.jsonl");
+  const std::vector<StepRecord> log = read_step_records((dir / "log.jsonl").string());
   MF_CHECK(!log.empty(), (dir / "log.jsonl").string(), ": no training records");
   // Final loss and accuracy: the mean over the last 10 % of the steps (single batches are noisy).
   const size_t tail = std::max<size_t>(1, log.size() / 10);
@@ -384,7 +359,7 @@ void write_loss_plot(const Setup& a, const std::vector<HeadResult>& heads) {
   chart.x_label = "step";
   chart.y_label = "loss";
   for (const auto& r : heads) {
-    const auto log = read_log(head_dir(a, r.name) / "log.jsonl");
+    const auto log = read_step_records((head_dir(a, r.name) / "log.jsonl").string());
     eval::Series s{r.name, {}, {}};
     double sum = 0;
     for (size_t i = 0; i < log.size(); ++i) {

@@ -5,21 +5,49 @@
 // a run resumed from a checkpoint continues the very same batches, augmentations, learning rate,
 // SphereFace λ and margin warm-up.
 //
-// Run folder (train.output_dir):
-//   config.yaml                  the resolved configuration (overrides applied)
-//   log.jsonl                    one record per step {step, epoch, loss, acc, lr, images_per_s,
-//                                time (training seconds so far, across resumes)}
-//                                and one per evaluation {step, eval: {lfw accuracy, ...}}
-//   checkpoints/step_N.h5        every train.checkpoint_every steps (train.keep_checkpoints kept)
-//   checkpoints/last.h5          the latest; best.h5 the best by LFW accuracy
+// train() is orchestration over named parts: TrainSettings (settings.h) → RunFolder
+// (run_folder.h: lock, log, checkpoints) → train_step() per step → Progress (progress.h) →
+// TrainingEvaluation (evaluation.h). Every way out of the loop (the last step, a signal, too many
+// non-finite losses) goes through the same final code.
 #pragma once
 
+#include <cstdint>
 #include <string>
+#include <utility>
 #include <vector>
+
+#include "train/settings.h"
 
 namespace mf {
 
+class Backbone;
 class Config;
+class DataLoader;
+class Head;
+class LrSchedule;
+class Optimizer;
+
+// What one optimizer step trains.
+struct Trainee {
+  Backbone& backbone;
+  Head& head;
+  Optimizer& optimizer;
+  const LrSchedule& schedule;
+};
+
+struct StepResult {
+  bool finite = true;             // false: a non-finite loss, the update was skipped
+  double loss = 0, accuracy = 0;  // means over the step's batches
+  int64_t images = 0;
+  double lr = 0;  // the learning rate of the update
+};
+
+// One optimizer step: grad_accum batches from `loader`, backward, clip, update.
+StepResult train_step(Trainee& trainee, DataLoader& loader, int64_t step, int64_t grad_accum,
+                      double clip_grad_norm);
+
+// How a run ended; `marginface train` exits 0, 3 and 1 for them (docs: exit codes).
+enum class TrainOutcome { finished, interrupted, failed };
 
 struct TrainOptions {
   std::string config_path;
@@ -39,6 +67,7 @@ struct TrainSummary {
   double lfw_accuracy = -1, lfw_std = 0;                        // last evaluation, −1 if none
   std::vector<std::pair<std::string, double>> target_accuracy;  // eval.targets, last evaluation
   bool finished = false;  // reached the last step (not stopped by a signal or stop_after)
+  TrainOutcome outcome = TrainOutcome::failed;
   std::string output_dir;
 };
 
@@ -50,8 +79,5 @@ TrainSummary train(const Config& config, const TrainOptions& options);
 // Validates a whole training config without training: every section and key, and the head's
 // parameters (by building the head). The errors train() would raise at its start.
 void check_config(const Config& config);
-
-// Keys of the reference config (configs/reference.yaml documents each one).
-const std::vector<std::string>& config_sections();
 
 }  // namespace mf

@@ -1,6 +1,7 @@
-// A small JSON writer: build a Value tree, then dump() it. Objects keep insertion order (reports
-// read top-down in the order they were written). Numbers use the shortest text that reads back
-// to the same double; NaN and infinities, which JSON cannot express, are written as null.
+// A small JSON writer and reader: build a Value tree, then dump() it; parse() reads one back.
+// Objects keep insertion order (reports read top-down in the order they were written). Numbers use
+// the shortest text that reads back to the same double; NaN and infinities, which JSON cannot
+// express, are written as null.
 //
 //   json::Value report = json::Value::object();
 //   report.set("accuracy_mean", 0.9875).set("thresholds", json::Value::array_of(thresholds));
@@ -38,6 +39,17 @@ class Value {
   }
 
   bool is_null() const { return kind_ == Kind::kNull; }
+  bool is_object() const { return kind_ == Kind::kObject; }
+  bool is_number() const { return kind_ == Kind::kInt || kind_ == Kind::kDouble; }
+  bool is_string() const { return kind_ == Kind::kString; }
+  // Objects: the value under `key`, or nullptr when absent (or when this is not an object).
+  const Value* find(const std::string& key) const;
+  // Scalars; a null reads as NaN (dump() writes non-finite numbers as null). Throw on a mismatch.
+  double as_double() const;
+  int64_t as_int() const;
+  const std::string& as_string() const;
+  size_t size() const { return items_.size(); }  // arrays and objects
+  const Value& at(size_t i) const { return items_.at(i); }
   Value& push_back(Value item);                    // arrays only
   Value& set(const std::string& key, Value item);  // objects only; replaces an existing key
 
@@ -48,6 +60,7 @@ class Value {
  private:
   enum class Kind { kNull, kBool, kInt, kDouble, kString, kArray, kObject };
   void dump_to(std::string& out, int indent, int depth) const;
+  friend class Parser;
   bool is_container() const { return kind_ == Kind::kArray || kind_ == Kind::kObject; }
 
   Kind kind_ = Kind::kNull;
@@ -58,6 +71,10 @@ class Value {
   std::vector<std::string> keys_;  // objects
   std::vector<Value> items_;       // array items, or object values parallel to keys_
 };
+
+// Parses one JSON text (RFC 8259; surrounding whitespace allowed). Throws mf::Error with the
+// byte offset and what was expected; `what` names the source in the message.
+Value parse(const std::string& text, const std::string& what = "json");
 
 std::string quote(const std::string& s);  // a JSON string literal, with escapes
 std::string number(double d);             // shortest round-trip text; non-finite → "null"

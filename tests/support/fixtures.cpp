@@ -5,8 +5,12 @@
 
 namespace mf::test {
 
-std::string fixture_path(const std::string& file) { return std::string(MF_FIXTURE_DIR) + "/" + file; }
-std::string shared_data_dir() { return std::string(MF_SHARED_DIR) + "/data"; }
+std::string fixture_path(const std::string& file) {
+  return std::string(MF_FIXTURE_DIR) + "/" + file;
+}
+std::string shared_data_dir() {
+  return std::string(MF_SHARED_DIR) + "/data";
+}
 
 Fixture::Fixture(const std::string& file, const std::string& group)
     : file_(fixture_path(file), h5::File::Mode::kRead), group_(group) {}
@@ -15,8 +19,8 @@ Fixture::Fixture(const std::string& file, const std::string& group)
                                          const std::string& what) {
   if (!ours.defined()) return ::testing::AssertionFailure() << what << ": no value computed";
   if (ours.numel() != ref.numel())
-    return ::testing::AssertionFailure() << what << ": shape " << ours.shape() << " vs reference "
-                                         << ref.shape();
+    return ::testing::AssertionFailure()
+           << what << ": shape " << ours.shape() << " vs reference " << ref.shape();
   double max_ref = 0, max_diff = 0;
   int64_t worst = 0;
   for (int64_t i = 0; i < ref.numel(); ++i) {
@@ -29,10 +33,11 @@ Fixture::Fixture(const std::string& file, const std::string& group)
   }
   const double limit = rtol * std::max(max_ref, 1e-6);
   if (max_diff <= limit)
-    return ::testing::AssertionSuccess() << what << ": maxdiff " << max_diff << " (limit " << limit << ")";
+    return ::testing::AssertionSuccess()
+           << what << ": maxdiff " << max_diff << " (limit " << limit << ")";
   auto failure = ::testing::AssertionFailure();
-  failure << what << ": maxdiff " << max_diff << " > " << limit << " at index " << worst << " (ours "
-          << ours.data()[worst] << ", reference " << ref.data()[worst] << ")\n  ours:";
+  failure << what << ": maxdiff " << max_diff << " > " << limit << " at index " << worst
+          << " (ours " << ours.data()[worst] << ", reference " << ref.data()[worst] << ")\n  ours:";
   for (int64_t i = 0; i < std::min<int64_t>(5, ref.numel()); ++i) failure << ' ' << ours.data()[i];
   failure << "\n  ref: ";
   for (int64_t i = 0; i < std::min<int64_t>(5, ref.numel()); ++i) failure << ' ' << ref.data()[i];

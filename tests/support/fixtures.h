@@ -1,6 +1,6 @@
-// PyTorch reference fixtures: HDF5 files under tests/fixtures written by scripts/make_*_fixtures.py.
-// Each case is a group holding its input, parameter, output and gradient tensors plus attributes
-// with the op's options.
+// PyTorch reference fixtures: HDF5 files under tests/fixtures written by
+// scripts/make_*_fixtures.py. Each case is a group holding its input, parameter, output and
+// gradient tensors plus attributes with the op's options.
 #pragma once
 
 #include <gtest/gtest.h>
@@ -13,14 +13,16 @@
 namespace mf::test {
 
 std::string fixture_path(const std::string& file);  // MF_FIXTURE_DIR/file
-std::string shared_data_dir();                       // ../shared/data beside the project
+std::string shared_data_dir();                      // ../shared/data beside the project
 
 class Fixture {
  public:
   Fixture(const std::string& file, const std::string& group);
   Tensor tensor(const std::string& name) const { return file_.read_tensor(group_ + "/" + name); }
   bool has(const std::string& name) const { return file_.exists(group_ + "/" + name); }
-  std::vector<int64_t> ints(const std::string& name) const { return file_.read_int64(group_ + "/" + name); }
+  std::vector<int64_t> ints(const std::string& name) const {
+    return file_.read_int64(group_ + "/" + name);
+  }
   double attr(const std::string& name) const { return file_.read_attr_double(group_, name); }
   int64_t attr_int(const std::string& name) const { return file_.read_attr_int(group_, name); }
   std::vector<std::string> cases() const { return file_.list(group_); }

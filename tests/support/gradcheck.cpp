@@ -61,8 +61,8 @@ Tensor random_tensor(Rng& rng, const Shape& shape, double lo, double hi) {
   const Vec r = random_vec(rng, y.size());
   const std::vector<Vec> analytic = op.backward(x, r);
   if (analytic.size() != x.size())
-    return ::testing::AssertionFailure() << "backward returned " << analytic.size()
-                                         << " gradients for " << x.size() << " inputs";
+    return ::testing::AssertionFailure()
+           << "backward returned " << analytic.size() << " gradients for " << x.size() << " inputs";
   double worst = 0;
   std::ostringstream report;
   int failures = 0;
@@ -80,8 +80,8 @@ Tensor random_tensor(Rng& rng, const Shape& shape, double lo, double hi) {
       x[i][k] = saved;
       const double numeric = (plus - minus) / (2 * options.eps);
       const double a = analytic[i][k];
-      const double err = std::abs(a - numeric) /
-                         std::max({std::abs(a), std::abs(numeric), options.floor});
+      const double err =
+          std::abs(a - numeric) / std::max({std::abs(a), std::abs(numeric), options.floor});
       worst = std::max(worst, err);
       if (err > options.tolerance && failures++ < 5)
         report << "\n  input " << i << " index " << k << ": analytic " << a << " numeric "
@@ -89,9 +89,9 @@ Tensor random_tensor(Rng& rng, const Shape& shape, double lo, double hi) {
     }
   }
   if (failures)
-    return ::testing::AssertionFailure() << failures << " gradient entries off (worst error "
-                                         << worst << ", tolerance " << options.tolerance << "):"
-                                         << report.str();
+    return ::testing::AssertionFailure()
+           << failures << " gradient entries off (worst error " << worst << ", tolerance "
+           << options.tolerance << "):" << report.str();
   return ::testing::AssertionSuccess() << "worst relative error " << worst;
 }
 
@@ -112,7 +112,8 @@ Tensor random_tensor(Rng& rng, const Shape& shape, double lo, double hi) {
     NoGradGuard no_grad;
     Var out = f(point);
     double s = 0;
-    for (int64_t j = 0; j < out.value().numel(); ++j) s += double(out.value().data()[j]) * r.data()[j];
+    for (int64_t j = 0; j < out.value().numel(); ++j)
+      s += double(out.value().data()[j]) * r.data()[j];
     return s;
   };
 
@@ -134,8 +135,8 @@ Tensor random_tensor(Rng& rng, const Shape& shape, double lo, double hi) {
       p[k] = saved;
       const double numeric = (plus - minus) / (2 * options.eps);
       const double a = analytic.data()[k];
-      const double err = std::abs(a - numeric) /
-                         std::max({std::abs(a), std::abs(numeric), options.floor});
+      const double err =
+          std::abs(a - numeric) / std::max({std::abs(a), std::abs(numeric), options.floor});
       worst = std::max(worst, err);
       if (err > options.tolerance && failures++ < 5)
         report << "\n  input " << i << " index " << k << ": analytic " << a << " numeric "
@@ -143,9 +144,9 @@ Tensor random_tensor(Rng& rng, const Shape& shape, double lo, double hi) {
     }
   }
   if (failures)
-    return ::testing::AssertionFailure() << failures << " gradient entries off (worst error "
-                                         << worst << ", tolerance " << options.tolerance << "):"
-                                         << report.str();
+    return ::testing::AssertionFailure()
+           << failures << " gradient entries off (worst error " << worst << ", tolerance "
+           << options.tolerance << "):" << report.str();
   return ::testing::AssertionSuccess() << "worst relative error " << worst;
 }
 

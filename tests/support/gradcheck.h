@@ -33,7 +33,7 @@ struct KernelGradCheck {
 };
 
 struct GradCheckOptions {
-  double eps = 1e-5;  // central-difference step: truncation ~eps², rounding ~1e-16·|f|/eps
+  double eps = 1e-5;        // central-difference step: truncation ~eps², rounding ~1e-16·|f|/eps
   double tolerance = 1e-6;  // on |analytic − numeric| / max(|analytic|, |numeric|, floor)
   double floor = 1e-3;      // keeps the relative error meaningful where both are ~0
   int max_coords = 400;     // coordinates sampled per input

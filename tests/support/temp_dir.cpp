@@ -10,8 +10,10 @@ namespace fs = std::filesystem;
 
 TempDir::TempDir() {
   const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
-  path_ = fs::temp_directory_path() / ("mf_test_" + std::to_string(::getpid()) + "_" +
-                                       info->test_suite_name() + "_" + info->name());
+  std::string name = std::string(info->test_suite_name()) + "_" + info->name();
+  for (char& c : name)
+    if (c == '/') c = '_';  // parameterised tests: "Prefix/Suite", "test/3"
+  path_ = fs::temp_directory_path() / ("mf_test_" + std::to_string(::getpid()) + "_" + name);
   fs::remove_all(path_);
   fs::create_directories(path_);
 }

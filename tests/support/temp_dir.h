@@ -19,6 +19,7 @@ class TempDir {
   TempDir(const TempDir&) = delete;
   TempDir& operator=(const TempDir&) = delete;
 
+  const std::filesystem::path& root() const { return path_; }
   std::filesystem::path operator/(const std::string& name) const { return path_ / name; }
   std::string path(const std::string& name) const { return (path_ / name).string(); }
   // Writes `bytes` to the file `name` in the folder; returns its path.

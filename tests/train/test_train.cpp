@@ -1,14 +1,18 @@
 // The training loop end to end on a tiny synthetic face set: run folder, checkpoints, resume
 // bit-for-bit, config errors, and `eval` on the result.
 #include <gtest/gtest.h>
+#include <unistd.h>
 
+#include <cmath>
 #include <filesystem>
 #include <fstream>
-#include <opencv2/imgcodecs.hpp>
+#include <map>
 
 #include "io/checkpoint.h"
+#include "support/faces.h"
+#include "support/temp_dir.h"
 #include "tensor/hdf5.h"
-#include "tensor/rng.h"
+#include "train/run_folder.h"
 #include "train/trainer.h"
 #include "util/error.h"
 
@@ -17,43 +21,22 @@ namespace {
 
 namespace fs = std::filesystem;
 
-const fs::path kDir = fs::temp_directory_path() / "mf_test_train";
-
-// 4 identities × 6 noisy 112×112 images around an identity-specific colour pattern.
-fs::path make_faces() {
-  const fs::path root = kDir / "faces";
-  if (fs::exists(root)) return root;
-  Rng rng(5);
-  for (int id = 0; id < 4; ++id) {
-    fs::create_directories(root / ("id" + std::to_string(id)));
-    for (int j = 0; j < 6; ++j) {
-      cv::Mat img(112, 112, CV_8UC3);
-      for (int y = 0; y < 112; ++y)
-        for (int x = 0; x < 112; ++x)
-          for (int c = 0; c < 3; ++c)
-            img.at<cv::Vec3b>(y, x)[c] = cv::saturate_cast<uchar>(
-                60 * id * ((x / 28 + y / 28 + c) % 2) + 40 + rng.uniform(0, 30));
-      cv::imwrite((root / ("id" + std::to_string(id)) / (std::to_string(j) + ".png")).string(),
-                  img);
-    }
-  }
-  return root;
-}
-
-fs::path write_config(const std::string& name, const std::string& extra = "") {
-  const fs::path faces = make_faces();
-  const fs::path path = kDir / (name + ".yaml");
+// A training config NAME.yaml in `dir` for the faces in dir/faces, with its run in dir/NAME.
+fs::path write_config(const TempDir& dir, const std::string& name, const std::string& extra = "",
+                      const std::string& head = "{type: arcface, s: 8, m: 0.2}") {
+  const fs::path faces = dir / "faces";
+  if (!fs::exists(faces)) make_faces(faces);
+  const fs::path path = dir / (name + ".yaml");
   std::ofstream(path) << "seed: 3\n"
                       << "data:\n  train: [" << faces.string() << "]\n  batch_size: 8\n"
                       << "  augment: {flip: true, crop: 2}\n  loader_threads: 2\n"
                       << "model: {backbone: ir18, width: 0.0625, embedding_size: 16}\n"
-                      << "head: {type: arcface, s: 8, m: 0.2}\n"
+                      << "head: " << head << "\n"
                       << "optim: {type: sgd, lr: 0.05, momentum: 0.9}\n"
                       << "schedule: {type: poly, warmup_steps: 2}\n"
-                      << "train:\n  epochs: 3\n  output_dir: " << (kDir / name).string()
+                      << "train:\n  epochs: 3\n  output_dir: " << (dir / name).string()
                       << "\n  checkpoint_every: 3\n  keep_checkpoints: 2\n  log_every: 100\n"
                       << extra;
-  fs::remove_all(kDir / name);
   return path;
 }
 
@@ -80,11 +63,12 @@ TrainOptions options(const fs::path& config, std::vector<std::string> overrides 
 }
 
 TEST(Train, writes_the_run_folder_and_checkpoints) {
-  const fs::path cfg = write_config("run");
+  TempDir dir;
+  const fs::path cfg = write_config(dir, "run");
   const TrainOptions o = options(cfg);
   const TrainSummary s = train(o);
   EXPECT_EQ(s.steps, 9);  // 24 images / batch 8 = 3 steps per epoch × 3 epochs
-  const fs::path run = kDir / "run";
+  const fs::path run = dir / "run";
   EXPECT_TRUE(fs::exists(run / "config.yaml"));
   EXPECT_TRUE(fs::exists(run / "checkpoints" / "last.h5"));
   EXPECT_TRUE(fs::exists(run / "checkpoints" / "step_9.h5"));
@@ -112,11 +96,12 @@ TEST(Train, writes_the_run_folder_and_checkpoints) {
 // an epoch"). Each epoch now holds whole steps (1 here; its third batch is left out), and a run
 // resumed in the middle ends with the same bits.
 TEST(Train, grad_accum_not_dividing_the_epoch_runs_and_resumes) {
-  const fs::path a = write_config("accum");
+  TempDir dir;
+  const fs::path a = write_config(dir, "accum");
   const TrainSummary s = train(options(a, {"optim.grad_accum=2"}));
   EXPECT_EQ(s.steps, 3);  // 3 epochs × 1 step
   EXPECT_TRUE(s.finished);
-  std::ifstream log(kDir / "accum" / "log.jsonl");
+  std::ifstream log(dir / "accum" / "log.jsonl");
   std::string line;
   int epoch = 0;
   while (std::getline(log, line)) {
@@ -124,21 +109,22 @@ TEST(Train, grad_accum_not_dividing_the_epoch_runs_and_resumes) {
     ++epoch;
   }
   EXPECT_EQ(epoch, 3);
-  const fs::path b = write_config("accum_killed");
+  const fs::path b = write_config(dir, "accum_killed");
   train(options(b, {"optim.grad_accum=2"}, "", 2));
   train(options(b, {"optim.grad_accum=2"}, "auto"));
-  EXPECT_TRUE(weights_of((kDir / "accum" / "checkpoints" / "last.h5").string()) ==
-              weights_of((kDir / "accum_killed" / "checkpoints" / "last.h5").string()));
+  EXPECT_TRUE(weights_of((dir / "accum" / "checkpoints" / "last.h5").string()) ==
+              weights_of((dir / "accum_killed" / "checkpoints" / "last.h5").string()));
 }
 
 TEST(Train, a_killed_run_resumes_bit_for_bit) {
-  const fs::path a = write_config("straight"), b = write_config("killed");
+  TempDir dir;
+  const fs::path a = write_config(dir, "straight"), b = write_config(dir, "killed");
   train(options(a));
   train(options(b, {}, "", 3));  // "killed" after step 3
-  EXPECT_EQ(read_checkpoint_meta((kDir / "killed" / "checkpoints" / "last.h5").string()).step, 3);
+  EXPECT_EQ(read_checkpoint_meta((dir / "killed" / "checkpoints" / "last.h5").string()).step, 3);
   train(options(b, {}, "auto"));
-  const auto wa = weights_of((kDir / "straight" / "checkpoints" / "last.h5").string());
-  const auto wb = weights_of((kDir / "killed" / "checkpoints" / "last.h5").string());
+  const auto wa = weights_of((dir / "straight" / "checkpoints" / "last.h5").string());
+  const auto wb = weights_of((dir / "killed" / "checkpoints" / "last.h5").string());
   ASSERT_EQ(wa.size(), wb.size());
   EXPECT_TRUE(wa == wb) << "resumed weights differ from the uninterrupted run";
   // The logs agree step by step: same losses, each step logged once.
@@ -151,12 +137,11 @@ TEST(Train, a_killed_run_resumes_bit_for_bit) {
     }
     return out;
   };
-  const auto la = losses(kDir / "straight" / "log.jsonl"),
-             lb = losses(kDir / "killed" / "log.jsonl");
+  const auto la = losses(dir / "straight" / "log.jsonl"), lb = losses(dir / "killed" / "log.jsonl");
   EXPECT_EQ(la.size(), 9u);
   EXPECT_EQ(la, lb);
   // "time" counts training seconds across the resume: it never goes back.
-  std::ifstream in(kDir / "killed" / "log.jsonl");
+  std::ifstream in(dir / "killed" / "log.jsonl");
   double previous = 0;
   for (std::string line; std::getline(in, line);) {
     const auto at = line.find("\"time\":");
@@ -169,7 +154,8 @@ TEST(Train, a_killed_run_resumes_bit_for_bit) {
 }
 
 TEST(Train, config_mistakes_name_file_line_and_key) {
-  const fs::path cfg = write_config("bad", "  epochz: 3\n");
+  TempDir dir;
+  const fs::path cfg = write_config(dir, "bad", "  epochz: 3\n");
   try {
     train(options(cfg));
     FAIL() << "no error";
@@ -178,8 +164,165 @@ TEST(Train, config_mistakes_name_file_line_and_key) {
     EXPECT_NE(m.find("train.epochz"), std::string::npos) << m;
     EXPECT_NE(m.find(cfg.string() + ":"), std::string::npos) << m;
   }
-  EXPECT_THROW(train(options(write_config("bad2"), {"head.type=arcfce"})), Error);
-  EXPECT_THROW(train(options(write_config("bad3"), {"head.m=4"})), Error);
+  EXPECT_THROW(train(options(write_config(dir, "bad2"), {"head.type=arcfce"})), Error);
+  EXPECT_THROW(train(options(write_config(dir, "bad3"), {"head.m=4"})), Error);
+}
+
+// The losses of a log.jsonl's step records by step.
+std::map<int64_t, double> losses_by_step(const fs::path& log) {
+  std::map<int64_t, double> out;
+  for (const StepRecord& r : read_step_records(log.string())) out[r.step] = r.loss;
+  return out;
+}
+
+// A softmax run at lr 100 with a constant schedule diverges; the trajectory does not depend on
+// max_steps, so the first step with a non-finite loss can be found and then made the last one.
+const std::vector<std::string> kDiverging = {"head=",
+                                             "head.type=softmax",
+                                             "optim.lr=100",
+                                             "schedule.type=constant",
+                                             "schedule.warmup_steps=0",
+                                             "data.augment.crop=0",
+                                             "train.max_nonfinite_steps=1000"};
+
+// Regression (issue "A codebase a newcomer can carry"): a non-finite loss on the last step left
+// the loop through `continue`, without the final checkpoint (and evaluation). Every way out of
+// the loop now reaches the same final code.
+TEST(Train, a_non_finite_last_step_still_ends_with_the_final_checkpoint) {
+  TempDir dir;
+  std::vector<std::string> probe = kDiverging;
+  probe.push_back("train.max_steps=40");
+  probe.push_back("train.checkpoint_every=1000");
+  int64_t first_bad = 0;
+  try {
+    const TrainSummary s = train(options(write_config(dir, "probe", "", "{type: softmax}"), probe));
+    ASSERT_GT(s.skipped_steps, 0) << "the probe run never diverged";
+  } catch (const Error&) {
+    // the weights may turn non-finite before the end: the skipped steps are in the log anyway
+  }
+  const auto logged = losses_by_step(dir / "probe" / "log.jsonl");
+  for (int64_t step = 1; step <= 40 && !first_bad; ++step)
+    if (!logged.count(step)) first_bad = step;
+  ASSERT_GT(first_bad, 1) << "no step with a non-finite loss after a finite one";
+
+  std::vector<std::string> run = kDiverging;
+  run.push_back("train.max_steps=" + std::to_string(first_bad));
+  run.push_back("train.checkpoint_every=1000");
+  const TrainSummary s = train(options(write_config(dir, "last_bad", "", "{type: softmax}"), run));
+  EXPECT_EQ(s.steps, first_bad);
+  EXPECT_EQ(s.skipped_steps, 1);
+  EXPECT_TRUE(s.finished);
+  const fs::path last = dir / "last_bad" / "checkpoints" / "last.h5";
+  ASSERT_TRUE(fs::exists(last)) << "no final checkpoint after a non-finite last step";
+  EXPECT_EQ(read_checkpoint_meta(last.string()).step, first_bad);
+}
+
+// Regression (issue "Nothing lost, nothing silently wrong", item 3): lr 100 drove the weights to
+// Inf/NaN and the checkpoints written after held them. A checkpoint is now written only with
+// finite weights; the error names the last one that is finite.
+TEST(Train, non_finite_weights_are_never_checkpointed) {
+  TempDir dir;
+  std::vector<std::string> run = kDiverging;
+  run.push_back("optim.head_lr_mult=1000");
+  run.push_back("train.max_steps=12");
+  run.push_back("train.checkpoint_every=2");
+  const std::string message =
+      error_of([&] { train(options(write_config(dir, "inf", "", "{type: softmax}"), run)); });
+  EXPECT_NE(message.find("non-finite"), std::string::npos) << message;
+  EXPECT_NE(message.find("last.h5, step "), std::string::npos) << message;
+  for (const auto& e : fs::directory_iterator(dir / "inf" / "checkpoints")) {
+    const auto w = weights_of(e.path().string());
+    for (float v : w) ASSERT_TRUE(std::isfinite(v)) << e.path();
+  }
+}
+
+// Regression (item 4): a second training on the same folder interleaved its log and checkpoints
+// with the first. The folder is locked while a run holds it.
+TEST(Train, a_second_training_on_a_busy_folder_is_refused_naming_the_holder) {
+  TempDir dir;
+  const fs::path cfg = write_config(dir, "busy");
+  const RunFolder holder((dir / "busy").string());
+  const std::string message = error_of([&] { train(options(cfg)); });
+  EXPECT_NE(message.find("in use by another training (PID " + std::to_string(::getpid())),
+            std::string::npos)
+      << message;
+  EXPECT_FALSE(fs::exists(dir / "busy" / "log.jsonl"));
+}
+
+// Regression (item 8): a run stopped before its first checkpoint and started again appended its
+// step records after the old ones (each step twice).
+TEST(Train, a_restart_before_the_first_checkpoint_logs_each_step_once) {
+  TempDir dir;
+  const fs::path cfg = write_config(dir, "early", "  max_steps: 5\n");
+  train(options(cfg, {"train.checkpoint_every=100"}, "", 2));  // "killed" after step 2
+  ASSERT_FALSE(fs::exists(dir / "early" / "checkpoints" / "last.h5"));
+  train(options(cfg, {"train.checkpoint_every=100"}));
+  const auto records = read_step_records((dir / "early" / "log.jsonl").string());
+  ASSERT_EQ(records.size(), 5u);
+  for (size_t i = 0; i < records.size(); ++i) EXPECT_EQ(records[i].step, int64_t(i) + 1);
+}
+
+TEST(RunFolder, step_records_round_trip_and_torn_lines_are_skipped) {
+  TempDir dir;
+  StepRecord a{7, 1, 2.5, 0.25, 0.01, 123.5, 9.75};
+  const std::string log = dir.path("log.jsonl");
+  {
+    RunFolder run(dir.path("run"));
+    std::ofstream(log) << a.to_json().dump(-1) << "\n"
+                       << R"({"step":7,"eval":{"accuracy_mean":0.5}})"
+                       << "\n"
+                       << R"({"step":8,"epoch":1,"loss":1.5,"ac)";  // torn by a kill
+  }
+  const auto records = read_step_records(log);
+  ASSERT_EQ(records.size(), 1u);
+  EXPECT_EQ(records[0].step, 7);
+  EXPECT_EQ(records[0].epoch, 1);
+  EXPECT_EQ(records[0].loss, 2.5);
+  EXPECT_EQ(records[0].acc, 0.25);
+  EXPECT_EQ(records[0].lr, 0.01);
+  EXPECT_EQ(records[0].images_per_s, 123.5);
+  EXPECT_EQ(records[0].time, 9.75);
+}
+
+TEST(RunFolder, truncation_keeps_records_up_to_the_step_and_returns_their_time) {
+  TempDir dir;
+  RunFolder run(dir.path("run"));
+  for (int64_t step = 1; step <= 4; ++step) {
+    run.append(StepRecord{step, 0, 1.0, 0.5, 0.1, 10, double(step) * 2}.to_json());
+    if (step == 2) run.append(json::parse(R"({"step":2,"eval":{"accuracy_mean":0.75}})"));
+  }
+  EXPECT_EQ(run.truncate_log_after(2), 4.0);
+  std::ifstream in(run.log_path());
+  std::vector<std::string> lines;
+  for (std::string line; std::getline(in, line);) lines.push_back(line);
+  ASSERT_EQ(lines.size(), 3u);  // steps 1, 2 and step 2's evaluation
+  EXPECT_NE(lines[2].find("\"eval\""), std::string::npos);
+  EXPECT_EQ(run.truncate_log_after(0), 0.0);
+  EXPECT_TRUE(read_step_records(run.log_path()).empty());
+}
+
+TEST(RunFolder, an_output_dir_that_is_a_file_is_named) {
+  TempDir dir;
+  const std::string file = dir.write("taken", "x");
+  const std::string message = error_of([&] { RunFolder run(file); });
+  EXPECT_NE(message.find(file + "' is a file"), std::string::npos) << message;
+}
+
+TEST(Json, parses_what_it_writes) {
+  json::Value v = json::Value::object();
+  v.set("a", int64_t(-3)).set("b", 0.1).set("s", "x\"y\n\u00e9").set("n", json::Value());
+  v.set("list", json::Value::array_of(std::vector<double>{1.5, -2e-300}));
+  const json::Value back = json::parse(v.dump());
+  EXPECT_EQ(back.dump(), v.dump());
+  EXPECT_EQ(back.find("a")->as_int(), -3);
+  EXPECT_EQ(back.find("b")->as_double(), 0.1);
+  EXPECT_EQ(back.find("s")->as_string(), "x\"y\n\u00e9");
+  EXPECT_TRUE(std::isnan(back.find("n")->as_double()));
+  EXPECT_EQ(json::parse(R"("\ud83d\ude00")").as_string(), "\xF0\x9F\x98\x80");  // U+1F600
+  for (const char* bad : {"", "{", "{\"a\":}", "[1,]", "01x", "\"\\q\"", "{\"a\":1} x", "tru"})
+    EXPECT_THROW(json::parse(bad), Error) << bad;
+  const std::string message = error_of([] { json::parse("{\"a\": [1, 2", "log.jsonl"); });
+  EXPECT_NE(message.find("log.jsonl: invalid JSON at byte 11"), std::string::npos) << message;
 }
 
 }  // namespace
