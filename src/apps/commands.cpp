@@ -5,7 +5,8 @@ namespace mf::apps {
 const std::vector<Command>& commands() {
   static const std::vector<Command> table = {
       {"train", "train a backbone and head from a YAML config", run_train},
-      {"ablate", "train every head of an ablation config identically, one results table", run_ablate},
+      {"ablate", "train every head of an ablation config identically, one results table",
+       run_ablate},
       {"eval", "face verification: LFW 10-fold protocol or a generic pair list", run_eval},
       {"embed", "embed face images (a folder or a list) into an HDF5 file", run_embed},
       {"pack", "pack image folders into one HDF5 file for training", run_pack},

@@ -17,8 +17,8 @@
 #include <sstream>
 
 #include "apps/commands.h"
+#include "h5/file.h"
 #include "io/checkpoint.h"
-#include "tensor/hdf5.h"
 #include "tensor/parallel.h"
 #include "util/args.h"
 #include "util/error.h"

@@ -7,8 +7,8 @@
 #include <filesystem>
 
 #include "apps/commands.h"
-#include "io/checkpoint.h"
 #include "apps/face_pipeline.h"
+#include "io/checkpoint.h"
 #include "tensor/parallel.h"
 #include "util/args.h"
 #include "util/error.h"

@@ -15,7 +15,7 @@
 #include <string>
 #include <vector>
 
-#include "tensor/hdf5.h"
+#include "h5/file.h"
 
 namespace mf {
 

@@ -40,11 +40,13 @@ std::vector<std::vector<int64_t>> random_batches(int64_t n, int64_t batch_size, 
   return batches;
 }
 
-std::vector<std::vector<int64_t>> pk_batches(const std::vector<int64_t>& labels, int64_t P, int64_t K,
-                                             uint64_t seed, int64_t epoch) {
-  MF_CHECK(P >= 2 && K >= 2, "pk sampler: p and k must both be at least 2 (got p=", P, ", k=", K, ")");
+std::vector<std::vector<int64_t>> pk_batches(const std::vector<int64_t>& labels, int64_t P,
+                                             int64_t K, uint64_t seed, int64_t epoch) {
+  MF_CHECK(P >= 2 && K >= 2, "pk sampler: p and k must both be at least 2 (got p=", P, ", k=", K,
+           ")");
   std::map<int64_t, std::vector<int64_t>> by_label;
-  for (int64_t i = 0; i < static_cast<int64_t>(labels.size()); ++i) by_label[labels[i]].push_back(i);
+  for (int64_t i = 0; i < static_cast<int64_t>(labels.size()); ++i)
+    by_label[labels[i]].push_back(i);
   std::vector<int64_t> eligible;
   for (const auto& [label, idx] : by_label)
     if (idx.size() >= 2) eligible.push_back(label);
@@ -68,7 +70,8 @@ std::vector<std::vector<int64_t>> pk_batches(const std::vector<int64_t>& labels,
       std::vector<int64_t> pool = by_label[label];
       shuffle(pool, rng);
       for (int64_t j = 0; j < K; ++j)
-        batch.push_back(j < static_cast<int64_t>(pool.size()) ? pool[j] : pool[rng.below(pool.size())]);
+        batch.push_back(j < static_cast<int64_t>(pool.size()) ? pool[j]
+                                                              : pool[rng.below(pool.size())]);
     }
     batches.push_back(std::move(batch));
   }
@@ -79,7 +82,8 @@ void augment(float* image, int H, int W, const AugmentConfig& c, Rng& rng) {
   const int64_t plane = int64_t(H) * W;
   if (c.flip && rng.uniform() < 0.5)
     for (int ch = 0; ch < 3; ++ch)
-      for (int y = 0; y < H; ++y) std::reverse(image + ch * plane + y * W, image + ch * plane + (y + 1) * W);
+      for (int y = 0; y < H; ++y)
+        std::reverse(image + ch * plane + y * W, image + ch * plane + (y + 1) * W);
   if (c.crop > 0) {
     // Shift by (dy, dx) in [−crop, crop]; uncovered pixels become black (−1 after normalisation).
     const int dy = static_cast<int>(rng.below(2 * c.crop + 1)) - c.crop;
@@ -94,7 +98,8 @@ void augment(float* image, int H, int W, const AugmentConfig& c, Rng& rng) {
         }
   }
   if (c.color_jitter > 0) {
-    const float brightness = static_cast<float>(rng.uniform(1 - c.color_jitter, 1 + c.color_jitter));
+    const float brightness =
+        static_cast<float>(rng.uniform(1 - c.color_jitter, 1 + c.color_jitter));
     const float contrast = static_cast<float>(rng.uniform(1 - c.color_jitter, 1 + c.color_jitter));
     // On pixel values p in [0, 255]: p' = contrast·(brightness·p − mean) + mean, clipped; here in
     // normalised units (p − 127.5)/127.5.
@@ -109,19 +114,23 @@ void augment(float* image, int H, int W, const AugmentConfig& c, Rng& rng) {
   }
 }
 
-DataLoader::DataLoader(const TrainingSet& data, const LoaderConfig& config) : data_(data), config_(config) {
+DataLoader::DataLoader(const TrainingSet& data, const LoaderConfig& config)
+    : data_(data), config_(config) {
   MF_CHECK(config.threads >= 1, "data.loader_threads must be at least 1");
   MF_CHECK(data.size() > 0, "the training set is empty");
   if (config.sampler == "pk") {
     config_.batch_size = config.p * config.k;
   } else {
-    MF_CHECK(config.sampler == "random", "unknown sampler '", config.sampler, "' (known: random, pk)");
+    MF_CHECK(config.sampler == "random", "unknown sampler '", config.sampler,
+             "' (known: random, pk)");
     MF_CHECK(data.size() >= config.batch_size, "the training set has ", data.size(),
              " images, fewer than one batch of ", config.batch_size);
   }
 }
 
-DataLoader::~DataLoader() { stop(); }
+DataLoader::~DataLoader() {
+  stop();
+}
 
 int64_t DataLoader::batches_per_epoch() const {
   if (config_.sampler == "pk") return data_.size() / (config_.p * config_.k);
@@ -142,9 +151,10 @@ void DataLoader::stop() {
 void DataLoader::start_epoch(int64_t epoch, int64_t first_batch) {
   stop();
   epoch_ = epoch;
-  batches_ = config_.sampler == "pk"
-                 ? pk_batches(data_.labels(), config_.p, config_.k, config_.seed, epoch)
-                 : random_batches(data_.size(), config_.batch_size, config_.shuffle, config_.seed, epoch);
+  batches_ =
+      config_.sampler == "pk"
+          ? pk_batches(data_.labels(), config_.p, config_.k, config_.seed, epoch)
+          : random_batches(data_.size(), config_.batch_size, config_.shuffle, config_.seed, epoch);
   ready_.clear();
   errors_.clear();
   next_to_make_ = first_batch;
@@ -200,8 +210,10 @@ void DataLoader::work() {
     }
     {
       std::lock_guard<std::mutex> lock(mutex_);
-      if (error) errors_[b] = error;
-      else ready_[b] = std::move(batch);
+      if (error)
+        errors_[b] = error;
+      else
+        ready_[b] = std::move(batch);
     }
     produced_.notify_all();
   }

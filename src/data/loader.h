@@ -29,12 +29,12 @@ std::vector<std::vector<int64_t>> random_batches(int64_t n, int64_t batch_size, 
 // P identities × K images per batch (FaceNet / dlib style), for triplet and contrastive losses.
 // Identities with a single image are never chosen (no positive pair); an identity with fewer
 // than K images is sampled with replacement. Batches per epoch: n / (P·K).
-std::vector<std::vector<int64_t>> pk_batches(const std::vector<int64_t>& labels, int64_t P, int64_t K,
-                                             uint64_t seed, int64_t epoch);
+std::vector<std::vector<int64_t>> pk_batches(const std::vector<int64_t>& labels, int64_t P,
+                                             int64_t K, uint64_t seed, int64_t epoch);
 
 struct AugmentConfig {
-  bool flip = false;          // horizontal mirror with probability 1/2
-  int crop = 0;               // pad by `crop` pixels (zero = black) and crop back at a random offset
+  bool flip = false;  // horizontal mirror with probability 1/2
+  int crop = 0;       // pad by `crop` pixels (zero = black) and crop back at a random offset
   float color_jitter = 0.0f;  // brightness and contrast scaled by U(1 − j, 1 + j)
 };
 // Applies augmentation to one normalised image (3, H, W) in place.
@@ -47,13 +47,13 @@ struct LoaderConfig {
   int64_t p = 16, k = 4;           // for the pk sampler
   AugmentConfig augment;
   int threads = 2;
-  int prefetch = 4;              // batches decoded ahead
+  int prefetch = 4;                // batches decoded ahead
   bool fail_on_bad_image = false;  // otherwise skip the image, count it and warn once
   uint64_t seed = 0;
 };
 
 struct Batch {
-  Tensor images;             // (N, 3, H, W); N < batch_size when images were skipped
+  Tensor images;  // (N, 3, H, W); N < batch_size when images were skipped
   std::vector<int64_t> labels;
   std::vector<int64_t> indices;  // sample indices in the TrainingSet
 };
@@ -72,7 +72,7 @@ class DataLoader {
   // with fail_on_bad_image, naming the file).
   std::optional<Batch> next();
 
-  int64_t bad_images() const;                 // distinct unreadable images so far
+  int64_t bad_images() const;                     // distinct unreadable images so far
   std::vector<std::string> bad_examples() const;  // the first few, with their errors
 
  private:

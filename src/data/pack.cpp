@@ -9,7 +9,7 @@
 #include "data/dataset.h"
 #include "data/image.h"
 #include "data/recordio.h"
-#include "tensor/hdf5.h"
+#include "h5/file.h"
 #include "util/error.h"
 #include "util/json.h"
 

@@ -6,7 +6,7 @@
 #include <filesystem>
 
 #include "data/image.h"
-#include "tensor/hdf5.h"
+#include "h5/file.h"
 #include "util/error.h"
 
 namespace mf::eval {

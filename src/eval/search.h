@@ -53,6 +53,7 @@ struct IdentificationResult {
   int64_t identities = 0, gallery = 0, probes = 0, failed = 0;
   double rank1 = 0, rank5 = 0;
 };
-IdentificationResult identify(Backbone& backbone, const std::string& dir, const EmbedOptions& options);
+IdentificationResult identify(Backbone& backbone, const std::string& dir,
+                              const EmbedOptions& options);
 
 }  // namespace mf::eval

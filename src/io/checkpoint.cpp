@@ -3,10 +3,10 @@
 #include <filesystem>
 #include <sstream>
 
+#include "h5/file.h"
 #include "io/module_io.h"
 #include "layers/backbones/registry.h"
 #include "optim/optimizer.h"
-#include "tensor/hdf5.h"
 #include "tensor/rng.h"
 #include "util/error.h"
 #include "util/params.h"

@@ -5,7 +5,7 @@
 
 #include <string>
 
-#include "io/hdf5.h"
+#include "h5/file.h"
 #include "layers/module.h"
 
 namespace mf {

@@ -22,10 +22,10 @@ class Module {
  public:
   virtual ~Module() = default;
 
-  std::vector<std::pair<std::string, Var>> named_parameters() const;   // trainable or frozen
-  std::vector<std::pair<std::string, Tensor>> named_buffers() const;   // running statistics
-  std::vector<Var> parameters() const;        // only those that require a gradient
-  int64_t num_parameters() const;             // all parameter elements (PyTorch's count)
+  std::vector<std::pair<std::string, Var>> named_parameters() const;  // trainable or frozen
+  std::vector<std::pair<std::string, Tensor>> named_buffers() const;  // running statistics
+  std::vector<Var> parameters() const;  // only those that require a gradient
+  int64_t num_parameters() const;       // all parameter elements (PyTorch's count)
 
   void train(bool on = true);
   void eval() { train(false); }
@@ -42,8 +42,10 @@ class Module {
   }
 
  private:
-  void collect_parameters(const std::string& prefix, std::vector<std::pair<std::string, Var>>& out) const;
-  void collect_buffers(const std::string& prefix, std::vector<std::pair<std::string, Tensor>>& out) const;
+  void collect_parameters(const std::string& prefix,
+                          std::vector<std::pair<std::string, Var>>& out) const;
+  void collect_buffers(const std::string& prefix,
+                       std::vector<std::pair<std::string, Tensor>>& out) const;
 
   std::vector<std::pair<std::string, Var>> params_;
   std::vector<std::pair<std::string, Tensor>> buffers_;

@@ -88,7 +88,9 @@ std::map<std::string, Tensor> Sgd::state() const {
   return out;
 }
 
-void Sgd::load_state(const std::map<std::string, Tensor>& state) { load_into(velocity_, state, "momentum/"); }
+void Sgd::load_state(const std::map<std::string, Tensor>& state) {
+  load_into(velocity_, state, "momentum/");
+}
 
 AdamW::AdamW(std::vector<ParamGroup> groups, double beta1, double beta2, double eps)
     : Optimizer(std::move(groups)), beta1_(beta1), beta2_(beta2), eps_(eps) {}
@@ -137,15 +139,22 @@ void AdamW::load_state(const std::map<std::string, Tensor>& state) {
 const OptimizerRegistry& optimizer_registry() {
   static const OptimizerRegistry registry = [] {
     OptimizerRegistry r("optimizer");
-    r.add("sgd", [](const Params& p, std::vector<ParamGroup> groups) -> std::unique_ptr<Optimizer> {
-      const double momentum = p.get_double("momentum", 0.9, 0.0, 0.999999);
-      return std::make_unique<Sgd>(std::move(groups), momentum, p.get_bool("nesterov", false));
-    }, "SGD with momentum (PyTorch convention)");
-    r.add("adamw", [](const Params& p, std::vector<ParamGroup> groups) -> std::unique_ptr<Optimizer> {
-      return std::make_unique<AdamW>(std::move(groups), p.get_double("beta1", 0.9, 0.0, 0.999999),
-                                     p.get_double("beta2", 0.999, 0.0, 0.999999999),
-                                     p.get_double_open_low("eps", 1e-8, 0.0, 1.0));
-    }, "AdamW (decoupled weight decay)");
+    r.add(
+        "sgd",
+        [](const Params& p, std::vector<ParamGroup> groups) -> std::unique_ptr<Optimizer> {
+          const double momentum = p.get_double("momentum", 0.9, 0.0, 0.999999);
+          return std::make_unique<Sgd>(std::move(groups), momentum, p.get_bool("nesterov", false));
+        },
+        "SGD with momentum (PyTorch convention)");
+    r.add(
+        "adamw",
+        [](const Params& p, std::vector<ParamGroup> groups) -> std::unique_ptr<Optimizer> {
+          return std::make_unique<AdamW>(std::move(groups),
+                                         p.get_double("beta1", 0.9, 0.0, 0.999999),
+                                         p.get_double("beta2", 0.999, 0.0, 0.999999999),
+                                         p.get_double_open_low("eps", 1e-8, 0.0, 1.0));
+        },
+        "AdamW (decoupled weight decay)");
     return r;
   }();
   return registry;
@@ -243,7 +252,8 @@ std::vector<int64_t> parse_milestones(const Params& p, int64_t total) {
     }
     MF_CHECK(v >= 0, p.describe("milestones"), ": '", item, "' is not a step number");
     MF_CHECK(out.empty() || v > out.back(), p.describe("milestones"), ": steps must increase");
-    MF_CHECK(total <= 0 || v <= total, p.describe("milestones"), ": ", v, " is beyond the last step ", total);
+    MF_CHECK(total <= 0 || v <= total, p.describe("milestones"), ": ", v,
+             " is beyond the last step ", total);
     out.push_back(v);
   }
   return out;
@@ -267,21 +277,27 @@ const ScheduleRegistry& schedule_registry() {
   static const ScheduleRegistry registry = [] {
     ScheduleRegistry r("schedule");
     r.add("constant", with_warmup([](const Params&, double base, int64_t, int64_t) {
-      return std::unique_ptr<LrSchedule>(new Constant(base));
-    }), "fixed learning rate");
+            return std::unique_ptr<LrSchedule>(new Constant(base));
+          }),
+          "fixed learning rate");
     r.add("multistep", with_warmup([](const Params& p, double base, int64_t, int64_t total) {
-      auto milestones = parse_milestones(p, total);
-      return std::unique_ptr<LrSchedule>(
-          new MultiStep(base, milestones, p.get_double_open_low("gamma", 0.1, 0.0, 1.0)));
-    }), "×gamma at each milestone");
+            auto milestones = parse_milestones(p, total);
+            return std::unique_ptr<LrSchedule>(
+                new MultiStep(base, milestones, p.get_double_open_low("gamma", 0.1, 0.0, 1.0)));
+          }),
+          "×gamma at each milestone");
     r.add("cosine", with_warmup([](const Params& p, double base, int64_t warmup, int64_t total) {
-      MF_CHECK(total > 0, "schedule cosine needs a known number of steps");
-      return std::unique_ptr<LrSchedule>(new Cosine(base, p.get_double("min_lr", 0.0, 0.0, base), warmup, total));
-    }), "half cosine to min_lr");
+            MF_CHECK(total > 0, "schedule cosine needs a known number of steps");
+            return std::unique_ptr<LrSchedule>(
+                new Cosine(base, p.get_double("min_lr", 0.0, 0.0, base), warmup, total));
+          }),
+          "half cosine to min_lr");
     r.add("poly", with_warmup([](const Params& p, double base, int64_t warmup, int64_t total) {
-      MF_CHECK(total > 0, "schedule poly needs a known number of steps");
-      return std::unique_ptr<LrSchedule>(new Poly(base, p.get_double_open_low("power", 1.0, 0.0, 10.0), warmup, total));
-    }), "polynomial decay to 0 (arcface_torch)");
+            MF_CHECK(total > 0, "schedule poly needs a known number of steps");
+            return std::unique_ptr<LrSchedule>(
+                new Poly(base, p.get_double_open_low("power", 1.0, 0.0, 10.0), warmup, total));
+          }),
+          "polynomial decay to 0 (arcface_torch)");
     return r;
   }();
   return registry;

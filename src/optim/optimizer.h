@@ -47,7 +47,8 @@ class Optimizer {
 };
 
 // SGD with PyTorch's conventions, so parity is exact (torch.optim.SGD, dampening 0):
-//   g ← ∇ + λ·w;  v ← μ·v + g (v = g on the first step);  d = g + μ·v (Nesterov) or v;  w ← w − lr·d
+//   g ← ∇ + λ·w;  v ← μ·v + g (v = g on the first step);  d = g + μ·v (Nesterov) or v;  w ← w −
+//   lr·d
 class Sgd : public Optimizer {
  public:
   Sgd(std::vector<ParamGroup> groups, double momentum, bool nesterov);

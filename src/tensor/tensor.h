@@ -43,7 +43,7 @@ std::ostream& operator<<(std::ostream& out, const Shape& shape);
 
 class Tensor {
  public:
-  Tensor() = default;  // an undefined tensor: defined() is false
+  Tensor() = default;                       // an undefined tensor: defined() is false
   static Tensor empty(const Shape& shape);  // uninitialised
   static Tensor zeros(const Shape& shape);
   static Tensor full(const Shape& shape, float value);

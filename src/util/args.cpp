@@ -7,8 +7,8 @@
 
 namespace mf {
 
-void Args::option(const std::string& name, const std::string& help, const std::string& default_value,
-                  bool required) {
+void Args::option(const std::string& name, const std::string& help,
+                  const std::string& default_value, bool required) {
   order_.push_back(name);
   specs_[name] = Spec{help, default_value, required, false, false};
 }
@@ -30,8 +30,10 @@ std::string Args::help() const {
     const Spec& s = specs_.at(name);
     std::string left = "  --" + name + (s.is_flag ? "" : " VALUE");
     out << left << std::string(left.size() < 28 ? 28 - left.size() : 1, ' ') << s.help;
-    if (s.required) out << " (required)";
-    else if (!s.default_value.empty()) out << " (default: " << s.default_value << ")";
+    if (s.required)
+      out << " (required)";
+    else if (!s.default_value.empty())
+      out << " (default: " << s.default_value << ")";
     if (s.is_repeated) out << " (repeatable)";
     out << '\n';
   }
@@ -46,8 +48,8 @@ bool Args::parse(const std::vector<std::string>& argv) {
       std::fputs(help().c_str(), stdout);
       return false;
     }
-    MF_CHECK(arg.rfind("--", 0) == 0, "unexpected argument '", arg, "' (options start with --; see marginface ",
-             command_, " --help)");
+    MF_CHECK(arg.rfind("--", 0) == 0, "unexpected argument '", arg,
+             "' (options start with --; see marginface ", command_, " --help)");
     std::string name = arg.substr(2), value;
     const auto eq = name.find('=');
     const bool inline_value = eq != std::string::npos;
@@ -75,8 +77,8 @@ bool Args::parse(const std::vector<std::string>& argv) {
     values_[name].push_back(value);
   }
   for (const auto& name : order_)
-    MF_CHECK(!specs_.at(name).required || has(name), "missing required option --", name, " (see marginface ",
-             command_, " --help)");
+    MF_CHECK(!specs_.at(name).required || has(name), "missing required option --", name,
+             " (see marginface ", command_, " --help)");
   return true;
 }
 
@@ -89,7 +91,8 @@ std::string Args::get(const std::string& name) const {
   auto spec = specs_.find(name);
   MF_CHECK(spec != specs_.end(), "internal: option --", name, " was never declared");
   auto it = values_.find(name);
-  return it != values_.end() && !it->second.empty() ? it->second.back() : spec->second.default_value;
+  return it != values_.end() && !it->second.empty() ? it->second.back()
+                                                    : spec->second.default_value;
 }
 
 std::vector<std::string> Args::all(const std::string& name) const {

@@ -11,11 +11,12 @@ namespace mf {
 
 class Args {
  public:
-  Args(std::string command, std::string summary) : command_(std::move(command)), summary_(std::move(summary)) {}
+  Args(std::string command, std::string summary)
+      : command_(std::move(command)), summary_(std::move(summary)) {}
 
   // Declarations (call before parse). A default of "" with required=true makes it mandatory.
-  void option(const std::string& name, const std::string& help, const std::string& default_value = "",
-              bool required = false);
+  void option(const std::string& name, const std::string& help,
+              const std::string& default_value = "", bool required = false);
   void flag(const std::string& name, const std::string& help);
   void repeated(const std::string& name, const std::string& help);  // may be given several times
 

@@ -29,9 +29,10 @@ std::string concat(const Parts&... parts) {
 
 }  // namespace mf
 
-#define MF_CHECK(cond, ...)                                                         \
-  do {                                                                              \
+#define MF_CHECK(cond, ...)                                                                        \
+  do {                                                                                             \
     if (!(cond)) ::mf::detail::throw_error(__FILE__, __LINE__, ::mf::detail::concat(__VA_ARGS__)); \
   } while (0)
 
-#define MF_FAIL(...) ::mf::detail::throw_error(__FILE__, __LINE__, ::mf::detail::concat(__VA_ARGS__))
+#define MF_FAIL(...) \
+  ::mf::detail::throw_error(__FILE__, __LINE__, ::mf::detail::concat(__VA_ARGS__))

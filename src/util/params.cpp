@@ -30,7 +30,8 @@ std::string Params::describe(const std::string& key) const {
   if (!context_.empty()) name.append(context_).append(".");
   name.append(key);
   auto it = values_.find(key);
-  if (it != values_.end() && !it->second.where.empty()) name.append(" (").append(it->second.where).append(")");
+  if (it != values_.end() && !it->second.where.empty())
+    name.append(" (").append(it->second.where).append(")");
   return name;
 }
 
@@ -44,8 +45,8 @@ double Params::get_double(const std::string& key, double def, double lo, double 
     } catch (...) {
       used = 0;
     }
-    MF_CHECK(used == e->value.size() && !e->value.empty(), describe(key), ": expected a number, got '",
-             e->value, "'");
+    MF_CHECK(used == e->value.size() && !e->value.empty(), describe(key),
+             ": expected a number, got '", e->value, "'");
   }
   MF_CHECK(v >= lo && v <= hi, describe(key), " = ", v, " is out of range [", lo, ", ", hi, "]");
   return v;
@@ -104,7 +105,8 @@ std::vector<std::string> Params::get_list(const std::string& key) const {
   const auto first = text.find_first_not_of(" \t");
   if (first != std::string::npos && text[first] == '[') {
     const auto last = text.find_last_of(']');
-    MF_CHECK(last != std::string::npos && last > first, describe(key), ": unterminated list '", text, "'");
+    MF_CHECK(last != std::string::npos && last > first, describe(key), ": unterminated list '",
+             text, "'");
     text = text.substr(first + 1, last - first - 1);
   }
   std::string item;

@@ -23,10 +23,13 @@ class Params {
   std::vector<std::string> keys() const;
 
   // Typed reads with defaults. Ranges are inclusive unless the name says open.
-  double get_double(const std::string& key, double def, double lo = -1e300, double hi = 1e300) const;
+  double get_double(const std::string& key, double def, double lo = -1e300,
+                    double hi = 1e300) const;
   // (lo, hi]: excludes lo — for "s > 0" style constraints.
-  double get_double_open_low(const std::string& key, double def, double lo, double hi = 1e300) const;
-  int64_t get_int(const std::string& key, int64_t def, int64_t lo = INT64_MIN, int64_t hi = INT64_MAX) const;
+  double get_double_open_low(const std::string& key, double def, double lo,
+                             double hi = 1e300) const;
+  int64_t get_int(const std::string& key, int64_t def, int64_t lo = INT64_MIN,
+                  int64_t hi = INT64_MAX) const;
   bool get_bool(const std::string& key, bool def) const;
   std::string get_string(const std::string& key, const std::string& def,
                          const std::vector<std::string>& allowed = {}) const;

@@ -23,11 +23,11 @@
 #include <stdexcept>
 
 #include "eval/embed.h"
+#include "h5/file.h"
 #include "io/checkpoint.h"
 #include "layers/backbones/registry.h"
 #include "support/fixtures.h"
 #include "support/process.h"
-#include "tensor/hdf5.h"
 #include "util/params.h"
 
 namespace mf::test {

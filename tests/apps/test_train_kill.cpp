@@ -22,8 +22,8 @@
 #include <thread>
 #include <vector>
 
+#include "h5/file.h"
 #include "io/checkpoint.h"
-#include "tensor/hdf5.h"
 #include "tensor/rng.h"
 #include "util/error.h"
 

@@ -11,8 +11,8 @@
 #include <vector>
 
 #include "autograd/ops.h"
+#include "h5/file.h"
 #include "support/fixtures.h"
-#include "tensor/hdf5.h"
 #include "tensor/kernels/elementwise.h"
 #include "tensor/rng.h"
 

@@ -23,7 +23,8 @@ fs::path make_folder(const std::string& name, int ids, int per_id) {
     fs::create_directories(root / ("person" + std::to_string(i)));
     for (int j = 0; j < per_id; ++j) {
       cv::Mat img(8, 6, CV_8UC3, cv::Scalar(10 * j, 20 * i, 200));  // B, G, R
-      cv::imwrite((root / ("person" + std::to_string(i)) / (std::to_string(j) + ".png")).string(), img);
+      cv::imwrite((root / ("person" + std::to_string(i)) / (std::to_string(j) + ".png")).string(),
+                  img);
     }
   }
   return root;
@@ -123,12 +124,15 @@ TEST(Loader, same_bits_for_any_thread_count_and_resume_point) {
   TrainingSet set(8, 6);
   set.add(open_source(root.string(), "", false));
   auto run = [&](int threads, int64_t first_batch) {
-    LoaderConfig cfg{.batch_size = 4, .augment = {.flip = true, .crop = 2, .color_jitter = 0.2f},
-                     .threads = threads, .seed = 11};
+    LoaderConfig cfg{.batch_size = 4,
+                     .augment = {.flip = true, .crop = 2, .color_jitter = 0.2f},
+                     .threads = threads,
+                     .seed = 11};
     DataLoader loader(set, cfg);
     loader.start_epoch(3, first_batch);
     std::vector<float> all;
-    while (auto b = loader.next()) all.insert(all.end(), b->images.data(), b->images.data() + b->images.numel());
+    while (auto b = loader.next())
+      all.insert(all.end(), b->images.data(), b->images.data() + b->images.numel());
     return all;
   };
   const auto one = run(1, 0), three = run(3, 0), resumed = run(2, 2);
@@ -143,7 +147,8 @@ TEST(Sampler, random_batches_cover_each_index_once) {
   std::set<int64_t> seen;
   for (auto& b : batches) seen.insert(b.begin(), b.end());
   EXPECT_EQ(seen.size(), 9u);
-  EXPECT_NE(random_batches(10, 3, true, 5, 0), random_batches(10, 3, true, 5, 1));  // per-epoch order
+  EXPECT_NE(random_batches(10, 3, true, 5, 0),
+            random_batches(10, 3, true, 5, 1));  // per-epoch order
 }
 
 TEST(Sampler, pk_batches_hold_p_identities_of_k_images) {

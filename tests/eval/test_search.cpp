@@ -13,10 +13,10 @@
 
 #include "data/image.h"
 #include "eval/search.h"
+#include "h5/file.h"
 #include "io/checkpoint.h"
 #include "layers/backbones/registry.h"
 #include "support/fixtures.h"
-#include "tensor/hdf5.h"
 #include "util/error.h"
 #include "util/params.h"
 

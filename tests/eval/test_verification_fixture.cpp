@@ -10,8 +10,8 @@
 #include <vector>
 
 #include "eval/verification.h"
+#include "h5/file.h"
 #include "support/fixtures.h"
-#include "tensor/hdf5.h"
 
 namespace mf::eval {
 namespace {

@@ -5,8 +5,8 @@
 #include <filesystem>
 #include <fstream>
 
+#include "h5/file.h"
 #include "io/checkpoint.h"
-#include "tensor/hdf5.h"
 #include "layers/layers.h"
 #include "optim/optimizer.h"
 #include "util/error.h"
@@ -107,7 +107,8 @@ TEST(Checkpoint, minimal_model_and_meta_file_is_enough) {
   const std::string path = temp_path("minimal.h5");
   {
     h5::File f(path, h5::File::Mode::kCreate);
-    for (const auto& [name, v] : model->named_parameters()) f.write_tensor("/model/" + name, v.value());
+    for (const auto& [name, v] : model->named_parameters())
+      f.write_tensor("/model/" + name, v.value());
     for (const auto& [name, t] : model->named_buffers()) f.write_tensor("/model/" + name, t);
     f.write_attr("/meta", "backbone", std::string("ir50"));
     f.write_attr("/meta", "embedding_size", int64_t{512});
@@ -118,7 +119,8 @@ TEST(Checkpoint, minimal_model_and_meta_file_is_enough) {
   EXPECT_EQ(read_checkpoint_meta(path).input_height, 112);
   // Asking for a head or optimizer state that is not there is an error naming the file.
   auto head = small_model(5, 2);
-  EXPECT_NE(error_of([&] { load_checkpoint(path, *model2, head.get()); }).find(path), std::string::npos);
+  EXPECT_NE(error_of([&] { load_checkpoint(path, *model2, head.get()); }).find(path),
+            std::string::npos);
 }
 
 // A head without parameters or buffers (triplet) stores nothing; its run must still resume.
@@ -139,7 +141,8 @@ TEST(Checkpoint, a_head_without_tensors_loads_back) {
 
 TEST(Checkpoint, truncated_and_corrupt_files_give_clear_errors) {
   auto model = small_model(1);
-  const std::string path = temp_path("good.h5"), cut = temp_path("truncated.h5"), junk = temp_path("junk.h5");
+  const std::string path = temp_path("good.h5"), cut = temp_path("truncated.h5"),
+                    junk = temp_path("junk.h5");
   save_model_only(path, *model);
   const auto size = fs::file_size(path);
   fs::copy_file(path, cut, fs::copy_options::overwrite_existing);

@@ -51,7 +51,8 @@ TEST(Config, range_errors_name_key_file_and_line) {
 }
 
 TEST(Config, set_overrides_and_creates_keys) {
-  Config c = Config::parse(kYaml, "cfg.yaml", {"optim.lr=0.02", "head.s=30", "schedule.milestones=[5, 9]"});
+  Config c = Config::parse(kYaml, "cfg.yaml",
+                           {"optim.lr=0.02", "head.s=30", "schedule.milestones=[5, 9]"});
   Params optim = c.section("optim");
   EXPECT_DOUBLE_EQ(optim.get_double("lr", 0.0), 0.02);
   EXPECT_NE(optim.describe("lr").find("--set optim.lr"), std::string::npos) << optim.describe("lr");

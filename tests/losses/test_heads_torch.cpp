@@ -12,10 +12,10 @@
 #include <iostream>
 #include <string>
 
+#include "h5/file.h"
 #include "head_test_util.h"
 #include "losses/heads.h"
 #include "support/fixtures.h"
-#include "tensor/hdf5.h"
 
 namespace mf::test {
 namespace {

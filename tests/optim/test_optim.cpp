@@ -28,7 +28,9 @@ void check_trajectory(const std::string& kind, const std::string& group, Params 
   }
 }
 
-TEST(Sgd, momentum_matches_torch) { check_trajectory("sgd", "sgd", Params()); }
+TEST(Sgd, momentum_matches_torch) {
+  check_trajectory("sgd", "sgd", Params());
+}
 TEST(Sgd, nesterov_matches_torch) {
   Params p;
   p.set("nesterov", "true");
@@ -39,7 +41,9 @@ TEST(Sgd, plain_matches_torch) {
   p.set("momentum", "0");
   check_trajectory("sgd", "sgd_plain", p);
 }
-TEST(AdamW, matches_torch) { check_trajectory("adamw", "adamw", Params()); }
+TEST(AdamW, matches_torch) {
+  check_trajectory("adamw", "adamw", Params());
+}
 
 TEST(Sgd, state_round_trip_continues_identically) {
   auto make = [](Var& w) {

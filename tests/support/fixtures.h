@@ -7,7 +7,7 @@
 
 #include <string>
 
-#include "tensor/hdf5.h"
+#include "h5/file.h"
 #include "tensor/tensor.h"
 
 namespace mf::test {

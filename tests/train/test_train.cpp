@@ -8,10 +8,10 @@
 #include <fstream>
 #include <map>
 
+#include "h5/file.h"
 #include "io/checkpoint.h"
 #include "support/faces.h"
 #include "support/temp_dir.h"
-#include "tensor/hdf5.h"
 #include "train/run_folder.h"
 #include "train/trainer.h"
 #include "util/error.h"

@@ -24,12 +24,12 @@
 #include <string>
 #include <vector>
 
+#include "h5/file.h"
 #include "io/checkpoint.h"
 #include "io/module_io.h"
 #include "layers/backbones/registry.h"
 #include "losses/head.h"
 #include "support/fixtures.h"
-#include "tensor/hdf5.h"
 #include "train/trainer.h"
 #include "util/params.h"
 

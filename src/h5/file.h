@@ -22,21 +22,24 @@ class File {
   File& operator=(const File&) = delete;
 
   const std::string& path() const { return path_; }
-  bool exists(const std::string& name) const;       // a dataset or group at this path
+  bool exists(const std::string& name) const;                     // a dataset or group at this path
   std::vector<std::string> list(const std::string& group) const;  // member names, sorted
-  bool is_group(const std::string& name) const;  // a group (not a dataset)
+  bool is_group(const std::string& name) const;                   // a group (not a dataset)
 
   // Datasets. read_* convert from any stored numeric type; shape receives the dimensions.
   Tensor read_tensor(const std::string& name) const;  // float32
-  std::vector<double> read_doubles(const std::string& name, std::vector<int64_t>* shape = nullptr) const;
-  std::vector<int64_t> read_int64(const std::string& name, std::vector<int64_t>* shape = nullptr) const;
+  std::vector<double> read_doubles(const std::string& name,
+                                   std::vector<int64_t>* shape = nullptr) const;
+  std::vector<int64_t> read_int64(const std::string& name,
+                                  std::vector<int64_t>* shape = nullptr) const;
   std::vector<std::string> read_strings(const std::string& name) const;
   std::vector<int64_t> shape_of(const std::string& name) const;  // a dataset's dimensions
   // Rows [first, first + count) along the first axis of a uint8 dataset, into out (packed images).
   void read_uint8_rows(const std::string& name, int64_t first, int64_t count, uint8_t* out) const;
   void write_tensor(const std::string& name, const Tensor& t);
   void write_floats(const std::string& name, const float* data, const std::vector<int64_t>& shape);
-  void write_doubles(const std::string& name, const double* data, const std::vector<int64_t>& shape);
+  void write_doubles(const std::string& name, const double* data,
+                     const std::vector<int64_t>& shape);
   void write_int64(const std::string& name, const std::vector<int64_t>& values,
                    std::vector<int64_t> shape = {});
   void write_uint8(const std::string& name, const uint8_t* data, const std::vector<int64_t>& shape);
@@ -51,7 +54,8 @@ class File {
   void write_attr(const std::string& object, const std::string& attr, int64_t value);
   void write_attr(const std::string& object, const std::string& attr, double value);
   void write_attr(const std::string& object, const std::string& attr, const std::string& value);
-  void write_attr(const std::string& object, const std::string& attr, const std::vector<int64_t>& values);
+  void write_attr(const std::string& object, const std::string& attr,
+                  const std::vector<int64_t>& values);
 
   void flush();
 

@@ -1,4 +1,4 @@
-#include "tensor/hdf5.h"
+#include "h5/file.h"
 
 #include <fcntl.h>
 #include <hdf5.h>
@@ -31,13 +31,26 @@ struct Handle {
   ~Handle() {
     if (id < 0) return;
     switch (H5Iget_type(id)) {
-      case H5I_DATASET: H5Dclose(id); break;
-      case H5I_GROUP: H5Gclose(id); break;
-      case H5I_DATASPACE: H5Sclose(id); break;
-      case H5I_DATATYPE: H5Tclose(id); break;
-      case H5I_ATTR: H5Aclose(id); break;
-      case H5I_GENPROP_LST: H5Pclose(id); break;
-      default: H5Oclose(id);
+      case H5I_DATASET:
+        H5Dclose(id);
+        break;
+      case H5I_GROUP:
+        H5Gclose(id);
+        break;
+      case H5I_DATASPACE:
+        H5Sclose(id);
+        break;
+      case H5I_DATATYPE:
+        H5Tclose(id);
+        break;
+      case H5I_ATTR:
+        H5Aclose(id);
+        break;
+      case H5I_GENPROP_LST:
+        H5Pclose(id);
+        break;
+      default:
+        H5Oclose(id);
     }
   }
   Handle(const Handle&) = delete;
@@ -77,7 +90,9 @@ File::~File() {
   if (id_ >= 0) H5Fclose(id_);
 }
 
-File::File(File&& other) noexcept : path_(std::move(other.path_)), id_(other.id_) { other.id_ = -1; }
+File::File(File&& other) noexcept : path_(std::move(other.path_)), id_(other.id_) {
+  other.id_ = -1;
+}
 
 File& File::operator=(File&& other) noexcept {
   if (this != &other) {
@@ -112,7 +127,8 @@ std::vector<std::string> File::list(const std::string& group) const {
   H5Gget_info(g, &info);
   std::vector<std::string> names;
   for (hsize_t i = 0; i < info.nlinks; ++i) {
-    const ssize_t len = H5Lget_name_by_idx(g, ".", H5_INDEX_NAME, H5_ITER_INC, i, nullptr, 0, H5P_DEFAULT);
+    const ssize_t len =
+        H5Lget_name_by_idx(g, ".", H5_INDEX_NAME, H5_ITER_INC, i, nullptr, 0, H5P_DEFAULT);
     std::string name(len, '\0');
     H5Lget_name_by_idx(g, ".", H5_INDEX_NAME, H5_ITER_INC, i, name.data(), len + 1, H5P_DEFAULT);
     names.push_back(name);
@@ -153,8 +169,8 @@ std::vector<T> read_all(hid_t file, const std::string& path, const std::string& 
 }  // namespace
 
 std::vector<double> File::read_doubles(const std::string& name, std::vector<int64_t>* shape) const {
-  return read_all<double>(id_, path_, name, H5T_NATIVE_DOUBLE,
-                          "as numbers (corrupt or truncated?)", shape);
+  return read_all<double>(id_, path_, name, H5T_NATIVE_DOUBLE, "as numbers (corrupt or truncated?)",
+                          shape);
 }
 
 Tensor File::read_tensor(const std::string& name) const {
@@ -211,13 +227,14 @@ std::vector<int64_t> File::shape_of(const std::string& name) const {
   return dims_of(space);
 }
 
-void File::read_uint8_rows(const std::string& name, int64_t first, int64_t count, uint8_t* out) const {
+void File::read_uint8_rows(const std::string& name, int64_t first, int64_t count,
+                           uint8_t* out) const {
   Handle ds(H5Dopen2(id_, name.c_str(), H5P_DEFAULT));
   MF_CHECK(ds >= 0, path_, ": missing dataset '", name, "'");
   Handle space(H5Dget_space(ds));
   const auto dims = dims_of(space);
-  MF_CHECK(!dims.empty() && first >= 0 && count >= 0 && first + count <= dims[0], path_,
-           ": rows [", first, ", ", first + count, ") outside dataset '", name, "'");
+  MF_CHECK(!dims.empty() && first >= 0 && count >= 0 && first + count <= dims[0], path_, ": rows [",
+           first, ", ", first + count, ") outside dataset '", name, "'");
   std::vector<hsize_t> start(dims.size(), 0), extent(dims.begin(), dims.end());
   start[0] = first;
   extent[0] = count;
@@ -239,17 +256,20 @@ namespace {
 void write_dataset(hid_t file, const std::string& path, const std::string& name, hid_t mem_type,
                    hid_t file_type, const void* data, const std::vector<int64_t>& shape) {
   std::vector<hsize_t> dims(shape.begin(), shape.end());
-  Handle space(shape.empty() ? H5Screate(H5S_SCALAR)
-                             : H5Screate_simple(static_cast<int>(dims.size()), dims.data(), nullptr));
+  Handle space(shape.empty()
+                   ? H5Screate(H5S_SCALAR)
+                   : H5Screate_simple(static_cast<int>(dims.size()), dims.data(), nullptr));
   if (H5Lexists(file, name.c_str(), H5P_DEFAULT) > 0) H5Ldelete(file, name.c_str(), H5P_DEFAULT);
-  Handle ds(H5Dcreate2(file, name.c_str(), file_type, space, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT));
+  Handle ds(
+      H5Dcreate2(file, name.c_str(), file_type, space, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT));
   MF_CHECK(ds >= 0, path, ": cannot create dataset '", name, "'");
   MF_CHECK(H5Dwrite(ds, mem_type, H5S_ALL, H5S_ALL, H5P_DEFAULT, data) >= 0, path,
            ": cannot write dataset '", name, "' (disk full?)");
 }
 }  // namespace
 
-void File::write_floats(const std::string& name, const float* data, const std::vector<int64_t>& shape) {
+void File::write_floats(const std::string& name, const float* data,
+                        const std::vector<int64_t>& shape) {
   ensure_group(parent_of(name));
   write_dataset(id_, path_, name, H5T_NATIVE_FLOAT, H5T_IEEE_F32LE, data, shape);
 }
@@ -258,18 +278,21 @@ void File::write_tensor(const std::string& name, const Tensor& t) {
   write_floats(name, t.data(), t.shape().to_vector());
 }
 
-void File::write_doubles(const std::string& name, const double* data, const std::vector<int64_t>& shape) {
+void File::write_doubles(const std::string& name, const double* data,
+                         const std::vector<int64_t>& shape) {
   ensure_group(parent_of(name));
   write_dataset(id_, path_, name, H5T_NATIVE_DOUBLE, H5T_IEEE_F64LE, data, shape);
 }
 
-void File::write_int64(const std::string& name, const std::vector<int64_t>& values, std::vector<int64_t> shape) {
+void File::write_int64(const std::string& name, const std::vector<int64_t>& values,
+                       std::vector<int64_t> shape) {
   if (shape.empty()) shape = {static_cast<int64_t>(values.size())};
   ensure_group(parent_of(name));
   write_dataset(id_, path_, name, H5T_NATIVE_INT64, H5T_STD_I64LE, values.data(), shape);
 }
 
-void File::write_uint8(const std::string& name, const uint8_t* data, const std::vector<int64_t>& shape) {
+void File::write_uint8(const std::string& name, const uint8_t* data,
+                       const std::vector<int64_t>& shape) {
   ensure_group(parent_of(name));
   write_dataset(id_, path_, name, H5T_NATIVE_UINT8, H5T_STD_U8LE, data, shape);
 }
@@ -290,14 +313,16 @@ bool File::has_attr(const std::string& object, const std::string& attr) const {
 }
 
 namespace {
-hid_t open_attr(hid_t file, const std::string& path, const std::string& object, const std::string& attr) {
+hid_t open_attr(hid_t file, const std::string& path, const std::string& object,
+                const std::string& attr) {
   const hid_t a = H5Aopen_by_name(file, object.c_str(), attr.c_str(), H5P_DEFAULT, H5P_DEFAULT);
   MF_CHECK(a >= 0, path, ": missing attribute '", attr, "' on '", object, "'");
   return a;
 }
 }  // namespace
 
-std::vector<int64_t> File::read_attr_ints(const std::string& object, const std::string& attr) const {
+std::vector<int64_t> File::read_attr_ints(const std::string& object,
+                                          const std::string& attr) const {
   Handle a(open_attr(id_, path_, object, attr));
   Handle space(H5Aget_space(a));
   int64_t n = H5Sget_simple_extent_npoints(space);
@@ -309,7 +334,8 @@ std::vector<int64_t> File::read_attr_ints(const std::string& object, const std::
 
 int64_t File::read_attr_int(const std::string& object, const std::string& attr) const {
   const auto v = read_attr_ints(object, attr);
-  MF_CHECK(v.size() == 1, path_, ": attribute '", attr, "' on '", object, "' has ", v.size(), " values, expected 1");
+  MF_CHECK(v.size() == 1, path_, ": attribute '", attr, "' on '", object, "' has ", v.size(),
+           " values, expected 1");
   return v[0];
 }
 
@@ -358,7 +384,8 @@ void File::write_attr(const std::string& object, const std::string& attr, int64_
   write_attr(object, attr, std::vector<int64_t>{value});
 }
 
-void File::write_attr(const std::string& object, const std::string& attr, const std::vector<int64_t>& values) {
+void File::write_attr(const std::string& object, const std::string& attr,
+                      const std::vector<int64_t>& values) {
   ensure_group(object);
   hsize_t n = values.size();
   Handle space(n == 1 ? H5Screate(H5S_SCALAR) : H5Screate_simple(1, &n, nullptr));
@@ -371,7 +398,8 @@ void File::write_attr(const std::string& object, const std::string& attr, double
   write_attr_raw(id_, path_, object, attr, H5T_NATIVE_DOUBLE, space, &value);
 }
 
-void File::write_attr(const std::string& object, const std::string& attr, const std::string& value) {
+void File::write_attr(const std::string& object, const std::string& attr,
+                      const std::string& value) {
   ensure_group(object);
   Handle type(H5Tcopy(H5T_C_S1));
   H5Tset_size(type, H5T_VARIABLE);
@@ -381,7 +409,9 @@ void File::write_attr(const std::string& object, const std::string& attr, const 
   write_attr_raw(id_, path_, object, attr, type, space, &raw);
 }
 
-void File::flush() { H5Fflush(id_, H5F_SCOPE_GLOBAL); }
+void File::flush() {
+  H5Fflush(id_, H5F_SCOPE_GLOBAL);
+}
 
 void commit_atomic(const std::string& tmp_path, const std::string& path) {
   // fsync the data before the rename so the new name never points at unwritten blocks.
