@@ -8,6 +8,7 @@
 
 #include "support/fixtures.h"
 #include "support/process.h"
+#include "support/temp_dir.h"
 
 namespace mf::test {
 namespace {
@@ -24,12 +25,6 @@ bool have_shared() {
   return fs::is_directory(shared_data_dir() + "/aligned/lfw");
 }
 
-fs::path temp(const std::string& name) {
-  const fs::path p = fs::temp_directory_path() / ("mf_test_ablate_cli_" + name);
-  fs::remove_all(p);
-  return p;
-}
-
 TEST(AblateCli, help_names_the_options) {
   const CommandResult r = run_command(shell_quote(MF_MARGINFACE_BIN) + " ablate --help");
   EXPECT_EQ(r.status, 0) << r.output;
@@ -39,7 +34,8 @@ TEST(AblateCli, help_names_the_options) {
 
 TEST(AblateCli, the_committed_configs_are_valid_on_the_shared_data) {
   if (!have_shared()) GTEST_SKIP() << "../shared/data not found at " << shared_data_dir();
-  const fs::path out = temp("check");
+  TempDir dir;
+  const fs::path out = dir / "check";
   CommandResult r = ablate("--config configs/ablation_small.yaml --check", out);
   EXPECT_EQ(r.status, 0) << r.output;
   EXPECT_NE(
@@ -70,7 +66,8 @@ TEST(AblateCli, the_committed_configs_are_valid_on_the_shared_data) {
 
 TEST(AblateCli, the_paper_setup_runs_a_few_steps) {
   if (!have_shared()) GTEST_SKIP() << "../shared/data not found at " << shared_data_dir();
-  const fs::path out = temp("paper");
+  TempDir dir;
+  const fs::path out = dir / "paper";
   const CommandResult r = ablate(
       "--config configs/ablation_paper.yaml --only softmax,arcface "
       "--set data.train=[../shared/data/aligned/orl] --set data.batch_size=4 --set "

@@ -28,6 +28,7 @@
 #include "layers/backbones/registry.h"
 #include "support/fixtures.h"
 #include "support/process.h"
+#include "support/temp_dir.h"
 #include "util/params.h"
 
 namespace mf::test {
@@ -36,29 +37,6 @@ namespace {
 namespace fs = std::filesystem;
 
 constexpr double kMinCosine = 0.9999;
-
-class TempDir {
- public:
-  TempDir() {
-    const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
-    path_ = fs::temp_directory_path() / ("mf_test_embed_" + std::to_string(::getpid()) + "_" +
-                                         info->test_suite_name() + "_" + info->name());
-    fs::remove_all(path_);
-    fs::create_directories(path_);
-  }
-  ~TempDir() {
-    std::error_code ec;
-    if (!::testing::Test::HasFailure()) fs::remove_all(path_, ec);  // kept for a look otherwise
-  }
-  std::string operator/(const std::string& name) const { return (path_ / name).string(); }
-  std::string write(const std::string& name, const std::string& text) const {
-    std::ofstream(*this / name, std::ios::binary) << text;
-    return *this / name;
-  }
-
- private:
-  fs::path path_;
-};
 
 CommandResult embed(const std::string& args) {
   return run_command(shell_quote(MF_MARGINFACE_BIN) + " embed " + args);
@@ -231,7 +209,7 @@ TEST(EmbedCommand, list_paths_are_relative_to_root_or_absolute) {
   const std::string abs = fs::absolute(kImages + "/b/c/pattern2.png").string();
   const std::string list =
       tmp.write("list.txt", "# a comment\n  c/grey.pgm  \n\na/pattern0.png\r\n" + abs + "\n");
-  const std::string out = tmp / "sub/dir/emb.h5";  // parent folders are created
+  const std::string out = tmp.path("sub/dir/emb.h5");  // parent folders are created
   const CommandResult r =
       embed("--checkpoint " + shell_quote(kModel) + " --images " + shell_quote(list) + " --root " +
             shell_quote(kImages) + " --out " + shell_quote(out) + " --flip sum");
@@ -259,9 +237,9 @@ TEST(EmbedCommand, missing_images_fail_unless_skipped) {
   TempDir tmp;
   tmp.write("broken.png", "this is not a PNG file");
   const std::string list =
-      tmp.write("list.txt", kImages + "/a/pattern1.png\n" + (tmp / "gone.jpg") + "\n" +
-                                (tmp / "broken.png") + "\n" + kImages + "/a/pattern0.png\n");
-  const std::string out = tmp / "emb.h5";
+      tmp.write("list.txt", kImages + "/a/pattern1.png\n" + (tmp.path("gone.jpg")) + "\n" +
+                                (tmp.path("broken.png")) + "\n" + kImages + "/a/pattern0.png\n");
+  const std::string out = tmp.path("emb.h5");
   const std::string base = "--checkpoint " + shell_quote(kModel) + " --images " +
                            shell_quote(list) + " --out " + shell_quote(out);
   CommandResult r = embed(base);
@@ -281,19 +259,20 @@ TEST(EmbedCommand, missing_images_fail_unless_skipped) {
   EXPECT_EQ(f.read_strings("/paths"),
             (std::vector<std::string>{kImages + "/a/pattern1.png", kImages + "/a/pattern0.png"}));
   EXPECT_EQ(f.read_strings("/skipped"),
-            (std::vector<std::string>{tmp / "gone.jpg", tmp / "broken.png"}));
+            (std::vector<std::string>{tmp.path("gone.jpg"), tmp.path("broken.png")}));
   EXPECT_EQ(f.read_attr_int("/meta", "skipped"), 2);
   EXPECT_EQ(f.shape_of("/embeddings"), (std::vector<int64_t>{2, 16}));
 }
 
 TEST(EmbedCommand, bad_arguments_are_clear_errors) {
   TempDir tmp;
-  const std::string out = " --out " + shell_quote(tmp / "emb.h5");
+  const std::string out = " --out " + shell_quote(tmp.path("emb.h5"));
   struct Case {
     std::string args, message;
   };
   const std::vector<Case> cases = {
-      {"--checkpoint " + shell_quote(kModel) + " --images " + shell_quote(tmp / "nowhere") + out,
+      {"--checkpoint " + shell_quote(kModel) + " --images " + shell_quote(tmp.path("nowhere")) +
+           out,
        "does not exist"},
       {"--checkpoint " + shell_quote(kModel) + " --images " + shell_quote(kImages) +
            " --root /tmp" + out,
@@ -301,7 +280,8 @@ TEST(EmbedCommand, bad_arguments_are_clear_errors) {
       {"--checkpoint " + shell_quote(kModel) + " --images " + shell_quote(kImages) +
            " --flip twice" + out,
        "flip must be off, sum or concat"},
-      {"--checkpoint " + shell_quote(tmp / "none.h5") + " --images " + shell_quote(kImages) + out,
+      {"--checkpoint " + shell_quote(tmp.path("none.h5")) + " --images " + shell_quote(kImages) +
+           out,
        "none.h5"},
       {"--checkpoint " + shell_quote(kModel) + " --images " +
            shell_quote(tmp.write("empty.txt", "# nothing\n")) + out,
@@ -313,7 +293,7 @@ TEST(EmbedCommand, bad_arguments_are_clear_errors) {
     EXPECT_NE(r.status, 0) << c.args;
     EXPECT_NE(r.output.find(c.message), std::string::npos) << c.args << "\n" << r.output;
   }
-  EXPECT_FALSE(fs::exists(tmp / "emb.h5"));
+  EXPECT_FALSE(fs::exists(tmp.path("emb.h5")));
 }
 
 // --- PyTorch, real faces --------------------------------------------------------------------
@@ -363,10 +343,11 @@ TEST(InsightfaceConversion, pytorch_iresnet_embeds_the_same_and_round_trips) {
 
   // A "pretrained" insightface backbone: random He-scaled weights, warmed-up running statistics.
   CommandResult r = run_command(script("make_embed_fixtures.py") + " model " +
-                                shell_quote(tmp / "model.pth") + model_args + " --seed 3");
+                                shell_quote(tmp.path("model.pth")) + model_args + " --seed 3");
   ASSERT_EQ(r.status, 0) << r.output;
-  r = run_command(script("convert_insightface.py") + " to-h5 " + shell_quote(tmp / "model.pth") +
-                  " " + shell_quote(tmp / "model.h5") + model_args);
+  r = run_command(script("convert_insightface.py") + " to-h5 " +
+                  shell_quote(tmp.path("model.pth")) + " " + shell_quote(tmp.path("model.h5")) +
+                  model_args);
   ASSERT_EQ(r.status, 0) << r.output;
 
   const auto faces = pick_faces(lfw, count);
@@ -374,18 +355,18 @@ TEST(InsightfaceConversion, pytorch_iresnet_embeds_the_same_and_round_trips) {
   std::string list_text;
   for (const auto& f : faces) list_text += f + "\n";
   const std::string list = tmp.write("faces.txt", list_text);
-  r = embed("--checkpoint " + shell_quote(tmp / "model.h5") + " --images " + shell_quote(list) +
-            " --root " + shell_quote(lfw.string()) + " --out " + shell_quote(tmp / "ours.h5") +
+  r = embed("--checkpoint " + shell_quote(tmp.path("model.h5")) + " --images " + shell_quote(list) +
+            " --root " + shell_quote(lfw.string()) + " --out " + shell_quote(tmp.path("ours.h5")) +
             " --flip sum");
   ASSERT_EQ(r.status, 0) << r.output;
   r = run_command(script("make_embed_fixtures.py") + " reference " +
-                  shell_quote(tmp / "model.pth") + model_args + " --list " + shell_quote(list) +
+                  shell_quote(tmp.path("model.pth")) + model_args + " --list " + shell_quote(list) +
                   " --root " + shell_quote(lfw.string()) + " --flip sum --out " +
-                  shell_quote(tmp / "torch.h5"));
+                  shell_quote(tmp.path("torch.h5")));
   ASSERT_EQ(r.status, 0) << r.output;
 
-  h5::File ours(tmp / "ours.h5", h5::File::Mode::kRead),
-      ref(tmp / "torch.h5", h5::File::Mode::kRead);
+  h5::File ours(tmp.path("ours.h5"), h5::File::Mode::kRead),
+      ref(tmp.path("torch.h5"), h5::File::Mode::kRead);
   EXPECT_EQ(ours.read_strings("/paths"), faces);
   EXPECT_EQ(ref.read_strings("/paths"), faces);
   double min_cos = 0;
@@ -397,33 +378,33 @@ TEST(InsightfaceConversion, pytorch_iresnet_embeds_the_same_and_round_trips) {
   RecordProperty("min_cosine", std::to_string(min_cos));
 
   // Back to .pth: the state_dict PyTorch saved, bit for bit.
-  r = run_command(script("convert_insightface.py") + " to-pth " + shell_quote(tmp / "model.h5") +
-                  " " + shell_quote(tmp / "back.pth"));
+  r = run_command(script("convert_insightface.py") + " to-pth " +
+                  shell_quote(tmp.path("model.h5")) + " " + shell_quote(tmp.path("back.pth")));
   ASSERT_EQ(r.status, 0) << r.output;
   r = run_command(script("make_embed_fixtures.py") + " compare-pth " +
-                  shell_quote(tmp / "model.pth") + " " + shell_quote(tmp / "back.pth"));
+                  shell_quote(tmp.path("model.pth")) + " " + shell_quote(tmp.path("back.pth")));
   EXPECT_EQ(r.status, 0) << r.output;
 
   // A checkpoint written by marginface itself (with head-less training metadata) converts to the
   // same state_dict too.
-  const CheckpointMeta meta = read_checkpoint_meta(tmp / "model.h5");
+  const CheckpointMeta meta = read_checkpoint_meta(tmp.path("model.h5"));
   Params p("test");
   p.set("width", width);
   p.set("embedding_size", dim);
   Rng rng(5);
   auto net = builtin_backbones().create(backbone, p, rng);
-  load_checkpoint(tmp / "model.h5", *net);
+  load_checkpoint(tmp.path("model.h5"), *net);
   CheckpointContents contents;
   contents.meta = meta;
   contents.meta.step = 1000;
   contents.meta.config = "model:\n  backbone: " + backbone + "\n";
   contents.model = net.get();
-  save_checkpoint(tmp / "ours_ck.h5", contents);
-  r = run_command(script("convert_insightface.py") + " to-pth " + shell_quote(tmp / "ours_ck.h5") +
-                  " " + shell_quote(tmp / "ours_ck.pth"));
+  save_checkpoint(tmp.path("ours_ck.h5"), contents);
+  r = run_command(script("convert_insightface.py") + " to-pth " +
+                  shell_quote(tmp.path("ours_ck.h5")) + " " + shell_quote(tmp.path("ours_ck.pth")));
   ASSERT_EQ(r.status, 0) << r.output;
   r = run_command(script("make_embed_fixtures.py") + " compare-pth " +
-                  shell_quote(tmp / "model.pth") + " " + shell_quote(tmp / "ours_ck.pth"));
+                  shell_quote(tmp.path("model.pth")) + " " + shell_quote(tmp.path("ours_ck.pth")));
   EXPECT_EQ(r.status, 0) << r.output;
 }
 
@@ -434,10 +415,10 @@ TEST(InsightfaceConversion, converter_reports_mismatches) {
   // The committed checkpoint is ir18 at width 0.05, D = 16: back to .pth, then in as the wrong
   // embedding size and the wrong network.
   CommandResult r = run_command(script("convert_insightface.py") + " to-pth " +
-                                shell_quote(kModel) + " " + shell_quote(tmp / "tiny.pth"));
+                                shell_quote(kModel) + " " + shell_quote(tmp.path("tiny.pth")));
   ASSERT_EQ(r.status, 0) << r.output;
-  r = run_command(script("convert_insightface.py") + " to-h5 " + shell_quote(tmp / "tiny.pth") +
-                  " " + shell_quote(tmp / "x.h5") +
+  r = run_command(script("convert_insightface.py") + " to-h5 " + shell_quote(tmp.path("tiny.pth")) +
+                  " " + shell_quote(tmp.path("x.h5")) +
                   " --backbone ir18 --width 0.05 --embedding-size 32");
   EXPECT_EQ(r.status, 1);
   EXPECT_NE(r.output.find("fc.weight has shape (16, 1274), ir18 (width 0.05, embedding size 32) "
@@ -445,23 +426,23 @@ TEST(InsightfaceConversion, converter_reports_mismatches) {
             std::string::npos)
       << r.output;
   EXPECT_NE(r.output.find("--embedding-size 16"), std::string::npos) << r.output;
-  r = run_command(script("convert_insightface.py") + " to-h5 " + shell_quote(tmp / "tiny.pth") +
-                  " " + shell_quote(tmp / "x.h5") +
+  r = run_command(script("convert_insightface.py") + " to-h5 " + shell_quote(tmp.path("tiny.pth")) +
+                  " " + shell_quote(tmp.path("x.h5")) +
                   " --backbone ir34 --width 0.05 --embedding-size 16");
   EXPECT_EQ(r.status, 1);
   EXPECT_NE(r.output.find("missing layer1.2.conv1.weight"), std::string::npos) << r.output;
-  EXPECT_FALSE(fs::exists(tmp / "x.h5"));
+  EXPECT_FALSE(fs::exists(tmp.path("x.h5")));
   // Wrapped in {'state_dict': ...} with DataParallel's 'module.' prefixes: accepted.
   r = run_command(
-      python() + " -c \"import torch; s = torch.load('" + tmp / "tiny.pth" +
+      python() + " -c \"import torch; s = torch.load('" + tmp.path("tiny.pth") +
       "'); torch.save({'epoch': 3, 'state_dict': {'module.' + k: v for k, v in s.items()}}, '" +
-      tmp / "wrapped.pth" + "')\"");
+      tmp.path("wrapped.pth") + "')\"");
   ASSERT_EQ(r.status, 0) << r.output;
-  r = run_command(script("convert_insightface.py") + " to-h5 " + shell_quote(tmp / "wrapped.pth") +
-                  " " + shell_quote(tmp / "wrapped.h5") +
+  r = run_command(script("convert_insightface.py") + " to-h5 " +
+                  shell_quote(tmp.path("wrapped.pth")) + " " + shell_quote(tmp.path("wrapped.h5")) +
                   " --backbone ir18 --width 0.05 --embedding-size 16");
   ASSERT_EQ(r.status, 0) << r.output;
-  h5::File a(kModel, h5::File::Mode::kRead), b(tmp / "wrapped.h5", h5::File::Mode::kRead);
+  h5::File a(kModel, h5::File::Mode::kRead), b(tmp.path("wrapped.h5"), h5::File::Mode::kRead);
   const auto names = a.list("/model");
   EXPECT_EQ(b.list("/model"), names);
   for (const auto& n : names) {

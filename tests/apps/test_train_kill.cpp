@@ -24,7 +24,9 @@
 
 #include "h5/file.h"
 #include "io/checkpoint.h"
+#include "support/temp_dir.h"
 #include "tensor/rng.h"
+#include "train/run_folder.h"
 #include "util/error.h"
 
 extern char** environ;
@@ -166,10 +168,8 @@ std::vector<float> weights_of(const fs::path& checkpoint) {
 
 TEST(TrainKill, sigkill_and_resume_auto_logs_each_step_once_with_the_same_losses) {
   const auto start = Clock::now();
-  const fs::path dir =
-      fs::temp_directory_path() / ("mf_test_train_kill_" + std::to_string(::getpid()));
-  fs::remove_all(dir);
-  fs::create_directories(dir);
+  const TempDir tmp;
+  const fs::path& dir = tmp.root();
   write_faces(dir / "faces.h5");
   const fs::path config = dir / "config.yaml";
   std::ofstream(config) << "seed: 7\n"
@@ -238,8 +238,6 @@ TEST(TrainKill, sigkill_and_resume_auto_logs_each_step_once_with_the_same_losses
               weights_of(killed / "checkpoints" / "last.h5"))
       << "the resumed run ends with other weights";
 
-  std::error_code ec;
-  if (!HasFailure()) fs::remove_all(dir, ec);  // kept for a look otherwise
   std::printf("%.1f s\n", std::chrono::duration<double>(Clock::now() - start).count());
 }
 

@@ -18,6 +18,7 @@
 #include "data/align.h"
 #include "data/image.h"
 #include "support/fixtures.h"
+#include "support/temp_dir.h"
 #include "util/error.h"
 
 namespace mf::test {
@@ -86,26 +87,6 @@ cv::Mat smooth_image(int height, int width, unsigned seed) {
   cv::normalize(out, out, 0, 255, cv::NORM_MINMAX);
   return out;
 }
-
-class TempDir {
- public:
-  TempDir() {
-    const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
-    path_ = fs::temp_directory_path() /
-            ("mf_test_align_" + std::to_string(::getpid()) + "_" + info->name());
-    fs::remove_all(path_);
-    fs::create_directories(path_);
-  }
-  ~TempDir() {
-    std::error_code ec;
-    if (!::testing::Test::HasFailure()) fs::remove_all(path_, ec);
-  }
-  fs::path operator/(const std::string& name) const { return path_ / name; }
-  const fs::path& path() const { return path_; }
-
- private:
-  fs::path path_;
-};
 
 std::string detector_model() {
   return shared_data_dir() + "/models/face_detection_yunet_2022mar.onnx";

@@ -11,6 +11,7 @@
 
 #include "data/image.h"
 #include "support/fixtures.h"
+#include "support/temp_dir.h"
 #include "tensor/rng.h"
 #include "util/error.h"
 
@@ -18,45 +19,18 @@ namespace mf {
 namespace {
 
 namespace fs = std::filesystem;
+using test::error_of;
+using test::TempDir;
 
-class TempDir {
- public:
-  TempDir() {
-    const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
-    path_ = fs::temp_directory_path() / ("mf_test_image_" + std::to_string(::getpid()) + "_" +
-                                         info->test_suite_name() + "_" + info->name());
-    fs::remove_all(path_);
-    fs::create_directories(path_);
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path_, ec);
-  }
-  std::string file(const std::string& name) const { return (path_ / name).string(); }
-  std::string write_bytes(const std::string& name, const std::vector<uint8_t>& bytes) const {
-    std::ofstream(file(name), std::ios::binary)
-        .write(reinterpret_cast<const char*>(bytes.data()), std::streamsize(bytes.size()));
-    return file(name);
-  }
-  std::string write_image(const std::string& name, const cv::Mat& image,
-                          const std::vector<int>& params = {}) const {
-    EXPECT_TRUE(cv::imwrite(file(name), image, params));
-    return file(name);
-  }
+std::string write_bytes(const TempDir& dir, const std::string& name,
+                        const std::vector<uint8_t>& bytes) {
+  return dir.write(name, std::string(bytes.begin(), bytes.end()));
+}
 
- private:
-  fs::path path_;
-};
-
-template <class F>
-std::string error_of(F&& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  ADD_FAILURE() << "no mf::Error thrown";
-  return "";
+std::string write_image(const TempDir& dir, const std::string& name, const cv::Mat& image,
+                        const std::vector<int>& params = {}) {
+  EXPECT_TRUE(cv::imwrite(dir.path(name), image, params));
+  return dir.path(name);
 }
 
 bool contains(const std::string& text, const std::string& part) {
@@ -84,7 +58,7 @@ float at(const Tensor& t, int c, int y, int x) {
 TEST(LoadFace, RgbOrderAndNormalisationExact) {
   TempDir dir;
   const cv::Mat bgr = pattern(4, 5);
-  const std::string path = dir.write_image("p.png", bgr);  // PNG: lossless
+  const std::string path = write_image(dir, "p.png", bgr);  // PNG: lossless
   const Tensor t = load_face(path, 4, 5);
   ASSERT_EQ(t.shape(), Shape({3, 4, 5}));
   for (int y = 0; y < 4; ++y)
@@ -97,7 +71,7 @@ TEST(LoadFace, RgbOrderAndNormalisationExact) {
   // The extremes map onto ±1 exactly.
   cv::Mat extremes(1, 2, CV_8UC3, cv::Scalar(0, 0, 0));
   extremes.at<cv::Vec3b>(0, 1) = cv::Vec3b(255, 255, 255);
-  const Tensor e = load_face(dir.write_image("e.png", extremes), 1, 2);
+  const Tensor e = load_face(write_image(dir, "e.png", extremes), 1, 2);
   EXPECT_EQ(at(e, 0, 0, 0), -1.0f);
   EXPECT_EQ(at(e, 2, 0, 1), 1.0f);
 }
@@ -106,7 +80,7 @@ TEST(LoadFace, GreyscaleBecomesThreeEqualChannels) {
   TempDir dir;
   cv::Mat grey(3, 4, CV_8UC1);
   for (int i = 0; i < 12; ++i) grey.data[i] = uint8_t(20 * i);
-  const Tensor t = load_face(dir.write_image("g.png", grey), 3, 4);
+  const Tensor t = load_face(write_image(dir, "g.png", grey), 3, 4);
   for (int y = 0; y < 3; ++y)
     for (int x = 0; x < 4; ++x) {
       const float expected = norm(grey.at<uint8_t>(y, x));
@@ -116,7 +90,7 @@ TEST(LoadFace, GreyscaleBecomesThreeEqualChannels) {
 
 TEST(LoadFace, WrongSizeNamesFileAndBothSizes) {
   TempDir dir;
-  const std::string path = dir.write_image("p.png", pattern(4, 5));
+  const std::string path = write_image(dir, "p.png", pattern(4, 5));
   const std::string message = error_of([&] { load_face(path, 4, 6); });
   EXPECT_TRUE(contains(message, path)) << message;
   EXPECT_TRUE(contains(message, "4x5")) << message;
@@ -126,7 +100,7 @@ TEST(LoadFace, WrongSizeNamesFileAndBothSizes) {
 TEST(LoadFace, CentreCropIsOptInAndExactlyCentred) {
   TempDir dir;
   const cv::Mat bgr = pattern(6, 9);
-  const std::string path = dir.write_image("p.png", bgr);
+  const std::string path = write_image(dir, "p.png", bgr);
   EXPECT_THROW(load_face(path, 4, 5), Error);
   const Tensor t =
       load_face(path, 4, 5, {.crop_center = true});  // drops 1 row, 2 columns each side
@@ -140,54 +114,56 @@ TEST(LoadFace, CentreCropIsOptInAndExactlyCentred) {
 
 TEST(LoadFace, MissingCorruptTruncatedAndEmptyFilesNameTheFile) {
   TempDir dir;
-  const std::string missing = dir.file("no_such_face.jpg");
+  const std::string missing = dir.path("no_such_face.jpg");
   EXPECT_TRUE(contains(error_of([&] { load_face(missing, 112, 112); }), missing));
 
   Rng rng(3);
   std::vector<uint8_t> garbage(2000);
   for (auto& b : garbage) b = uint8_t(rng.below(256));
-  const std::string corrupt = dir.write_bytes("garbage.jpg", garbage);
+  const std::string corrupt = write_bytes(dir, "garbage.jpg", garbage);
   const std::string corrupt_message = error_of([&] { load_face(corrupt, 112, 112); });
   EXPECT_TRUE(contains(corrupt_message, corrupt)) << corrupt_message;
 
   // A JPEG header followed by garbage.
   std::vector<uint8_t> fake = {0xFF, 0xD8, 0xFF, 0xE0, 0x00, 0x10};
   fake.insert(fake.end(), garbage.begin(), garbage.end());
-  const std::string fake_jpeg = dir.write_bytes("fake.jpg", fake);
+  const std::string fake_jpeg = write_bytes(dir, "fake.jpg", fake);
   EXPECT_TRUE(contains(error_of([&] { load_face(fake_jpeg, 112, 112); }), fake_jpeg));
 
   // A valid JPEG cut in half decodes with grey rows in libjpeg; it must be refused instead.
   std::vector<uint8_t> jpeg;
   ASSERT_TRUE(cv::imencode(".jpg", pattern(64, 64), jpeg));
-  const std::string whole = dir.write_bytes("whole.jpg", jpeg);
+  const std::string whole = write_bytes(dir, "whole.jpg", jpeg);
   EXPECT_EQ(load_face(whole, 64, 64).shape(), Shape({3, 64, 64}));
-  const std::string cut = dir.write_bytes(
-      "cut.jpg", std::vector<uint8_t>(jpeg.begin(), jpeg.begin() + long(jpeg.size() / 2)));
+  const std::string cut = write_bytes(
+      dir, "cut.jpg", std::vector<uint8_t>(jpeg.begin(), jpeg.begin() + long(jpeg.size() / 2)));
   const std::string cut_message = error_of([&] { load_face(cut, 64, 64); });
   EXPECT_TRUE(contains(cut_message, cut)) << cut_message;
   EXPECT_TRUE(contains(cut_message, "truncated")) << cut_message;
   // Only the last two bytes (the end-of-image marker) missing.
   const std::string no_eoi =
-      dir.write_bytes("no_eoi.jpg", std::vector<uint8_t>(jpeg.begin(), jpeg.end() - 2));
+      write_bytes(dir, "no_eoi.jpg", std::vector<uint8_t>(jpeg.begin(), jpeg.end() - 2));
   EXPECT_TRUE(contains(error_of([&] { load_face(no_eoi, 64, 64); }), "truncated"));
   // Bytes after the end-of-image marker (some cameras append data) are harmless.
   std::vector<uint8_t> trailer = jpeg;
   trailer.insert(trailer.end(), garbage.begin(), garbage.end());
-  EXPECT_EQ(load_face(dir.write_bytes("trailer.jpg", trailer), 64, 64).shape(), Shape({3, 64, 64}));
+  EXPECT_EQ(load_face(write_bytes(dir, "trailer.jpg", trailer), 64, 64).shape(),
+            Shape({3, 64, 64}));
   // Progressive JPEGs have several scans; whole ones load, cut ones are refused.
   std::vector<uint8_t> progressive;
   ASSERT_TRUE(
       cv::imencode(".jpg", pattern(64, 64), progressive, {cv::IMWRITE_JPEG_PROGRESSIVE, 1}));
-  EXPECT_EQ(load_face(dir.write_bytes("prog.jpg", progressive), 64, 64).shape(),
+  EXPECT_EQ(load_face(write_bytes(dir, "prog.jpg", progressive), 64, 64).shape(),
             Shape({3, 64, 64}));
-  const std::string prog_cut = dir.write_bytes(
-      "prog_cut.jpg", std::vector<uint8_t>(progressive.begin(),
-                                           progressive.begin() + long(progressive.size() * 3 / 4)));
+  const std::string prog_cut =
+      write_bytes(dir, "prog_cut.jpg",
+                  std::vector<uint8_t>(progressive.begin(),
+                                       progressive.begin() + long(progressive.size() * 3 / 4)));
   EXPECT_TRUE(contains(error_of([&] { load_face(prog_cut, 64, 64); }), "truncated"));
 
-  const std::string empty = dir.write_bytes("empty.jpg", {});
+  const std::string empty = write_bytes(dir, "empty.jpg", {});
   EXPECT_TRUE(contains(error_of([&] { load_face(empty, 112, 112); }), empty));
-  EXPECT_TRUE(contains(error_of([&] { load_face(dir.file(""), 112, 112); }), "directory"));
+  EXPECT_TRUE(contains(error_of([&] { load_face(dir.path(""), 112, 112); }), "directory"));
 }
 
 TEST(LoadFace, EveryTruncationOfAJpegIsRefused) {
@@ -198,7 +174,7 @@ TEST(LoadFace, EveryTruncationOfAJpegIsRefused) {
                              {cv::IMWRITE_JPEG_PROGRESSIVE, progressive ? 1 : 0}));
     for (size_t cut = 3; cut < jpeg.size(); ++cut) {
       const std::string path =
-          dir.write_bytes("cut.jpg", std::vector<uint8_t>(jpeg.begin(), jpeg.begin() + long(cut)));
+          write_bytes(dir, "cut.jpg", std::vector<uint8_t>(jpeg.begin(), jpeg.begin() + long(cut)));
       const std::string message = error_of([&] { load_face(path, 16, 16); });
       ASSERT_TRUE(contains(message, "truncated"))
           << "cut at " << cut << " of " << jpeg.size() << ": " << message;

@@ -8,6 +8,7 @@
 #include <set>
 
 #include "data/loader.h"
+#include "support/temp_dir.h"
 #include "util/error.h"
 
 namespace mf::test {
@@ -16,9 +17,8 @@ namespace {
 namespace fs = std::filesystem;
 
 // A tiny face set on disk: `ids` identities × `per_id` 8×6 images whose pixels encode (id, image).
-fs::path make_folder(const std::string& name, int ids, int per_id) {
-  const fs::path root = fs::temp_directory_path() / "mf_test_loader" / name;
-  fs::remove_all(root);
+fs::path make_folder(const TempDir& dir, const std::string& name, int ids, int per_id) {
+  const fs::path root = dir / name;
   for (int i = 0; i < ids; ++i) {
     fs::create_directories(root / ("person" + std::to_string(i)));
     for (int j = 0; j < per_id; ++j) {
@@ -31,7 +31,8 @@ fs::path make_folder(const std::string& name, int ids, int per_id) {
 }
 
 TEST(Dataset, folder_source_numbers_identities_in_sorted_order) {
-  const fs::path root = make_folder("folder", 3, 2);
+  TempDir dir;
+  const fs::path root = make_folder(dir, "folder", 3, 2);
   TrainingSet set(8, 6);
   set.add(open_source(root.string(), "", false));
   ASSERT_EQ(set.size(), 6);
@@ -46,8 +47,9 @@ TEST(Dataset, folder_source_numbers_identities_in_sorted_order) {
 }
 
 TEST(Dataset, sources_concatenate_with_offset_labels) {
-  const fs::path a = make_folder("concat_a", 2, 2);
-  const fs::path list = fs::temp_directory_path() / "mf_test_loader" / "list.txt";
+  TempDir dir;
+  const fs::path a = make_folder(dir, "concat_a", 2, 2);
+  const fs::path list = dir / "list.txt";
   std::ofstream(list) << "# comment\nperson1/0.png 0\nperson0/1.png 1\n";
   TrainingSet set(8, 6);
   set.add(open_source(a.string(), "", false));
@@ -59,7 +61,8 @@ TEST(Dataset, sources_concatenate_with_offset_labels) {
 }
 
 TEST(Dataset, packed_source_reads_rgb_rows) {
-  const fs::path path = fs::temp_directory_path() / "mf_test_loader" / "packed.h5";
+  TempDir dir;
+  const fs::path path = dir / "packed.h5";
   fs::create_directories(path.parent_path());
   std::vector<uint8_t> images(3 * 4 * 2 * 3);
   for (size_t i = 0; i < images.size(); ++i) images[i] = static_cast<uint8_t>(i * 3);
@@ -79,7 +82,8 @@ TEST(Dataset, packed_source_reads_rgb_rows) {
 }
 
 TEST(Dataset, malformed_list_names_file_and_line) {
-  const fs::path list = fs::temp_directory_path() / "mf_test_loader" / "bad_list.txt";
+  TempDir dir;
+  const fs::path list = dir / "bad_list.txt";
   fs::create_directories(list.parent_path());
   std::ofstream(list) << "a.png 0\nb.png x\n";
   try {
@@ -91,7 +95,8 @@ TEST(Dataset, malformed_list_names_file_and_line) {
 }
 
 TEST(Loader, bad_images_are_skipped_and_counted_or_fail_the_run) {
-  const fs::path root = make_folder("bad", 2, 4);
+  TempDir dir;
+  const fs::path root = make_folder(dir, "bad", 2, 4);
   std::ofstream(root / "person1" / "9.png") << "not a png";  // sorts last
   TrainingSet set(8, 6);
   set.add(open_source(root.string(), "", false));
@@ -120,7 +125,8 @@ TEST(Loader, bad_images_are_skipped_and_counted_or_fail_the_run) {
 }
 
 TEST(Loader, same_bits_for_any_thread_count_and_resume_point) {
-  const fs::path root = make_folder("determinism", 4, 5);
+  TempDir dir;
+  const fs::path root = make_folder(dir, "determinism", 4, 5);
   TrainingSet set(8, 6);
   set.add(open_source(root.string(), "", false));
   auto run = [&](int threads, int64_t first_batch) {

@@ -9,50 +9,18 @@
 
 #include "eval/pairs.h"
 #include "support/fixtures.h"
+#include "support/temp_dir.h"
 #include "util/error.h"
 
 namespace mf::eval {
 namespace {
 
 namespace fs = std::filesystem;
-
-class TempDir {
- public:
-  TempDir() {
-    const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
-    path_ = fs::temp_directory_path() / ("mf_test_pairs_" + std::to_string(::getpid()) + "_" +
-                                         info->test_suite_name() + "_" + info->name());
-    fs::remove_all(path_);
-    fs::create_directories(path_);
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path_, ec);
-  }
-  std::string write(const std::string& name, const std::string& text) const {
-    const std::string file = (path_ / name).string();
-    std::ofstream(file, std::ios::binary) << text;
-    return file;
-  }
-
- private:
-  fs::path path_;
-};
+using test::error_of;
+using test::TempDir;
 
 std::string lfw_dir() {
   return test::shared_data_dir() + "/lfw";
-}
-
-// The error of `f`, which must throw mf::Error.
-template <class F>
-std::string error_of(F&& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  ADD_FAILURE() << "no mf::Error thrown";
-  return "";
 }
 
 bool contains(const std::string& text, const std::string& part) {

@@ -10,19 +10,18 @@
 #include <opencv2/imgcodecs.hpp>
 
 #include "eval/plot.h"
+#include "support/temp_dir.h"
 #include "util/error.h"
 
 namespace mf::eval {
 namespace {
 
 namespace fs = std::filesystem;
+using test::error_of;
+using test::TempDir;
 
 constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
 constexpr double kInf = std::numeric_limits<double>::infinity();
-
-fs::path temp_path(const std::string& name) {
-  return fs::temp_directory_path() / ("mf_test_plot_" + std::to_string(::getpid()) + "_" + name);
-}
 
 // Reads and deletes the PNG.
 cv::Mat read_png(const fs::path& path) {
@@ -100,6 +99,7 @@ TEST(Plot, PaletteColoursAreDistinct) {
 }
 
 TEST(Plot, LineChartDrawsTheSeriesWhereTheLayoutSays) {
+  TempDir dir;
   const LineChart chart = half_line_chart();
   const ChartLayout l = line_chart_layout(chart);
   // The documented margins: 50 px above, 70 px below, 80 px left, 30 px right.
@@ -111,7 +111,7 @@ TEST(Plot, LineChartDrawsTheSeriesWhereTheLayoutSays) {
   EXPECT_EQ(l.x.lo, 0.0);  // x spans the data exactly
   EXPECT_EQ(l.x.hi, 1.0);
 
-  const fs::path path = temp_path("line.png");
+  const fs::path path = dir.path("line.png");
   write_line_chart(path.string(), chart);
   const cv::Mat image = read_png(path);
   ASSERT_FALSE(image.empty());
@@ -124,11 +124,12 @@ TEST(Plot, LineChartDrawsTheSeriesWhereTheLayoutSays) {
 }
 
 TEST(Plot, LineBreaksAtNonFiniteValues) {
+  TempDir dir;
   LineChart chart = half_line_chart();
   chart.series = {{"", {0, 0.2, 0.4, 0.5, 0.6, 0.8, 1}, {0.5, 0.5, 0.5, kNaN, 0.5, 0.5, 0.5}},
                   {"", {0, 0.2, kInf, 0.8, 1}, {0.25, 0.25, 0.25, 0.25, 0.25}}};
   const ChartLayout l = line_chart_layout(chart);
-  const fs::path path = temp_path("gaps.png");
+  const fs::path path = dir.path("gaps.png");
   write_line_chart(path.string(), chart);
   const cv::Mat image = read_png(path);
   ASSERT_FALSE(image.empty());
@@ -140,6 +141,7 @@ TEST(Plot, LineBreaksAtNonFiniteValues) {
 }
 
 TEST(Plot, LogAxisSkipsNonPositiveXAndSpansWholeDecades) {
+  TempDir dir;
   LineChart chart;
   chart.log_x = true;
   chart.series = {{"tar", {-1, 0, 2e-3, 1e-2, 0.1, 0.5}, {0.1, 0.2, 0.3, 0.4, 0.6, 0.9}}};
@@ -151,7 +153,7 @@ TEST(Plot, LogAxisSkipsNonPositiveXAndSpansWholeDecades) {
   EXPECT_NEAR(l.y.hi, 0.9 + 0.05 * 0.6, 1e-12);
   EXPECT_NEAR(l.px(1e-2) - l.px(1e-3), l.px(1.0) - l.px(0.1), 1e-9);  // equal decades
 
-  const fs::path path = temp_path("log.png");
+  const fs::path path = dir.path("log.png");
   write_line_chart(path.string(), chart);
   const cv::Mat image = read_png(path);
   ASSERT_FALSE(image.empty());
@@ -159,13 +161,14 @@ TEST(Plot, LogAxisSkipsNonPositiveXAndSpansWholeDecades) {
 }
 
 TEST(Plot, LegendGoesWhereTheDataIsNot) {
+  TempDir dir;
   // A rising diagonal fills the upper-right corner: the legend goes lower right.
   LineChart chart;
   chart.series = {{"rising", {0, 1}, {0, 1}}};
   chart.y_min = 0.0;
   chart.y_max = 1.0;
   const ChartLayout l = line_chart_layout(chart);
-  const fs::path path = temp_path("legend.png");
+  const fs::path path = dir.path("legend.png");
   write_line_chart(path.string(), chart);
   const cv::Mat image = read_png(path);
   ASSERT_FALSE(image.empty());
@@ -178,6 +181,7 @@ TEST(Plot, LegendGoesWhereTheDataIsNot) {
 }
 
 TEST(Plot, BarHeightsAreProportionalToValues) {
+  TempDir dir;
   BarChart chart;
   chart.title = "bars";
   chart.y_label = "accuracy";
@@ -186,7 +190,7 @@ TEST(Plot, BarHeightsAreProportionalToValues) {
   EXPECT_EQ(l.y.lo, 0.0);  // bars grow from zero
   EXPECT_NEAR(l.y.hi, 0.84, 1e-12);
 
-  const fs::path path = temp_path("bars.png");
+  const fs::path path = dir.path("bars.png");
   write_bar_chart(path.string(), chart);
   const cv::Mat image = read_png(path);
   ASSERT_FALSE(image.empty());
@@ -202,13 +206,14 @@ TEST(Plot, BarHeightsAreProportionalToValues) {
 }
 
 TEST(Plot, CrowdedBarLabelsTurnVertical) {
+  TempDir dir;
   BarChart chart;
   for (int i = 0; i < 24; ++i)
     chart.bars.push_back({"variant with a long name " + std::to_string(i), 0.9 + i * 0.001, 0.01});
   chart.bars[3].value = kNaN;  // a failed run: no bar, "n/a"
   const ChartLayout l = bar_chart_layout(chart);
   EXPECT_GT(540 - l.top - l.height, 70);  // the bottom margin grew for vertical labels
-  const fs::path path = temp_path("crowded.png");
+  const fs::path path = dir.path("crowded.png");
   write_bar_chart(path.string(), chart);
   const cv::Mat image = read_png(path);
   ASSERT_FALSE(image.empty());
@@ -218,6 +223,7 @@ TEST(Plot, CrowdedBarLabelsTurnVertical) {
 }
 
 TEST(Plot, ScatterPanelsPutGroupsAtTheirPointsInTheirColours) {
+  TempDir dir;
   ScatterPanel circle;
   circle.title = "normalised";
   circle.unit_circle = true;
@@ -238,7 +244,7 @@ TEST(Plot, ScatterPanelsPutGroupsAtTheirPointsInTheirColours) {
   EXPECT_EQ(third.left, l.left);  // next row, same column
   EXPECT_EQ(third.top, l.top + 300);
 
-  const fs::path path = temp_path("scatter.png");
+  const fs::path path = dir.path("scatter.png");
   write_scatter_grid(path.string(), "features", panels, 2);
   const cv::Mat image = read_png(path);
   ASSERT_FALSE(image.empty());
@@ -257,7 +263,8 @@ TEST(Plot, ScatterPanelsPutGroupsAtTheirPointsInTheirColours) {
 }
 
 TEST(Plot, BadInputThrowsNamingThePath) {
-  const std::string path = temp_path("bad.png").string();
+  TempDir dir;
+  const std::string path = dir.path("bad.png");
   LineChart mismatched = half_line_chart();
   mismatched.series[0].y.push_back(0.5);
   expect_error_naming([&] { write_line_chart(path, mismatched); }, path);

@@ -10,6 +10,7 @@
 #include <sstream>
 
 #include "eval/verification.h"
+#include "support/temp_dir.h"
 #include "util/error.h"
 #include "util/json.h"
 
@@ -17,10 +18,8 @@ namespace mf::eval {
 namespace {
 
 namespace fs = std::filesystem;
-
-fs::path temp_path(const std::string& name) {
-  return fs::temp_directory_path() / ("mf_test_report_" + std::to_string(::getpid()) + "_" + name);
-}
+using test::error_of;
+using test::TempDir;
 
 std::string read_text(const fs::path& path) {
   std::ifstream in(path, std::ios::binary);
@@ -59,11 +58,12 @@ TEST(Json, ScalarsStringsAndNesting) {
 }
 
 TEST(Report, JsonCarriesTheRequiredKeys) {
+  TempDir dir;
   const std::vector<double> scores = {0.9, 0.8, 0.6, 0.3, 0.7, 0.4, 0.2, 0.1, 0.95, 0.05};
   const std::vector<uint8_t> same = {1, 1, 1, 1, 0, 0, 0, 0, 1, 0};
   const VerificationResult r = verify(scores, same, {});
   const ReportInfo info{"lfw-view2", "sum", "ck.h5", 3};
-  const fs::path path = temp_path("report.json");
+  const fs::path path = dir.path("report.json");
   write_json(path.string(), r, info);
   const std::string text = read_text(path);
   fs::remove(path);
@@ -79,6 +79,7 @@ TEST(Report, JsonCarriesTheRequiredKeys) {
 }
 
 TEST(Report, RocPngIsDrawn) {
+  TempDir dir;
   std::vector<double> scores;
   std::vector<uint8_t> same;
   for (int i = 0; i < 400; ++i) {
@@ -86,7 +87,7 @@ TEST(Report, RocPngIsDrawn) {
     scores.push_back((i % 2 ? 0.3 : 0.0) + 0.5 * std::sin(i * 12.9898) * 0.5 + 0.25);
   }
   const VerificationResult r = verify(scores, same, {});
-  const fs::path path = temp_path("roc.png");
+  const fs::path path = dir.path("roc.png");
   write_roc_png(path.string(), r.roc, "synthetic: AUC " + json::number(r.auc));
   const cv::Mat image = cv::imread(path.string(), cv::IMREAD_COLOR);
   fs::remove(path);

@@ -17,6 +17,7 @@
 #include "io/checkpoint.h"
 #include "layers/backbones/registry.h"
 #include "support/fixtures.h"
+#include "support/temp_dir.h"
 #include "util/error.h"
 #include "util/params.h"
 
@@ -24,25 +25,6 @@ namespace mf::test {
 namespace {
 
 namespace fs = std::filesystem;
-
-class TempDir {
- public:
-  TempDir() {
-    const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
-    path_ = fs::temp_directory_path() /
-            ("mf_test_search_" + std::to_string(::getpid()) + "_" + info->name());
-    fs::remove_all(path_);
-    fs::create_directories(path_);
-  }
-  ~TempDir() {
-    std::error_code ec;
-    if (!::testing::Test::HasFailure()) fs::remove_all(path_, ec);
-  }
-  std::string operator/(const std::string& name) const { return (path_ / name).string(); }
-
- private:
-  fs::path path_;
-};
 
 // A smooth random 112×112 BGR image written as PNG (lossless), distinct per seed.
 std::string write_face(const std::string& path, unsigned seed) {
@@ -115,55 +97,55 @@ TEST(SearchScores, identity_is_the_parent_folder) {
 
 TEST(SearchFiles, lists_images_recursively_sorted) {
   TempDir tmp;
-  write_face(tmp / "g/b/2.png", 1);
-  write_face(tmp / "g/a/1.png", 2);
-  write_face(tmp / "g/b/1.png", 3);
-  std::ofstream(tmp / "g/a/notes.txt") << "x";
-  const auto files = eval::list_image_files(tmp / "g");
+  write_face(tmp.path("g/b/2.png"), 1);
+  write_face(tmp.path("g/a/1.png"), 2);
+  write_face(tmp.path("g/b/1.png"), 3);
+  std::ofstream(tmp.path("g/a/notes.txt")) << "x";
+  const auto files = eval::list_image_files(tmp.path("g"));
   ASSERT_EQ(files.size(), 3u);
-  EXPECT_EQ(files[0], tmp / "g/a/1.png");
-  EXPECT_EQ(files[1], tmp / "g/b/1.png");
-  EXPECT_EQ(files[2], tmp / "g/b/2.png");
-  EXPECT_THROW(eval::list_image_files(tmp / "missing"), Error);
+  EXPECT_EQ(files[0], tmp.path("g/a/1.png"));
+  EXPECT_EQ(files[1], tmp.path("g/b/1.png"));
+  EXPECT_EQ(files[2], tmp.path("g/b/2.png"));
+  EXPECT_THROW(eval::list_image_files(tmp.path("missing")), Error);
 }
 
 TEST(SearchFiles, reads_the_embed_command_format_and_rejects_malformed_files) {
   TempDir tmp;
   const float rows[6] = {1, 0, 0, 0, 1, 0};
   {
-    h5::File f(tmp / "emb.h5", h5::File::Mode::kCreate);
+    h5::File f(tmp.path("emb.h5"), h5::File::Mode::kCreate);
     f.write_floats("/embeddings", rows, {2, 3});
     f.write_strings("/paths", {"alice/1.jpg", "bob/1.jpg"});
     f.write_attr("/meta", "flip", std::string("sum"));
   }
-  const eval::Gallery g = eval::read_embeddings_file(tmp / "emb.h5");
+  const eval::Gallery g = eval::read_embeddings_file(tmp.path("emb.h5"));
   EXPECT_EQ(g.embeddings.shape(), Shape({2, 3}));
   EXPECT_EQ(g.embeddings.data()[4], 1.0f);
   EXPECT_EQ(g.paths, (std::vector<std::string>{"alice/1.jpg", "bob/1.jpg"}));
   EXPECT_EQ(g.flip, "sum");
 
   {
-    h5::File f(tmp / "bad.h5", h5::File::Mode::kCreate);
+    h5::File f(tmp.path("bad.h5"), h5::File::Mode::kCreate);
     f.write_floats("/embeddings", rows, {2, 3});
     f.write_strings("/paths", {"only_one.jpg"});
   }
   {
-    h5::File f(tmp / "nopaths.h5", h5::File::Mode::kCreate);
+    h5::File f(tmp.path("nopaths.h5"), h5::File::Mode::kCreate);
     f.write_floats("/embeddings", rows, {2, 3});
   }
   for (const std::string name : {"bad.h5", "nopaths.h5", "missing.h5"}) {
     try {
-      eval::read_embeddings_file(tmp / name);
+      eval::read_embeddings_file(tmp.path(name));
       ADD_FAILURE() << "no error for " << name;
     } catch (const Error& e) {
-      EXPECT_NE(std::string(e.what()).find(tmp / name), std::string::npos) << e.what();
+      EXPECT_NE(std::string(e.what()).find(tmp.path(name)), std::string::npos) << e.what();
     }
   }
 }
 
 TEST(SearchEmbed, tiny_checkpoint_self_similarity_symmetry_and_top1) {
   TempDir tmp;
-  auto net = tiny_backbone(tmp / "ck.h5");
+  auto net = tiny_backbone(tmp.path("ck.h5"));
   std::vector<std::string> paths;
   for (unsigned i = 0; i < 6; ++i)
     paths.push_back(write_face(
@@ -212,13 +194,13 @@ TEST(SearchEmbed, tiny_checkpoint_self_similarity_symmetry_and_top1) {
 
 TEST(SearchEmbed, unreadable_files_are_marked_failed_with_their_name) {
   TempDir tmp;
-  auto net = tiny_backbone(tmp / "ck.h5");
-  const std::string good = write_face(tmp / "a/1.png", 1);
-  std::ofstream(tmp / "a/bad.png") << "not a png";
-  const eval::Embeddings e = eval::embed_files(*net, {good, tmp / "a/bad.png"}, {});
+  auto net = tiny_backbone(tmp.path("ck.h5"));
+  const std::string good = write_face(tmp.path("a/1.png"), 1);
+  std::ofstream(tmp.path("a/bad.png")) << "not a png";
+  const eval::Embeddings e = eval::embed_files(*net, {good, tmp.path("a/bad.png")}, {});
   ASSERT_EQ(e.failed, (std::vector<bool>{false, true}));
   ASSERT_EQ(e.errors.size(), 1u);
-  EXPECT_NE(e.errors[0].find(tmp / "a/bad.png"), std::string::npos) << e.errors[0];
+  EXPECT_NE(e.errors[0].find(tmp.path("a/bad.png")), std::string::npos) << e.errors[0];
 }
 
 TEST(SearchEmbed, raw_photos_through_the_aligner_equal_their_aligned_crops) {
@@ -228,7 +210,7 @@ TEST(SearchEmbed, raw_photos_through_the_aligner_equal_their_aligned_crops) {
     GTEST_SKIP() << "../shared/data (raw LFW samples, YuNet model) not found at "
                  << shared_data_dir();
   TempDir tmp;
-  auto net = tiny_backbone(tmp / "ck.h5");
+  auto net = tiny_backbone(tmp.path("ck.h5"));
   AlignOptions align;
   align.pick = FacePick::kLargest;
   align.center_crop_fallback = false;
@@ -265,24 +247,24 @@ namespace {
 // rank 1 by construction); c's probe is a different image; d has one image (a distractor only).
 TEST(Identification, gallery_is_the_first_image_and_copies_rank_first) {
   TempDir tmp;
-  auto net = tiny_backbone(tmp / "ck.h5");
-  write_face(tmp / "ids/a/1.png", 1);
-  fs::copy_file(tmp / "ids/a/1.png", tmp / "ids/a/2.png");
-  write_face(tmp / "ids/b/1.png", 2);
-  fs::copy_file(tmp / "ids/b/1.png", tmp / "ids/b/2.png");
-  fs::copy_file(tmp / "ids/b/1.png", tmp / "ids/b/3.png");
-  write_face(tmp / "ids/c/1.png", 3);
-  write_face(tmp / "ids/c/2.png", 4);
-  write_face(tmp / "ids/d/1.png", 5);
+  auto net = tiny_backbone(tmp.path("ck.h5"));
+  write_face(tmp.path("ids/a/1.png"), 1);
+  fs::copy_file(tmp.path("ids/a/1.png"), tmp.path("ids/a/2.png"));
+  write_face(tmp.path("ids/b/1.png"), 2);
+  fs::copy_file(tmp.path("ids/b/1.png"), tmp.path("ids/b/2.png"));
+  fs::copy_file(tmp.path("ids/b/1.png"), tmp.path("ids/b/3.png"));
+  write_face(tmp.path("ids/c/1.png"), 3);
+  write_face(tmp.path("ids/c/2.png"), 4);
+  write_face(tmp.path("ids/d/1.png"), 5);
   eval::EmbedOptions options;
-  const eval::IdentificationResult r = eval::identify(*net, tmp / "ids", options);
+  const eval::IdentificationResult r = eval::identify(*net, tmp.path("ids"), options);
   EXPECT_EQ(r.gallery, 4);
   EXPECT_EQ(r.probes, 4);
   // 3 probes are exact copies → rank 1; c/2 with 4 gallery entries is always within rank 5.
   EXPECT_GE(r.rank1, 0.75);
   EXPECT_LE(r.rank1, 1.0);
   EXPECT_DOUBLE_EQ(r.rank5, 1.0);
-  EXPECT_THROW(eval::identify(*net, tmp / "ids/d", options), Error);  // no probes at all
+  EXPECT_THROW(eval::identify(*net, tmp.path("ids/d"), options), Error);  // no probes at all
 }
 
 }  // namespace

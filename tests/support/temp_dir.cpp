@@ -20,7 +20,7 @@ TempDir::TempDir() {
 
 TempDir::~TempDir() {
   std::error_code ec;
-  fs::remove_all(path_, ec);
+  if (!::testing::Test::HasFailure()) fs::remove_all(path_, ec);
 }
 
 std::string TempDir::write(const std::string& name, const std::string& bytes) const {

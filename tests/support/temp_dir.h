@@ -14,14 +14,15 @@ namespace mf::test {
 
 class TempDir {
  public:
-  TempDir();  // <tmp>/mf_test_<pid>_<suite>_<test>, emptied
-  ~TempDir();
+  TempDir();   // <tmp>/mf_test_<pid>_<suite>_<test>, emptied
+  ~TempDir();  // removes the folder, or keeps it for a look when the test failed
   TempDir(const TempDir&) = delete;
   TempDir& operator=(const TempDir&) = delete;
 
   const std::filesystem::path& root() const { return path_; }
   std::filesystem::path operator/(const std::string& name) const { return path_ / name; }
   std::string path(const std::string& name) const { return (path_ / name).string(); }
+  std::string str() const { return path_.string(); }
   // Writes `bytes` to the file `name` in the folder; returns its path.
   std::string write(const std::string& name, const std::string& bytes) const;
 

@@ -8,6 +8,8 @@
 #include <sstream>
 
 #include "io/config.h"
+#include "support/faces.h"
+#include "support/temp_dir.h"
 #include "tensor/rng.h"
 #include "train/ablation.h"
 #include "util/error.h"
@@ -17,26 +19,10 @@ namespace {
 
 namespace fs = std::filesystem;
 
-const fs::path kDir = fs::temp_directory_path() / "mf_test_ablation";
-
-// An LFW-style tree ROOT/NAME/NAME_%04d.png: `ids` identities × `n` noisy colour patterns.
+// An LFW-style tree ROOT/NAME/NAME_%04d.jpg: `names` identities × `n` noisy colour patterns.
 void make_people(const fs::path& root, const std::vector<std::string>& names, int n,
                  uint64_t seed) {
-  Rng rng(seed);
-  for (size_t id = 0; id < names.size(); ++id) {
-    fs::create_directories(root / names[id]);
-    for (int j = 1; j <= n; ++j) {
-      cv::Mat img(112, 112, CV_8UC3);
-      for (int y = 0; y < 112; ++y)
-        for (int x = 0; x < 112; ++x)
-          for (int c = 0; c < 3; ++c)
-            img.at<cv::Vec3b>(y, x)[c] = cv::saturate_cast<uchar>(
-                50 * int(id) * ((x / 28 + y / 28 + c) % 2) + 40 + rng.uniform(0, 30));
-      char file[64];
-      std::snprintf(file, sizeof file, "%s_%04d.jpg", names[id].c_str(), j);
-      cv::imwrite((root / names[id] / file).string(), img);
-    }
-  }
+  test::make_people(root, names, n, seed, {.contrast = 50, .lfw_names = true});
 }
 
 std::string read(const fs::path& p) {
@@ -51,8 +37,8 @@ struct World {
   fs::path train, lfw, pairs, people;
 };
 
-World make_world() {
-  World w{kDir / "train", kDir / "lfw", kDir / "pairsDevTest.txt", kDir / "peopleDevTrain.txt"};
+World make_world(const TempDir& dir) {
+  World w{dir / "train", dir / "lfw", dir / "pairsDevTest.txt", dir / "peopleDevTrain.txt"};
   if (!fs::exists(w.train)) {
     make_people(w.train, {"A", "B", "C", "D"}, 6, 1);
     make_people(w.lfw, {"P", "Q", "R", "S", "T"}, 4, 2);
@@ -62,9 +48,10 @@ World make_world() {
   return w;
 }
 
-fs::path write_config(const std::string& name, const std::string& ablation, int embedding = 16) {
-  const World w = make_world();
-  const fs::path path = kDir / (name + ".yaml");
+fs::path write_config(const TempDir& dir, const std::string& name, const std::string& ablation,
+                      int embedding = 16) {
+  const World w = make_world(dir);
+  const fs::path path = dir / (name + ".yaml");
   std::ofstream(path) << "seed: 3\n"
                       << "data:\n  train: [" << w.train.string()
                       << "]\n  batch_size: 8\n  loader_threads: 2\n"
@@ -72,12 +59,11 @@ fs::path write_config(const std::string& name, const std::string& ablation, int 
                       << "}\n"
                       << "optim: {type: sgd, lr: 0.05, momentum: 0.9}\n"
                       << "train: {max_steps: 4, checkpoint_every: 2, log_every: 100}\n"
-                      << "ablation:\n  output_dir: " << (kDir / name).string() << "\n"
+                      << "ablation:\n  output_dir: " << (dir / name).string() << "\n"
                       << "  lfw: {root: " << w.lfw.string() << ", pairs: " << w.pairs.string()
                       << ", threshold_pairs: " << w.pairs.string()
                       << ", train_people: " << w.people.string() << "}\n"
                       << ablation;
-  fs::remove_all(kDir / name);
   return path;
 }
 
@@ -115,7 +101,8 @@ TEST(AblationConfig, heads_become_head_sections_with_their_file_positions) {
 }
 
 TEST(Ablation, trains_each_head_once_and_reproduces_exactly) {
-  const fs::path cfg = write_config("two",
+  TempDir dir;
+  const fs::path cfg = write_config(dir, "two",
                                     "  protocol: lfw-view1\n  heads:\n    softmax: {}\n"
                                     "    cos: {type: cosface, s: 8, m: 0.2}\n");
   const AblationReport first = run_ablation(options(cfg));
@@ -127,7 +114,7 @@ TEST(Ablation, trains_each_head_once_and_reproduces_exactly) {
   EXPECT_EQ(first.heads[1].steps, 4);
   EXPECT_EQ(first.heads[0].pairs, 4);
   EXPECT_GE(first.heads[0].accuracy_mean, 0.0);
-  const fs::path out = kDir / "two";
+  const fs::path out = dir / "two";
   for (const char* f :
        {"results.md", "results.json", "loss.png", "accuracy.png", "target_logits.png"})
     EXPECT_TRUE(fs::exists(out / f)) << f;
@@ -161,14 +148,15 @@ TEST(Ablation, trains_each_head_once_and_reproduces_exactly) {
 }
 
 TEST(Ablation, a_stopped_ablation_continues_with_the_unfinished_head) {
+  TempDir dir;
   const fs::path cfg = write_config(
-      "partial", "  protocol: none\n  heads:\n    softmax: {}\n    normface: {s: 8}\n");
+      dir, "partial", "  protocol: none\n  heads:\n    softmax: {}\n    normface: {s: 8}\n");
   AblationOptions only_first = options(cfg);
   only_first.only = {"softmax"};
   const AblationReport part = run_ablation(only_first);
   EXPECT_FALSE(part.complete);
   ASSERT_EQ(part.heads.size(), 1u);
-  EXPECT_FALSE(fs::exists(kDir / "partial" / "normface"));
+  EXPECT_FALSE(fs::exists(dir / "partial" / "normface"));
   const AblationReport rest = run_ablation(options(cfg));
   EXPECT_TRUE(rest.complete);
   ASSERT_EQ(rest.heads.size(), 2u);
@@ -178,22 +166,25 @@ TEST(Ablation, a_stopped_ablation_continues_with_the_unfinished_head) {
 }
 
 TEST(Ablation, two_dimensional_features_are_plotted) {
+  TempDir dir;
   const fs::path cfg =
-      write_config("toy",
+      write_config(dir, "toy",
                    "  protocol: none\n  plot_features: true\n  features_per_identity: 3\n"
                    "  heads:\n    softmax: {}\n    arcface: {s: 8, m: 0.3}\n",
                    2);
   run_ablation(options(cfg));
-  const std::string features = read(kDir / "toy" / "arcface" / "features.txt");
+  const std::string features = read(dir / "toy" / "arcface" / "features.txt");
   EXPECT_EQ(std::count(features.begin(), features.end(), '\n'), 12);  // 4 identities × 3
-  EXPECT_FALSE(cv::imread((kDir / "toy" / "features.png").string()).empty());
-  EXPECT_FALSE(cv::imread((kDir / "toy" / "features_normalized.png").string()).empty());
+  EXPECT_FALSE(cv::imread((dir / "toy" / "features.png").string()).empty());
+  EXPECT_FALSE(cv::imread((dir / "toy" / "features_normalized.png").string()).empty());
 }
 
 TEST(Ablation, refuses_to_train_on_a_test_identity) {
-  const World w = make_world();
+  TempDir dir;
+  const World w = make_world(dir);
   // The "LFW" folder itself as training data: P, Q, R appear in the test pairs.
-  const fs::path cfg = write_config("leak", "  protocol: lfw-view2\n  heads:\n    softmax: {}\n");
+  const fs::path cfg =
+      write_config(dir, "leak", "  protocol: lfw-view2\n  heads:\n    softmax: {}\n");
   AblationOptions o = options(cfg);
   o.overrides = {"data.train=[" + w.lfw.string() + "]", "ablation.lfw.pairs=" + w.pairs.string()};
   // pairsDevTest-style header on a View 2 protocol is itself rejected; use View 1 to reach the
@@ -207,11 +198,12 @@ TEST(Ablation, refuses_to_train_on_a_test_identity) {
     EXPECT_NE(std::string(e.what()).find("shares identities"), std::string::npos) << e.what();
     EXPECT_NE(std::string(e.what()).find("P"), std::string::npos) << e.what();
   }
-  EXPECT_FALSE(fs::exists(kDir / "leak" / "softmax" / "log.jsonl"));
+  EXPECT_FALSE(fs::exists(dir / "leak" / "softmax" / "log.jsonl"));
 }
 
 TEST(Ablation, config_mistakes_are_reported_before_anything_trains) {
-  const fs::path cfg = write_config("bad",
+  TempDir dir;
+  const fs::path cfg = write_config(dir, "bad",
                                     "  protocol: none\n  heads:\n    softmax: {}\n"
                                     "    arcface: {s: 8, m: 7}\n");
   try {
@@ -220,12 +212,12 @@ TEST(Ablation, config_mistakes_are_reported_before_anything_trains) {
   } catch (const Error& e) {
     EXPECT_NE(std::string(e.what()).find("bad.yaml:"), std::string::npos) << e.what();
   }
-  EXPECT_FALSE(fs::exists(kDir / "bad" / "softmax"));
+  EXPECT_FALSE(fs::exists(dir / "bad" / "softmax"));
   AblationOptions o =
-      options(write_config("bad2", "  protocol: none\n  heads:\n    softmax: {}\n"));
+      options(write_config(dir, "bad2", "  protocol: none\n  heads:\n    softmax: {}\n"));
   o.only = {"arcfase"};
   EXPECT_THROW(run_ablation(o), Error);
-  const fs::path typo = write_config("bad3", "  protocl: none\n  heads:\n    softmax: {}\n");
+  const fs::path typo = write_config(dir, "bad3", "  protocl: none\n  heads:\n    softmax: {}\n");
   EXPECT_THROW(run_ablation(options(typo)), Error);
 }
 

@@ -129,12 +129,8 @@ TEST(Train, a_killed_run_resumes_bit_for_bit) {
   EXPECT_TRUE(wa == wb) << "resumed weights differ from the uninterrupted run";
   // The logs agree step by step: same losses, each step logged once.
   auto losses = [](const fs::path& log) {
-    std::vector<std::string> out;
-    std::ifstream in(log);
-    for (std::string line; std::getline(in, line);) {
-      const auto from = line.find("\"loss\":"), to = line.find(',', from);
-      out.push_back(line.substr(from, to - from));
-    }
+    std::vector<double> out;
+    for (const StepRecord& r : read_step_records(log.string())) out.push_back(r.loss);
     return out;
   };
   const auto la = losses(dir / "straight" / "log.jsonl"), lb = losses(dir / "killed" / "log.jsonl");

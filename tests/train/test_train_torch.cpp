@@ -20,6 +20,7 @@
 #include <filesystem>
 #include <fstream>
 #include <iomanip>
+#include <memory>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -30,6 +31,8 @@
 #include "layers/backbones/registry.h"
 #include "losses/head.h"
 #include "support/fixtures.h"
+#include "support/temp_dir.h"
+#include "train/run_folder.h"
 #include "train/trainer.h"
 #include "util/params.h"
 
@@ -71,39 +74,18 @@ std::vector<std::pair<std::string, std::string>> split_params(const std::vector<
   return out;
 }
 
-struct LogStep {
-  int64_t step = 0;
-  double loss = 0, acc = 0;
-};
-
-// The per-step records of log.jsonl ({"step":…,"epoch":…,"loss":…,"acc":…,…}).
-std::vector<LogStep> read_log(const fs::path& path) {
-  std::vector<LogStep> out;
-  std::ifstream in(path);
-  for (std::string line; std::getline(in, line);) {
-    auto number = [&](const std::string& key) {
-      const auto at = line.find("\"" + key + "\":");
-      return at == std::string::npos ? NAN
-                                     : std::strtod(line.c_str() + at + key.size() + 3, nullptr);
-    };
-    if (line.find("\"loss\":") == std::string::npos) continue;
-    out.push_back({static_cast<int64_t>(number("step")), number("loss"), number("acc")});
-  }
-  return out;
+// The per-step records of log.jsonl.
+std::vector<StepRecord> read_log(const fs::path& path) {
+  return read_step_records(path.string());
 }
 
 class TrainTorch : public ::testing::TestWithParam<std::string> {
  protected:
   void SetUp() override {
-    dir_ = fs::temp_directory_path() /
-           ("mf_test_train_torch_" + std::to_string(::getpid()) + "_" + GetParam());
-    fs::remove_all(dir_);
-    fs::create_directories(dir_);
+    tmp_ = std::make_unique<TempDir>();
+    dir_ = tmp_->root();
   }
-  void TearDown() override {
-    std::error_code ec;
-    if (!HasFailure()) fs::remove_all(dir_, ec);  // kept for a look otherwise
-  }
+  std::unique_ptr<TempDir> tmp_;  // made in SetUp, where the test's name is known
   fs::path dir_;
 };
 
@@ -168,7 +150,7 @@ TEST_P(TrainTorch, first_steps_match_torch) {
   ASSERT_EQ(summary.steps, static_cast<int64_t>(ref_loss.size()));
   ASSERT_EQ(summary.skipped_steps, 0);
 
-  const std::vector<LogStep> log = read_log(dir_ / "run" / "log.jsonl");
+  const std::vector<StepRecord> log = read_log(dir_ / "run" / "log.jsonl");
   ASSERT_EQ(log.size(), ref_loss.size());
   for (size_t i = 0; i < log.size(); ++i) {
     EXPECT_EQ(log[i].step, static_cast<int64_t>(i + 1));
