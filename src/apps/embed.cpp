@@ -17,6 +17,7 @@
 #include <sstream>
 
 #include "apps/commands.h"
+#include "data/image.h"
 #include "h5/file.h"
 #include "io/checkpoint.h"
 #include "tensor/parallel.h"
@@ -29,13 +30,6 @@ namespace {
 
 namespace fs = std::filesystem;
 
-bool is_embed_image(const fs::path& p) {
-  std::string ext = p.extension().string();
-  std::transform(ext.begin(), ext.end(), ext.begin(),
-                 [](unsigned char c) { return std::tolower(c); });
-  return ext == ".jpg" || ext == ".jpeg" || ext == ".png" || ext == ".bmp" || ext == ".pgm";
-}
-
 struct ImageList {
   std::vector<std::string> names;  // as stored in /paths
   std::vector<std::string> files;  // as opened
@@ -43,13 +37,8 @@ struct ImageList {
 
 // Every image under `dir`, recursively, sorted by its path relative to `dir`.
 ImageList walk_folder(const fs::path& dir) {
-  std::vector<std::string> rel;
-  for (const auto& e :
-       fs::recursive_directory_iterator(dir, fs::directory_options::follow_directory_symlink))
-    if (e.is_regular_file() && is_embed_image(e.path()))
-      rel.push_back(e.path().lexically_relative(dir).generic_string());
-  MF_CHECK(!rel.empty(), "no images (.jpg .jpeg .png .bmp .pgm) under '", dir.string(), "'");
-  std::sort(rel.begin(), rel.end());
+  std::vector<std::string> rel = find_images(dir.string());
+  MF_CHECK(!rel.empty(), "no images (", kImageExtensions, ") under '", dir.string(), "'");
   ImageList out;
   for (auto& r : rel) {
     out.files.push_back((dir / r).string());

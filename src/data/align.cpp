@@ -240,12 +240,8 @@ AlignFolderSummary align_folder(const std::string& in, const std::string& out,
   // Relative input paths, sorted, and their output names (extension replaced; where two inputs
   // would collide, e.g. a.png and a.jpg, the later keeps its extension: a.png.jpg).
   std::vector<fs::path> rel;
-  for (const auto& e :
-       fs::recursive_directory_iterator(in_root, fs::directory_options::follow_directory_symlink))
-    if (e.is_regular_file() && is_image_file(e.path().string()))
-      rel.push_back(e.path().lexically_relative(in_root));
-  MF_CHECK(!rel.empty(), "no images under '", in, "'");
-  std::sort(rel.begin(), rel.end());
+  for (const std::string& r : find_images(in_root.string())) rel.emplace_back(r);
+  MF_CHECK(!rel.empty(), "no images (", kImageExtensions, ") under '", in, "'");
   const std::string ext = options.png ? ".png" : ".jpg";
   std::vector<fs::path> targets;
   std::map<fs::path, int> used;

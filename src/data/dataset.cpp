@@ -151,11 +151,9 @@ std::unique_ptr<ImageSource> open_folder_source(const std::string& root, bool cr
   std::vector<std::string> paths, identities;
   std::vector<int64_t> labels;
   for (const auto& dir : dirs) {
-    std::vector<std::string> files;
-    for (const auto& e : fs::recursive_directory_iterator(dir))
-      if (e.is_regular_file() && is_image_file(e.path())) files.push_back(e.path().string());
+    std::vector<std::string> files = find_images(dir.string());
     if (files.empty()) continue;  // an empty identity folder would be a class with no samples
-    std::sort(files.begin(), files.end());
+    for (auto& f : files) f = (dir / f).string();
     const int64_t label = static_cast<int64_t>(identities.size());
     identities.push_back(dir.filename().string());
     for (auto& f : files) {
@@ -163,7 +161,8 @@ std::unique_ptr<ImageSource> open_folder_source(const std::string& root, bool cr
       labels.push_back(label);
     }
   }
-  MF_CHECK(!paths.empty(), "no images under '", root, "' (expected root/<identity>/<image>)");
+  MF_CHECK(!paths.empty(), "no images (", kImageExtensions, ") under '", root,
+           "' (expected root/<identity>/<image>)");
   return std::make_unique<FileSource>(std::move(paths), std::move(labels), std::move(identities),
                                       crop_center);
 }

@@ -104,8 +104,22 @@ bool is_image_file(const std::string& path) {
   std::string ext = std::filesystem::path(path).extension().string();
   std::transform(ext.begin(), ext.end(), ext.begin(),
                  [](unsigned char c) { return std::tolower(c); });
-  return ext == ".jpg" || ext == ".jpeg" || ext == ".png" || ext == ".bmp" || ext == ".pgm" ||
-         ext == ".ppm" || ext == ".webp" || ext == ".tif" || ext == ".tiff";
+  if (ext.size() < 2) return false;
+  const std::string list = std::string(kImageExtensions) + " ";
+  return list.find(ext + " ") != std::string::npos;  // ".tif " does not match inside ".tiff "
+}
+
+std::vector<std::string> find_images(const std::string& dir) {
+  namespace fs = std::filesystem;
+  MF_CHECK(fs::is_directory(dir), "not a folder: '", dir, "'");
+  std::vector<std::string> rel;
+  const fs::path root(dir);
+  for (const auto& e :
+       fs::recursive_directory_iterator(root, fs::directory_options::follow_directory_symlink))
+    if (e.is_regular_file() && is_image_file(e.path().string()))
+      rel.push_back(e.path().lexically_relative(root).generic_string());
+  std::sort(rel.begin(), rel.end());
+  return rel;
 }
 
 namespace {

@@ -56,8 +56,15 @@ cv::Mat decode_image(const uint8_t* bytes, size_t size, const std::string& name)
 // floats, normalised as load_face does.
 void bgr_to_face(const cv::Mat& bgr, float* out);
 
-// By extension: .jpg .jpeg .png .bmp .pgm .ppm .webp .tif .tiff (any case).
+// The one answer to "is this an image?" for the whole program (training folders, align, embed,
+// search): by extension, any case. kImageExtensions lists them for messages.
+inline constexpr const char* kImageExtensions = ".jpg .jpeg .png .bmp .pgm .ppm .webp .tif .tiff";
 bool is_image_file(const std::string& path);
+
+// The one folder walker: every image file under `dir`, recursively (following folder symlinks),
+// as paths relative to `dir` in generic form ("id/0001.jpg"), sorted as strings. Throws naming
+// `dir` when it is not a folder; an empty result is the caller's to judge.
+std::vector<std::string> find_images(const std::string& dir);
 
 // Mirror left ↔ right: reverses the last axis of a (C, H, W) image or an (N, C, H, W) batch.
 // Returns a new tensor; flipping twice gives the input back exactly.

@@ -44,12 +44,8 @@ std::string identity_of(const std::string& path) {
 }
 
 std::vector<std::string> list_image_files(const std::string& dir) {
-  MF_CHECK(fs::is_directory(dir), "not a folder: '", dir, "'");
-  std::vector<std::string> files;
-  for (const auto& e :
-       fs::recursive_directory_iterator(dir, fs::directory_options::follow_directory_symlink))
-    if (e.is_regular_file() && is_image_file(e.path().string())) files.push_back(e.path().string());
-  std::sort(files.begin(), files.end());
+  std::vector<std::string> files = find_images(dir);
+  for (auto& f : files) f = (fs::path(dir) / f).string();
   return files;
 }
 

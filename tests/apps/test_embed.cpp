@@ -233,6 +233,26 @@ TEST(EmbedCommand, list_paths_are_relative_to_root_or_absolute) {
   EXPECT_TRUE(all_close(f.read_tensor("/embeddings"), picked, rel, &min_cos));
 }
 
+// Regression (issue "A codebase a newcomer can carry"): embed had its own image-extension list
+// and skipped .ppm/.webp/.tif files that training reads. One predicate now serves every command.
+TEST(EmbedCommand, a_folder_embeds_every_image_type_training_reads) {
+  TempDir tmp;
+  const cv::Mat image = cv::imread(kImages + "/a/pattern0.png", cv::IMREAD_COLOR);
+  ASSERT_FALSE(image.empty());
+  fs::create_directories(tmp.path("in"));
+  ASSERT_TRUE(cv::imwrite(tmp.path("in/x.png"), image));
+  ASSERT_TRUE(cv::imwrite(tmp.path("in/y.ppm"), image));  // lossless: the same pixels
+  const std::string out = tmp.path("emb.h5");
+  const CommandResult r = embed("--checkpoint " + shell_quote(kModel) + " --images " +
+                                shell_quote(tmp.path("in")) + " --out " + shell_quote(out));
+  ASSERT_EQ(r.status, 0) << r.output;
+  h5::File f(out, h5::File::Mode::kRead);
+  EXPECT_EQ(f.read_strings("/paths"), (std::vector<std::string>{"x.png", "y.ppm"}));
+  const Tensor e = f.read_tensor("/embeddings");
+  ASSERT_EQ(e.dim(0), 2);
+  for (int64_t d = 0; d < e.dim(1); ++d) EXPECT_EQ(e.data()[d], e.data()[e.dim(1) + d]) << d;
+}
+
 TEST(EmbedCommand, missing_images_fail_unless_skipped) {
   TempDir tmp;
   tmp.write("broken.png", "this is not a PNG file");
