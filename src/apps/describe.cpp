@@ -1,10 +1,13 @@
-// `marginface describe`: a backbone's stages with parameter counts and forward GFLOPs per image.
+// `marginface describe`: a backbone's stages with parameter counts and forward GFLOPs per image;
+// with --target-logits, the heads' target-logit figure (docs/target_logits.png).
 #include <cstdio>
 #include <string>
 
 #include "apps/commands.h"
 #include "layers/backbones/registry.h"
+#include "train/target_logit_figure.h"
 #include "util/args.h"
+#include "util/error.h"
 
 namespace mf::apps {
 
@@ -26,6 +29,29 @@ std::string shape_text(const Shape& s) {
   return out;
 }
 
+// The built-in classifier heads at the ArcFace paper's settings (Deng et al. 2019, Fig. 4(b) and
+// Table 1's combined margins), past every warm-up; SphereFace at λ = λ_min = 5, its annealed end.
+int write_head_figure(const std::string& path) {
+  auto params = [](std::vector<std::pair<std::string, std::string>> kv) {
+    Params p("head");
+    for (const auto& [k, v] : kv) p.set(k, v, "--target-logits");
+    return p;
+  };
+  const int64_t step = 1'000'000;
+  const std::vector<TargetLogitCurve> curves{
+      {"Softmax", "softmax", params({}), step},
+      {"SphereFace (m=4, lambda=5)", "sphereface", params({}), step},
+      {"ArcFace (m=0.5)", "arcface", params({{"m", "0.5"}}), step},
+      {"CosFace (m=0.35)", "cosface", params({{"m", "0.35"}}), step},
+      {"CM1 (1, 0.3, 0.2)", "combined", params({{"m1", "1"}, {"m2", "0.3"}, {"m3", "0.2"}}), step},
+      {"CM2 (0.9, 0.4, 0.15)", "combined", params({{"m1", "0.9"}, {"m2", "0.4"}, {"m3", "0.15"}}),
+       step},
+  };
+  write_target_logit_figure(path, curves);
+  std::printf("wrote %s (%zu heads)\n", path.c_str(), curves.size());
+  return 0;
+}
+
 }  // namespace
 
 int run_describe(const std::vector<std::string>& argv) {
@@ -34,13 +60,17 @@ int run_describe(const std::vector<std::string>& argv) {
   for (const auto& name : registry.names()) known += (known.empty() ? "" : ", ") + name;
   Args args("describe",
             "Prints a backbone's parameter count and forward GFLOPs (2 × multiply-adds of the\n"
-            "convolutions and fully connected layers) per image, per stage and in total.");
-  args.option("backbone", "registry name (" + known + ")", "", true);
+            "convolutions and fully connected layers) per image, per stage and in total.\n"
+            "With --target-logits, draws the built-in heads' target logit against theta instead.");
+  args.option("backbone", "registry name (" + known + ")");
   args.option("width", "channel width multiplier", "1");
   args.option("embedding-size", "embedding size D", "512");
+  args.option("target-logits", "write the heads' target-logit figure to this PNG");
   if (!args.parse(argv)) return 0;
+  if (!args.get("target-logits").empty()) return write_head_figure(args.get("target-logits"));
 
   const std::string name = args.get("backbone");
+  MF_CHECK(!name.empty(), "--backbone is required (one of ", known, ")");
   Params params("model");
   params.set("width", args.get("width"), "--width");
   params.set("embedding_size", args.get("embedding-size"), "--embedding-size");

@@ -3,11 +3,15 @@
 #include <cmath>
 #include <utility>
 
-#include "eval/plot.h"
 #include "eval/verification.h"
+#include "report/chart.h"
 #include "util/error.h"
 
 namespace mf::eval {
+
+using report::LineChart;
+using report::Series;
+using report::write_line_chart;
 
 json::Value to_json(const VerificationResult& result, const ReportInfo& info) {
   json::Value tar = json::Value::object(), reachable = json::Value::object();

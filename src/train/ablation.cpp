@@ -14,10 +14,10 @@
 
 #include "data/dataset.h"
 #include "eval/embed.h"
-#include "eval/plot.h"
 #include "io/checkpoint.h"
 #include "io/config.h"
 #include "losses/head.h"
+#include "train/ablation_report.h"
 #include "train/run_folder.h"
 #include "train/trainer.h"
 #include "util/error.h"
@@ -180,51 +180,6 @@ void check_disjoint(const Config& c, const eval::PairList& test) {
 
 using Clock = std::chrono::steady_clock;
 
-json::Value to_json(const HeadResult& r) {
-  json::Value v = json::Value::object();
-  v.set("head", r.name)
-      .set("type", r.type)
-      .set("parameters", r.parameters)
-      .set("protocol", r.protocol)
-      .set("accuracy_mean", r.accuracy_mean)
-      .set("accuracy_std", r.accuracy_std)
-      .set("auc", r.auc)
-      .set("eer", r.eer)
-      .set("tar_at_far_0.001", r.tar_at_far_1e3)
-      .set("pairs", r.pairs)
-      .set("train_loss", r.train_loss)
-      .set("train_accuracy", r.train_accuracy)
-      .set("steps", r.steps)
-      .set("train_seconds", r.train_seconds)
-      .set("eval_seconds", r.eval_seconds)
-      .set("images_per_s", r.images_per_s);
-  return v;
-}
-
-// result.json (written by to_json above) read back through the config reader: JSON is YAML, and
-// a damaged file is reported with its path, line and key.
-HeadResult read_result(const fs::path& path) {
-  const Params p = Config::load(path.string()).section("");
-  HeadResult r;
-  r.name = p.get_string("head", "");
-  r.type = p.get_string("type", "");
-  r.parameters = p.get_string("parameters", "");
-  r.protocol = p.get_string("protocol", "");
-  r.accuracy_mean = p.get_double("accuracy_mean", -1);
-  r.accuracy_std = p.get_double("accuracy_std", 0);
-  r.auc = p.get_double("auc", 0);
-  r.eer = p.get_double("eer", 0);
-  r.tar_at_far_1e3 = p.get_double("tar_at_far_0.001", 0);
-  r.pairs = p.get_int("pairs", 0);
-  r.train_loss = p.get_double("train_loss", 0);
-  r.train_accuracy = p.get_double("train_accuracy", 0);
-  r.steps = p.get_int("steps", 0);
-  r.train_seconds = p.get_double("train_seconds", 0);
-  r.eval_seconds = p.get_double("eval_seconds", 0);
-  r.images_per_s = p.get_double("images_per_s", 0);
-  return r;
-}
-
 // Raw 2-D features of up to `per_identity` training images per identity, "label x y" lines.
 void write_features(const Setup& a, const Config& c, Backbone& net, const fs::path& out) {
   MF_CHECK(net.embedding_size() == 2, "ablation.plot_features needs model.embedding_size: 2, not ",
@@ -310,166 +265,9 @@ HeadResult run_head(const Setup& a, const std::string& name, const HeadRun& run,
                 r.eval_seconds);
   }
   if (a.plot_features) write_features(a, run.config, *net, dir / "features.txt");
-  json::write_file((dir / "result.json").string(), to_json(r).dump());  // last: marks the head done
+  json::write_file((dir / "result.json").string(),
+                   head_result_json(r).dump());  // last: marks the head done
   return r;
-}
-
-// ---- the table and the figures ----
-
-std::string format_time(double seconds) {
-  char buf[32];
-  const int64_t s = static_cast<int64_t>(seconds + 0.5);
-  std::snprintf(buf, sizeof buf, "%lld:%02lld", (long long)(s / 60), (long long)(s % 60));
-  return buf;
-}
-
-std::string protocol_label(const std::string& protocol, int64_t pairs) {
-  if (protocol == "lfw-view2") return "LFW View 2 (" + std::to_string(pairs) + " pairs, 10-fold)";
-  if (protocol == "lfw-view1") return "LFW View 1 (DevTest " + std::to_string(pairs) + " pairs)";
-  return "none";
-}
-
-std::string markdown_table(const std::vector<HeadResult>& heads) {
-  std::ostringstream t;
-  t << "| head | parameters | protocol | LFW accuracy | TAR@FAR=1e-3 | AUC | train loss | train "
-       "acc | "
-       "wall time (train + eval) | img/s |\n"
-    << "|---|---|---|---:|---:|---:|---:|---:|---:|---:|\n";
-  char buf[512];
-  for (const auto& r : heads) {
-    const std::string params = r.parameters.empty() ? "—" : r.parameters;
-    if (r.accuracy_mean >= 0)
-      std::snprintf(buf, sizeof buf, "%.2f ± %.2f | %.4f | %.4f", 100 * r.accuracy_mean,
-                    100 * r.accuracy_std, r.tar_at_far_1e3, r.auc);
-    else
-      std::snprintf(buf, sizeof buf, "— | — | —");
-    t << "| " << r.name << (r.name == r.type ? "" : " (" + r.type + ")") << " | " << params << " | "
-      << protocol_label(r.protocol, r.pairs) << " | " << buf << " | ";
-    std::snprintf(buf, sizeof buf, "%.3f | %.3f | %s + %s | %.1f |", r.train_loss, r.train_accuracy,
-                  format_time(r.train_seconds).c_str(), format_time(r.eval_seconds).c_str(),
-                  r.images_per_s);
-    t << buf << "\n";
-  }
-  return t.str();
-}
-
-void write_loss_plot(const Setup& a, const std::vector<HeadResult>& heads) {
-  eval::LineChart chart;
-  chart.title = "Training loss (moving average over 10 steps)";
-  chart.x_label = "step";
-  chart.y_label = "loss";
-  for (const auto& r : heads) {
-    const auto log = read_step_records((head_dir(a, r.name) / "log.jsonl").string());
-    eval::Series s{r.name, {}, {}};
-    double sum = 0;
-    for (size_t i = 0; i < log.size(); ++i) {
-      sum += log[i].loss - (i >= 10 ? log[i - 10].loss : 0.0);
-      s.x.push_back(static_cast<double>(log[i].step));
-      s.y.push_back(sum / static_cast<double>(std::min<size_t>(i + 1, 10)));
-    }
-    chart.series.push_back(std::move(s));
-  }
-  eval::write_line_chart((fs::path(a.output_dir) / "loss.png").string(), chart);
-}
-
-void write_accuracy_plot(const Setup& a, const std::vector<HeadResult>& heads) {
-  eval::BarChart chart;
-  chart.title =
-      "LFW verification accuracy: mean and std over the folds";  // ASCII: OpenCV's Hershey fonts
-                                                                 // have no "±"
-  chart.y_label = "accuracy (%)";
-  double lo = 100;
-  for (const auto& r : heads) {
-    if (r.accuracy_mean < 0) continue;
-    chart.bars.push_back({r.name, 100 * r.accuracy_mean, 100 * r.accuracy_std});
-    lo = std::min(lo, 100 * (r.accuracy_mean - r.accuracy_std));
-  }
-  if (chart.bars.empty()) return;
-  chart.y_min = std::max(0.0, std::floor(lo / 5 - 1) * 5);  // bars start below the worst head
-  chart.y_max = 100;
-  eval::write_bar_chart((fs::path(a.output_dir) / "accuracy.png").string(), chart);
-}
-
-// Each margin head's target logit against θ at the end of training (SphereFace's λ and margin
-// warm-ups included): the ArcFace paper's target-logit figure for the heads of this ablation.
-void write_target_logit_plot(const Setup& a, const std::vector<HeadResult>& heads,
-                             const std::vector<HeadRun>& runs) {
-  eval::LineChart chart;
-  chart.title = "Target logit (before the scale s) against the angle to the class weight";
-  chart.x_label = "theta (degrees)";
-  chart.y_label = "target logit";
-  chart.x_min = 0;
-  chart.x_max = 180;
-  std::vector<double> theta, degrees;
-  for (int d = 0; d <= 180; ++d) {
-    degrees.push_back(d);
-    theta.push_back(d * M_PI / 180);
-  }
-  for (const auto& r : heads) {
-    const auto run =
-        std::find_if(runs.begin(), runs.end(), [&](const HeadRun& h) { return h.name == r.name; });
-    MF_CHECK(run != runs.end(), "internal: no config for head '", r.name, "'");
-    Rng rng(0);
-    const auto head =
-        head_registry().create(r.type, run->config.section("head").except({"type"}), 2, 2, rng);
-    if (!head->target_logit(0.0, {r.steps})) continue;  // metric heads have no class logits
-    chart.series.push_back({r.name, degrees, target_logit_curve(*head, theta, {r.steps})});
-  }
-  if (chart.series.empty()) return;
-  eval::write_line_chart((fs::path(a.output_dir) / "target_logits.png").string(), chart);
-}
-
-void write_feature_plots(const Setup& a, const std::vector<HeadResult>& heads) {
-  std::vector<eval::ScatterPanel> raw, unit;
-  for (const auto& r : heads) {
-    std::ifstream in(head_dir(a, r.name) / "features.txt");
-    eval::ScatterPanel p{r.name, {}, {}, {}, false};
-    int label;
-    double x, y;
-    while (in >> label >> x >> y) {
-      p.x.push_back(x);
-      p.y.push_back(y);
-      p.group.push_back(label);
-    }
-    if (p.x.empty()) continue;
-    eval::ScatterPanel q = p;
-    q.unit_circle = true;
-    for (size_t i = 0; i < q.x.size(); ++i) {
-      const double n = std::max(std::hypot(q.x[i], q.y[i]), 1e-12);
-      q.x[i] /= n;
-      q.y[i] /= n;
-    }
-    raw.push_back(std::move(p));
-    unit.push_back(std::move(q));
-  }
-  if (raw.empty()) return;
-  const int columns = std::min<int>(4, static_cast<int>(raw.size()));
-  eval::write_scatter_grid((fs::path(a.output_dir) / "features.png").string(),
-                           "2-D training features per head (colour = identity)", raw, columns);
-  eval::write_scatter_grid((fs::path(a.output_dir) / "features_normalized.png").string(),
-                           "the same features, L2-normalised onto the unit circle", unit, columns);
-}
-
-void write_reports(const Setup& a, AblationReport& report, const std::vector<HeadRun>& runs) {
-  report.table = markdown_table(report.heads);
-  const fs::path out(a.output_dir);
-  std::ostringstream md;
-  md << "# Ablation: " << a.config_path << "\n\n" << report.table;
-  json::write_file((out / "results.md").string(), md.str());
-  json::Value heads = json::Value::array();
-  for (const auto& r : report.heads) heads.push_back(to_json(r));
-  json::Value all = json::Value::object();
-  all.set("config", a.config_path)
-      .set("overrides", json::Value::array_of(a.overrides))
-      .set("protocol", a.protocol)
-      .set("complete", report.complete)
-      .set("heads", std::move(heads));
-  json::write_file((out / "results.json").string(), all.dump());
-  if (report.heads.empty()) return;
-  write_loss_plot(a, report.heads);
-  write_accuracy_plot(a, report.heads);
-  write_target_logit_plot(a, report.heads, runs);
-  if (a.plot_features) write_feature_plots(a, report.heads);
 }
 
 }  // namespace
@@ -513,7 +311,7 @@ AblationReport run_ablation(const AblationOptions& o) {
         o.only.empty() || std::find(o.only.begin(), o.only.end(), name) != o.only.end();
     if (selected && o.fresh && fs::exists(dir)) fs::remove_all(dir);
     if (fs::exists(dir / "result.json")) {
-      report.heads.push_back(read_result(dir / "result.json"));
+      report.heads.push_back(read_head_result((dir / "result.json").string()));
       if (selected)
         std::printf("ablation: head '%s' already done (%s/result.json); --fresh retrains it\n",
                     name.c_str(), dir.string().c_str());
@@ -525,7 +323,17 @@ AblationReport run_ablation(const AblationOptions& o) {
     }
     report.heads.push_back(run_head(a, name, runs[i], test.get(), threshold_list.get(), o.quiet));
   }
-  write_reports(a, report, runs);
+  AblationReportSpec spec{a.output_dir, a.config_path,   a.protocol,
+                          a.overrides,  a.plot_features, {}};
+  for (size_t i = 0; i < runs.size(); ++i) {
+    const auto done = std::find_if(report.heads.begin(), report.heads.end(),
+                                   [&](const HeadResult& r) { return r.name == runs[i].name; });
+    if (done == report.heads.end()) continue;
+    // At the last step: SphereFace's λ and the margin warm-ups as trained.
+    spec.target_logits.push_back(
+        {runs[i].name, done->type, runs[i].config.section("head").except({"type"}), done->steps});
+  }
+  write_ablation_report(spec, report);
   return report;
 }
 

@@ -1,6 +1,6 @@
 // PNG charts with OpenCV (see plot.h). Every chart is drawn in the same order: grid, data, frame,
 // labels, legend, so the data covers the grid and the frame, labels and legend stay on top.
-#include "eval/plot.h"
+#include "report/chart.h"
 
 #include <algorithm>
 #include <cmath>
@@ -12,7 +12,7 @@
 #include "util/error.h"
 #include "util/json.h"
 
-namespace mf::eval {
+namespace mf::report {
 
 namespace {
 
@@ -660,4 +660,4 @@ void write_scatter_grid(const std::string& path, const std::string& title,
   render_png(path, [&] { return draw_scatter_grid(title, panels, used, what); });
 }
 
-}  // namespace mf::eval
+}  // namespace mf::report

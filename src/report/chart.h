@@ -15,7 +15,7 @@
 #include <string>
 #include <vector>
 
-namespace mf::eval {
+namespace mf::report {
 
 // The colours of series, bars and scatter groups, in order: matplotlib's tab10 (colour-blind
 // friendly), then Okabe-Ito's bluish green and Tol's indigo. Index i uses colour i mod 12.
@@ -90,4 +90,4 @@ ChartLayout line_chart_layout(const LineChart& chart);
 ChartLayout bar_chart_layout(const BarChart& chart);  // x: bar i spans [i, i + 1], drawn 70 % wide
 ChartLayout scatter_panel_layout(const ScatterPanel& panel, size_t index, int columns);
 
-}  // namespace mf::eval
+}  // namespace mf::report

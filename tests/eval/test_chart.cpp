@@ -1,4 +1,4 @@
-// The PNG charts (eval/plot.h): each test decodes the written file and looks for what was drawn
+// The PNG charts (report/chart.h): each test decodes the written file and looks for what was drawn
 // at the pixels ChartLayout says, cross-checked against the documented margins.
 #include <gtest/gtest.h>
 #include <unistd.h>
@@ -9,11 +9,11 @@
 #include <limits>
 #include <opencv2/imgcodecs.hpp>
 
-#include "eval/plot.h"
+#include "report/chart.h"
 #include "support/temp_dir.h"
 #include "util/error.h"
 
-namespace mf::eval {
+namespace mf::report {
 namespace {
 
 namespace fs = std::filesystem;
@@ -291,4 +291,4 @@ TEST(Plot, BadInputThrowsNamingThePath) {
 }
 
 }  // namespace
-}  // namespace mf::eval
+}  // namespace mf::report
