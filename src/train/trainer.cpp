@@ -138,65 +138,177 @@ TrainSummary train(const TrainOptions& o) {
   return train(Config::load(o.config_path, o.overrides), o);
 }
 
+namespace {
+
+// Everything a run trains and reads, built from its settings (before any resume).
+struct Parts {
+  std::unique_ptr<Backbone> backbone;
+  std::unique_ptr<TrainingSet> data;
+  std::unique_ptr<Head> head;
+  std::unique_ptr<DataLoader> loader;
+  std::unique_ptr<Optimizer> optimizer;
+  std::unique_ptr<LrSchedule> schedule;
+  int64_t steps_per_epoch = 0, total_steps = 0;
+};
+
+Parts assemble(const TrainSettings& s) {
+  Parts p;
+  Rng init_rng(s.seed);
+  p.backbone = builtin_backbones().create(s.backbone, s.backbone_params, init_rng);
+  p.data = std::make_unique<TrainingSet>(
+      TrainingSet::open(s.sources, s.root, static_cast<int>(p.backbone->input_height()),
+                        static_cast<int>(p.backbone->input_width()), s.max_identities));
+  p.head = head_registry().create(s.head_type, s.head_params, p.backbone->embedding_size(),
+                                  p.data->num_classes(), init_rng);
+  if (!s.init.empty()) {  // model.init: start from another run's weights (and head, if the same)
+    const CheckpointMeta init_meta = read_checkpoint_meta(s.init);
+    load_checkpoint(s.init, *p.backbone, init_meta.head == s.head_type ? p.head.get() : nullptr);
+  }
+  LoaderConfig loader = s.loader;
+  loader.seed = s.seed;
+  p.loader = std::make_unique<DataLoader>(*p.data, loader);
+  const int64_t batches_per_epoch = p.loader->batches_per_epoch();
+  MF_CHECK(batches_per_epoch >= s.grad_accum, "one epoch has ", batches_per_epoch,
+           " batches, fewer than optim.grad_accum = ", s.grad_accum);
+  p.steps_per_epoch = batches_per_epoch / s.grad_accum;
+  p.total_steps = s.max_steps > 0 ? s.max_steps : s.epochs * p.steps_per_epoch;
+  p.optimizer = optimizer_registry().create(s.optimizer, s.optimizer_params,
+                                            make_groups(*p.backbone, *p.head, s));
+  p.schedule = schedule_registry().create(s.schedule, s.schedule_params, s.lr, p.total_steps);
+  return p;
+}
+
+// Writes the run's checkpoints: the model, head, optimizer state and identities with their
+// /meta. Weights that are not finite are never written; the error names the rollback point.
+class Checkpointer {
+ public:
+  Checkpointer(RunFolder& run, const Parts& parts, const TrainSettings& s, const Config& cfg)
+      : run_(run), parts_(parts), keep_(s.keep_checkpoints) {
+    meta_.backbone = s.backbone;
+    meta_.embedding_size = parts.backbone->embedding_size();
+    meta_.width = s.backbone_params.get_double("width", 1.0);
+    meta_.input_height = parts.backbone->input_height();
+    meta_.input_width = parts.backbone->input_width();
+    meta_.head = s.head_type;
+    meta_.config = cfg.to_yaml();
+  }
+
+  // Loads a checkpoint to continue from; returns its step.
+  int64_t resume(const std::string& path, const TrainSettings& s) {
+    const CheckpointMeta meta = read_checkpoint_meta(path);
+    MF_CHECK(meta.backbone == s.backbone && meta.head == s.head_type, path, ": holds a ",
+             meta.backbone, " + ", meta.head, " run, the config asks for ", s.backbone, " + ",
+             s.head_type);
+    load_checkpoint(path, *parts_.backbone, parts_.head.get(), parts_.optimizer.get());
+    meta_.best_score = meta.best_score;
+    if (!meta_.best_score) {  // a run folder from before best_score was stored in checkpoints
+      double score = 0;
+      if (std::ifstream best(fs::path(s.output_dir) / "best_accuracy.txt"); best >> score)
+        meta_.best_score = score;
+    }
+    saved_step_ = meta.step;
+    return meta.step;
+  }
+
+  int64_t saved_step() const { return saved_step_; }  // the step last.h5 holds, −1 if none
+
+  // checkpoints/step_N.h5, made last.h5.
+  void save_step(int64_t step) {
+    meta_.verification_threshold.reset();
+    run_.save_step_checkpoint(step, keep_, [&](const std::string& path) { save(path, step); });
+    saved_step_ = step;
+  }
+
+  // last.h5 after an evaluation (with LFW's threshold), and best.h5 when `score` is the best.
+  void save_evaluated(int64_t step, std::optional<double> threshold, std::optional<double> score) {
+    const bool better = score && (!meta_.best_score || *score > *meta_.best_score);
+    if (better) meta_.best_score = score;
+    meta_.verification_threshold = threshold;
+    run_.save_last([&](const std::string& path) { save(path, step); });
+    saved_step_ = step;
+    if (better) run_.copy_last_to_best();
+  }
+
+  // Where a resumed run would start, for messages.
+  std::string rollback_point() const {
+    return saved_step_ >= 0 ? "the last checkpoint, " + run_.last_checkpoint() + " (step " +
+                                  std::to_string(saved_step_) + ", finite weights)"
+                            : std::string("no checkpoint (none was written yet)");
+  }
+
+ private:
+  void save(const std::string& path, int64_t step) {
+    const int64_t bad = nonfinite_values(*parts_.backbone) + nonfinite_values(*parts_.head);
+    MF_CHECK(bad == 0, "the weights became non-finite by step ", step, " (", bad,
+             " values); no checkpoint was written. Resuming starts from ", rollback_point(),
+             ". Try a lower optim.lr, optim.clip_grad_norm, or head.margin_warmup_steps");
+    meta_.step = step;
+    meta_.epoch = step / parts_.steps_per_epoch;
+    CheckpointContents c;
+    c.meta = meta_;
+    c.model = parts_.backbone.get();
+    c.head = parts_.head.get();
+    c.optimizer = parts_.optimizer.get();
+    c.identities = parts_.data->identities();
+    save_checkpoint(path, c);
+  }
+
+  RunFolder& run_;
+  const Parts& parts_;
+  int64_t keep_;
+  CheckpointMeta meta_;
+  int64_t saved_step_ = -1;
+};
+
+// The run's convolutions (training and its periodic evaluations) use its precision; whatever
+// runs after it in this process gets the previous one back.
+class ConvPrecisionScope {
+ public:
+  explicit ConvPrecisionScope(kernels::ConvPrecision p) { kernels::set_conv_precision(p); }
+  ~ConvPrecisionScope() { kernels::set_conv_precision(previous_); }
+
+ private:
+  kernels::ConvPrecision previous_ = kernels::conv_precision();
+};
+
+void print_end(const TrainSummary& summary, int64_t first_step, const RunFolder& run) {
+  if (g_stop_signal)
+    std::printf(
+        "stopped by signal %d at step %lld; checkpoint saved, continue with --resume auto\n",
+        int(g_stop_signal), (long long)summary.steps);
+  if (summary.steps == first_step)
+    std::printf("nothing to train: the run already reached step %lld", (long long)summary.steps);
+  else
+    std::printf("done: %lld steps in %s (%.1f img/s)", (long long)summary.steps,
+                format_duration(summary.wall_seconds).c_str(), summary.images_per_s);
+  if (summary.bad_images)
+    std::printf(", %lld unreadable images skipped", (long long)summary.bad_images);
+  if (summary.skipped_steps)
+    std::printf(", %lld steps skipped for a non-finite loss", (long long)summary.skipped_steps);
+  std::printf("\ncheckpoints in %s\n", run.checkpoint_dir().c_str());
+}
+
+}  // namespace
+
 TrainSummary train(const Config& cfg, const TrainOptions& o) {
   const auto start = Clock::now();
   const StopOnSignal stop_on_signal;
   const TrainSettings s = read_train_settings(cfg);
   set_num_threads(s.threads);
-  // The run's convolutions (training and its periodic evaluations) use its precision; whatever
-  // runs after it in this process gets the previous one back.
-  struct RestorePrecision {
-    kernels::ConvPrecision p = kernels::conv_precision();
-    ~RestorePrecision() { kernels::set_conv_precision(p); }
-  } restore_precision;
-  kernels::set_conv_precision(s.precision);
+  const ConvPrecisionScope precision(s.precision);
 
   RunFolder run(s.output_dir);
-  std::string resume = o.resume == "auto" ? (run.has_run() ? run.last_checkpoint() : "") : o.resume;
+  const std::string resume =
+      o.resume == "auto" ? (run.has_run() ? run.last_checkpoint() : "") : o.resume;
   MF_CHECK(!resume.empty() || !run.has_run(), "'", s.output_dir, "' already holds a run (",
            run.last_checkpoint(),
            "); continue it with --resume auto, or choose another train.output_dir");
-
-  // Model, data, head, optimizer, schedule.
-  Rng init_rng(s.seed);
-  std::unique_ptr<Backbone> backbone =
-      builtin_backbones().create(s.backbone, s.backbone_params, init_rng);
-  const TrainingSet data =
-      TrainingSet::open(s.sources, s.root, static_cast<int>(backbone->input_height()),
-                        static_cast<int>(backbone->input_width()), s.max_identities);
-  std::unique_ptr<Head> head = head_registry().create(
-      s.head_type, s.head_params, backbone->embedding_size(), data.num_classes(), init_rng);
-  if (!s.init.empty()) {
-    const CheckpointMeta init_meta = read_checkpoint_meta(s.init);
-    load_checkpoint(s.init, *backbone, init_meta.head == s.head_type ? head.get() : nullptr);
-  }
-  LoaderConfig loader_config = s.loader;
-  loader_config.seed = s.seed;
-  DataLoader loader(data, loader_config);
-  const int64_t batches_per_epoch = loader.batches_per_epoch();
-  MF_CHECK(batches_per_epoch >= s.grad_accum, "one epoch has ", batches_per_epoch,
-           " batches, fewer than optim.grad_accum = ", s.grad_accum);
-  const int64_t steps_per_epoch = batches_per_epoch / s.grad_accum;
-  const int64_t total_steps = s.max_steps > 0 ? s.max_steps : s.epochs * steps_per_epoch;
-  auto optimizer = optimizer_registry().create(s.optimizer, s.optimizer_params,
-                                               make_groups(*backbone, *head, s));
-  auto schedule = schedule_registry().create(s.schedule, s.schedule_params, s.lr, total_steps);
-  Trainee trainee{*backbone, *head, *optimizer, *schedule};
-
-  CheckpointMeta meta;
+  Parts parts = assemble(s);
+  Trainee trainee{*parts.backbone, *parts.head, *parts.optimizer, *parts.schedule};
+  Checkpointer checkpoints(run, parts, s, cfg);
   int64_t step = 0;
   if (!resume.empty()) {
-    meta = read_checkpoint_meta(resume);
-    MF_CHECK(meta.backbone == s.backbone && meta.head == s.head_type, resume, ": holds a ",
-             meta.backbone, " + ", meta.head, " run, the config asks for ", s.backbone, " + ",
-             s.head_type);
-    load_checkpoint(resume, *backbone, head.get(), optimizer.get());
-    step = meta.step;
-    if (!meta.best_score) {  // a run folder from before best_score was stored in checkpoints
-      double score = 0;
-      if (std::ifstream best(fs::path(s.output_dir) / "best_accuracy.txt"); best >> score)
-        meta.best_score = score;
-    }
+    step = checkpoints.resume(resume, s);
     std::printf("resuming %s at step %lld\n", resume.c_str(), (long long)step);
   }
   run.write_config(cfg.to_yaml());
@@ -204,70 +316,20 @@ TrainSummary train(const Config& cfg, const TrainOptions& o) {
   // checkpoint, every record of a run killed before its first one).
   const double time_before = run.truncate_log_after(step);
   const TrainingEvaluation evaluation(
-      s, backbone->input_width() != backbone->input_height());  // 112×96: crop the centre
-
-  meta.backbone = s.backbone;
-  meta.embedding_size = backbone->embedding_size();
-  meta.width = s.backbone_params.get_double("width", 1.0);
-  meta.input_height = backbone->input_height();
-  meta.input_width = backbone->input_width();
-  meta.head = s.head_type;
-  meta.config = cfg.to_yaml();
-  meta.verification_threshold.reset();
-  int64_t saved_step = resume.empty() ? -1 : step;  // the step last.h5 holds
-  // Writes the current weights to `path`; refuses weights that are not finite, naming the last
-  // checkpoint that is (the rollback point).
-  auto save = [&](const std::string& path) {
-    const int64_t bad = nonfinite_values(*backbone) + nonfinite_values(*head);
-    MF_CHECK(bad == 0, "the weights became non-finite by step ", step, " (", bad,
-             " values); no checkpoint was written. ",
-             saved_step >= 0 ? "The last checkpoint (" + run.last_checkpoint() + ", step " +
-                                   std::to_string(saved_step) + ") holds finite weights. "
-                             : std::string("There is no checkpoint yet. "),
-             "Try a lower optim.lr, optim.clip_grad_norm, or head.margin_warmup_steps");
-    meta.step = step;
-    meta.epoch = step / steps_per_epoch;
-    CheckpointContents c;
-    c.meta = meta;
-    c.model = backbone.get();
-    c.head = head.get();
-    c.optimizer = optimizer.get();
-    c.identities = data.identities();
-    save_checkpoint(path, c);
-  };
-  auto save_step_checkpoint = [&] {
-    meta.verification_threshold.reset();
-    run.save_step_checkpoint(step, s.keep_checkpoints, save);
-    saved_step = step;
-  };
-
-  TrainSummary summary;
-  summary.output_dir = s.output_dir;
-  // Evaluations due at this step: log records, last.h5 with the threshold and best score, and
-  // best.h5 when the score beats the best so far.
-  auto evaluate = [&](bool last_step) {
-    EvalOutcome e = evaluation.run(*backbone, step, last_step);
-    for (const auto& record : e.records) run.append(record);
-    if (e.lfw) std::tie(summary.lfw_accuracy, summary.lfw_std) = *e.lfw;
-    if (!e.targets.empty()) summary.target_accuracy = e.targets;
-    const bool better = e.score && (!meta.best_score || *e.score > *meta.best_score);
-    if (better) meta.best_score = e.score;
-    meta.verification_threshold = e.threshold;
-    run.save_last(save);
-    saved_step = step;
-    if (better) run.copy_last_to_best();
-  };
-
+      s, parts.backbone->input_width() != parts.backbone->input_height());  // 112×96: crop
+  const int64_t total_steps = parts.total_steps, steps_per_epoch = parts.steps_per_epoch;
   std::printf(
       "training %s + %s on %lld images of %lld identities: %lld steps (%lld per epoch), batch %lld "
       "× %lld, %d threads%s\n",
-      s.backbone.c_str(), s.head_type.c_str(), (long long)data.size(),
-      (long long)data.num_classes(), (long long)total_steps, (long long)steps_per_epoch,
+      s.backbone.c_str(), s.head_type.c_str(), (long long)parts.data->size(),
+      (long long)parts.data->num_classes(), (long long)total_steps, (long long)steps_per_epoch,
       (long long)s.loader.batch_size, (long long)s.grad_accum, num_threads(),
       s.precision == kernels::ConvPrecision::bf16 ? ", bf16 convolutions" : "");
 
-  backbone->train();
-  head->train();
+  TrainSummary summary;
+  summary.output_dir = s.output_dir;
+  parts.backbone->train();
+  parts.head->train();
   const int64_t first_step = step;
   Progress progress(first_step, total_steps, s.log_every, o.quiet);
   int64_t epoch = -1, nonfinite_run = 0, updates = 0, images = 0;
@@ -279,9 +341,9 @@ TrainSummary train(const Config& cfg, const TrainOptions& o) {
     const int64_t step_epoch = step / steps_per_epoch;
     if (step_epoch != epoch) {
       epoch = step_epoch;
-      loader.start_epoch(epoch, (step % steps_per_epoch) * s.grad_accum);
+      parts.loader->start_epoch(epoch, (step % steps_per_epoch) * s.grad_accum);
     }
-    const StepResult r = train_step(trainee, loader, step, s.grad_accum, s.clip_grad_norm);
+    const StepResult r = train_step(trainee, *parts.loader, step, s.grad_accum, s.clip_grad_norm);
     ++step;
     if (r.finite) {
       nonfinite_run = 0;
@@ -301,47 +363,34 @@ TrainSummary train(const Config& cfg, const TrainOptions& o) {
       if (++nonfinite_run >= s.max_nonfinite) break;  // to the rollback below, without a save
     }
     const bool last = step == total_steps;
-    if (step % s.checkpoint_every == 0 || last) save_step_checkpoint();
-    if (evaluation.due(step, last)) evaluate(last);
+    if (step % s.checkpoint_every == 0 || last) checkpoints.save_step(step);
+    if (evaluation.due(step, last)) {
+      const EvalOutcome e = evaluation.run(*parts.backbone, step, last);
+      for (const auto& record : e.records) run.append(record);
+      if (e.lfw) std::tie(summary.lfw_accuracy, summary.lfw_std) = *e.lfw;
+      if (!e.targets.empty()) summary.target_accuracy = e.targets;
+      checkpoints.save_evaluated(step, e.threshold, e.score);
+    }
     if (o.stop_after > 0 && step >= o.stop_after) stop = killed = true;
     if (g_stop_signal) stop = true;
   }
 
   // Every way out of the loop ends here.
   summary.steps = step;
-  summary.bad_images = loader.bad_images();
+  summary.bad_images = parts.loader->bad_images();
   summary.wall_seconds = seconds_since(start);
   summary.images_per_s = double(images) / std::max(progress.seconds(), 1e-9);
-  if (nonfinite_run >= s.max_nonfinite) {
-    // Too many non-finite losses in a row: nothing is saved (the weights never took those
-    // updates, but resuming past the failing steps would hide them); the run rolls back to its
-    // last checkpoint.
-    summary.outcome = TrainOutcome::failed;
-    MF_FAIL("the loss was not finite for ", nonfinite_run, " steps in a row (steps ",
-            step - nonfinite_run + 1, "-", step, "); stopping. ",
-            saved_step >= 0 ? "Resuming starts from the last checkpoint, " + run.last_checkpoint() +
-                                  " (step " + std::to_string(saved_step) + ", finite weights). "
-                            : std::string("No checkpoint was written. "),
-            "Try a lower optim.lr, optim.clip_grad_norm, or head.margin_warmup_steps");
-  }
-  if (saved_step != step && step > first_step && !killed) save_step_checkpoint();  // a signal
+  // Too many non-finite losses in a row: nothing is saved (the weights never took those updates,
+  // but a checkpoint past the failing steps would skip them on resume): roll back.
+  MF_CHECK(nonfinite_run < s.max_nonfinite, "the loss was not finite for ", nonfinite_run,
+           " steps in a row (steps ", step - nonfinite_run + 1, "-", step,
+           "); stopping. Resuming starts from ", checkpoints.rollback_point(),
+           ". Try a lower optim.lr, optim.clip_grad_norm, or head.margin_warmup_steps");
+  if (checkpoints.saved_step() != step && step > first_step && !killed)
+    checkpoints.save_step(step);  // stopped by a signal between checkpoints
   summary.finished = step == total_steps;
   summary.outcome = summary.finished ? TrainOutcome::finished : TrainOutcome::interrupted;
-  if (g_stop_signal)
-    std::printf(
-        "stopped by signal %d at step %lld; checkpoint saved, continue with --resume auto\n",
-        int(g_stop_signal), (long long)step);
-  if (step == first_step) {
-    std::printf("nothing to train: the run already reached step %lld", (long long)step);
-  } else {
-    std::printf("done: %lld steps in %s (%.1f img/s)", (long long)step,
-                format_duration(summary.wall_seconds).c_str(), summary.images_per_s);
-  }
-  if (summary.bad_images)
-    std::printf(", %lld unreadable images skipped", (long long)summary.bad_images);
-  if (summary.skipped_steps)
-    std::printf(", %lld steps skipped for a non-finite loss", (long long)summary.skipped_steps);
-  std::printf("\ncheckpoints in %s\n", run.checkpoint_dir().c_str());
+  print_end(summary, first_step, run);
   MF_CHECK(updates > 0 || step == first_step, "every one of the ", step - first_step,
            " steps had a non-finite loss: nothing was learned");
   return summary;
