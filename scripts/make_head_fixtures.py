@@ -2,8 +2,8 @@
 """PyTorch reference fixtures for the heads in src/losses.
 
 Writes tests/fixtures/heads.h5, read by tests/losses/test_heads_torch.cpp. Every head is written
-here again, independently, from its paper and the reference code named in
-../shared/reference/field.md §3 (ronghuaiyang/face.evoLVe for ArcFace's careful form,
+here again, independently, from its paper and public reference code
+(ronghuaiyang/arcface-pytorch and face.evoLVe for ArcFace's careful form,
 arcface_torch for the straight-through gradient, Caffe/face.evoLVe for SphereFace), in float64
 torch with autograd doing every derivative except one: the combined margin with m1 != 1 needs
 d acos(c)/dc, which autograd makes infinite at |c| = 1, so SafeAcos below uses the documented

@@ -1,5 +1,6 @@
 #!/usr/bin/python3
-"""Validation-pack fixtures in every pickle form in circulation (../shared/reference/formats.md).
+"""Validation-pack fixtures in every pickle form in circulation (docs/guide.md, "Training on
+CASIA-WebFace / MS1M packs").
 
 Writes tests/fixtures/packs/*.bin, read by tests/data/test_packs.cpp. Every file holds the same
 content, so the test checks each against one expectation computed independently in C++:

@@ -3,7 +3,7 @@
 // from its five landmarks — eyes, nose tip, mouth corners, in the image's left-to-right order — to
 // a fixed template, and warp the image with it (bilinear, border 0).
 //
-// Templates (../shared/reference/field.md §5):
+// Templates (insightface's `arcface_dst` in face_align.py; SphereFace's 96-wide crop):
 //   112×112  (38.2946, 51.6963) (73.5318, 51.5014) (56.0252, 71.7366) (41.5493, 92.3655)
 //            (70.7299, 92.2041)                         insightface `arcface_dst`
 //   112×96   the same shifted −8 px in x                SphereFace / caffe-face

@@ -5,14 +5,14 @@
 //   z_y = s·φ where θ + m ≤ π (c > cos(π − m)), else s·(c − m·sin m) (the fallback);
 //   easy_margin: s·φ where c > 0, else s·c.
 //
-// Gradient (`gradient`, field.md §3 "two conventions"):
+// Gradient (`gradient`, two conventions in use; docs/heads.md):
 //  * exact (default; the paper, ronghuaiyang/arcface-pytorch, face.evoLVe): ∂z_y/∂c = s·φ′ with
 //    φ′ = cos m + sin m·c/sin θ = sin(θ + m)/sin θ, and s on the fallback. Unbounded as c → 1
 //    without the 1e-9 clamp (face.evoLVe#117); with it, φ′(1) = cos m.
 //  * straight_through (insightface arcface_torch since Dec 2022): the margin is a constant
 //    offset, ∂z_y/∂c = s. Same forward, so p_y still carries the margin. Finite differences only
 //    verify `exact`; the PyTorch fixtures have one case set per convention.
-// Pitfalls (field.md §3, §9): at θ = π − m the fallback jumps from −1 to −cos m − m·sin m
+// Pitfalls (docs/heads.md): at θ = π − m the fallback jumps from −1 to −cos m − m·sin m
 // (−1.117 for m = 0.5, insightface#228); θ_y starts near π/2, so it rarely fires (#348). From
 // scratch ArcFace often stalls (loss ≈ 20–45, insightface#313): margin_warmup_steps grows m
 // linearly from 0 (or pre-train with softmax). easy_margin and th/mm confuse users

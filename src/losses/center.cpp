@@ -6,7 +6,7 @@
 // Σ‖x − c‖²/(2M), dL/dx = (x − c)/M). The centers are a buffer, constant for the gradient.
 // Center step, after the optimizer step (after_step), with rate α:
 //   Δc_j = Σ_{y_i = j} (c_j − x_i) / (1 + n_j),   c_j ← c_j − α·Δc_j.
-// Pitfalls (field.md §3): that step is not the gradient of the loss (which would be
+// Pitfalls (docs/heads.md): that step is not the gradient of the loss (which would be
 // λ·Σ_{y_i=j}(c_j − x_i)/N), so it stays an explicit update instead of going through the optimizer
 // (caffe-face writes it into the param diff, tying α to the learning rate; PR #1 argues against).
 // Centers start at zero (facenet), so early on they pull embeddings toward the origin until they

@@ -7,7 +7,7 @@
 // Gradient: exact; the verification term through the fused kernels::contrastive_* (all pairs of
 // the batch, ∂/∂f_i = f_i − f_j or −(margin − d)(f_i − f_j)/d) and l2_normalize. Kinks: d = margin,
 // and d = 0 for a different-identity pair (gradient 0 there).
-// Pitfalls (field.md §3): DeepID2 learns the margin and samples pairs; here the margin is fixed
+// Pitfalls (docs/heads.md): DeepID2 learns the margin and samples pairs; here the margin is fixed
 // and every pair of the batch counts, averaged so λ does not depend on N. Verification needs
 // several images per identity in a batch (a P×K sampler). On unit vectors d ∈ [0, 2], so a
 // margin ≥ 2 pushes every different pair apart forever. λ = 0.05 was DeepID2's best.

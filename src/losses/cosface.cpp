@@ -5,7 +5,7 @@
 //
 // Gradient: exact and simple: ∂z_y/∂cos θ_y = s, as for every other column (the margin is a
 // constant offset on the target logit), so this head has no kink and no 1/sin θ.
-// Pitfalls (field.md §2, §3): defaults differ by source (CosFace s 64 m 0.35, AM-Softmax s 30,
+// Pitfalls (docs/heads.md): defaults differ by source (CosFace s 64 m 0.35, AM-Softmax s 30,
 // arcface_torch m 0.40); happynear's Caffe applies −m then a fixed Scale of s. The CosFace bound
 // s ≥ (K−1)/K·ln((K−1)·P/(1−P)) says how large s must be for target posterior P.
 // margin_warmup_steps grows m linearly from 0.

@@ -4,7 +4,7 @@
 //
 // Gradient: exact, through l2_normalize, linear and the scale; with learn_s the scale is a
 // parameter "s" (1) and ∂L/∂s = Σ ∂L/∂z·cos θ (NormFace's learned `Scale` layer; its prototxt
-// starts at 10). Pitfalls (field.md §3, §8): without a margin, normalised features train worse
+// starts at 10). Pitfalls (docs/heads.md): without a margin, normalised features train worse
 // than softmax (ArcFace Table 2: NS 98.56 vs softmax 99.08 LFW), and a small s caps the target
 // posterior: the CE cannot fall below log(1 + (K−1)·e^(−2s)); the CosFace paper's bound
 // s ≥ (K−1)/K·ln((K−1)·P/(1−P)) gives the s needed for posterior P. A learned s is not clamped.

@@ -4,7 +4,7 @@
 //
 // The plain classifier every margin head is measured against (ArcFace paper, Table 2 "Softmax").
 // Gradient: ∂L/∂z = (softmax(z) − onehot(y)) / N, then through linear() to x, W and b: all exact.
-// Pitfalls (field.md §3): MXNet's fc7 bias uses lr_mult 2 and wd_mult 0; here the bias is off by
+// Pitfalls (docs/heads.md): MXNet's fc7 bias uses lr_mult 2 and wd_mult 0; here the bias is off by
 // default. Logits grow with ‖x‖ and ‖W‖, so the loss can be driven down by scale alone; the
 // normalised heads (normface and after) remove that freedom.
 // Parameters: bias (false).

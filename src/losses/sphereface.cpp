@@ -8,7 +8,7 @@
 // Gradient: exact. f(c) = c + w·(ψ − c) with w = 1/(1 + λ) has f′ = 1 + w·((−1)^k·T_m′(c) − 1), a
 // polynomial, so no 1/sin θ appears (kernels::sphereface_margin); ‖x‖ is differentiated too
 // (row_norm), as in Caffe. Kinks: ψ is C¹ at θ = kπ/m but its curvature jumps there.
-// Pitfalls (field.md §3, §9): Caffe keeps its iteration counter inside the layer (resuming needs
+// Pitfalls (docs/heads.md): Caffe keeps its iteration counter inside the layer (resuming needs
 // `iteration:` by hand) and renormalises W in place during forward; here λ is read from the
 // caller's step and W is normalised functionally. λ reaches λ_min = 5 at step ≈ 1,659 — early
 // training is almost plain softmax by design; the loss often stalls (sphereface#30, #48), and

@@ -11,7 +11,7 @@
 // itself is piecewise constant. Kink: the hinge at 0.
 // Accuracy: the fraction of anchors whose nearest other embedding has the same identity; logits
 // hold the scores −d² (N, N) with −∞ on the diagonal (an anchor is not its own neighbour).
-// Pitfalls (field.md §3, §9): batches without two images of an identity yield no triplet (an
+// Pitfalls (docs/heads.md): batches without two images of an identity yield no triplet (an
 // error here: use a P×K sampler); the hardest negatives early in training collapse embeddings,
 // which is why FaceNet uses semi-hard ones; triplet training usually trails softmax-based heads
 // (facenet#124). No class weights: this head has no parameters.

@@ -243,7 +243,7 @@ int64_t stage_sum(const Backbone& b, int64_t StageInfo::*field) {
 // PyTorch's count (sum of p.numel() over parameters(), the frozen BatchNorm1d scale included)
 // for insightface's iresnet18/34/50/100 with num_features = 512, and forward GFLOPs per image
 // (2 × multiply-adds of convolutions and fully connected layers) at 112×112 against insightface's
-// 2.61 / 4.46 / 6.31 / 12.09 GMACs (field.md §4).
+// 2.61 / 4.46 / 6.31 / 12.09 GMACs (arcface_torch's model-zoo table).
 TEST(Backbones, param_count_and_gflops_iresnet) {
   const std::tuple<const char*, int64_t, double> expected[] = {{"ir18", 24025600, 5.22},
                                                                {"ir34", 34139328, 8.92},

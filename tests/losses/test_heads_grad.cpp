@@ -126,7 +126,7 @@ TEST(ArcfaceHead, grad_float_fallback_branch) {
 }
 
 // Straight-through is not the derivative of its forward: finite differences must reject it
-// (field.md §3: only `exact` can be verified numerically).
+// (only `exact` is a derivative of the forward, so only it can be verified numerically).
 TEST(ArcfaceHead, straight_through_is_not_the_numerical_gradient) {
   EXPECT_FALSE(check("arcface", {"s=4", "gradient=straight_through"}, {-std::cos(0.5)}));
 }

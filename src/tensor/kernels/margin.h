@@ -7,7 +7,7 @@
 //   ArcFace                f = cos(θ + m), with the θ + m > π fallback and easy_margin
 //   combined (insightface) f = cos(m1·θ + m2) − m3, with the same guard
 //   SphereFace (A-Softmax) f = c + w·(ψ(θ) − c), w = 1/(1 + λ) (times the warm-up ratio)
-// Formulas, papers and pitfalls are in ../shared/reference/field.md §3 and in each head's file.
+// Formulas, papers and pitfalls are in each head's file in src/losses and in docs/heads.md.
 //
 // Numerics shared by all of them:
 //  * c is clamped to [−1, 1] (rounding gives |c| > 1, and acos would return NaN); as with
