@@ -8,6 +8,32 @@
 
 namespace mf {
 
+namespace {
+thread_local Params::KeyRecorder* g_recorder = nullptr;
+
+std::string number_text(double v) {
+  std::ostringstream out;
+  out.precision(17);
+  out << v;
+  return out.str();
+}
+}  // namespace
+
+Params::KeyRecorder::KeyRecorder() : previous_(g_recorder) {
+  g_recorder = this;
+}
+Params::KeyRecorder::~KeyRecorder() {
+  g_recorder = previous_;
+}
+
+void Params::record_default(const std::string& key, const std::string& def) const {
+  if (!g_recorder) return;
+  std::string name;
+  if (!context_.empty()) name.append(context_).append(".");
+  name.append(key);
+  g_recorder->keys_.emplace(name, def);
+}
+
 void Params::set(const std::string& key, const std::string& value, const std::string& where) {
   values_[key] = Entry{value, where};
 }
@@ -36,6 +62,7 @@ std::string Params::describe(const std::string& key) const {
 }
 
 double Params::get_double(const std::string& key, double def, double lo, double hi) const {
+  record_default(key, number_text(def));
   const Entry* e = lookup(key);
   double v = def;
   if (e) {
@@ -59,6 +86,7 @@ double Params::get_double_open_low(const std::string& key, double def, double lo
 }
 
 int64_t Params::get_int(const std::string& key, int64_t def, int64_t lo, int64_t hi) const {
+  record_default(key, std::to_string(def));
   const Entry* e = lookup(key);
   int64_t v = def;
   if (e) {
@@ -76,6 +104,7 @@ int64_t Params::get_int(const std::string& key, int64_t def, int64_t lo, int64_t
 }
 
 bool Params::get_bool(const std::string& key, bool def) const {
+  record_default(key, def ? "true" : "false");
   const Entry* e = lookup(key);
   if (!e) return def;
   std::string v = e->value;
@@ -87,6 +116,7 @@ bool Params::get_bool(const std::string& key, bool def) const {
 
 std::string Params::get_string(const std::string& key, const std::string& def,
                                const std::vector<std::string>& allowed) const {
+  record_default(key, def);
   const Entry* e = lookup(key);
   const std::string v = e ? e->value : def;
   if (!allowed.empty() && std::find(allowed.begin(), allowed.end(), v) == allowed.end()) {
@@ -98,6 +128,7 @@ std::string Params::get_string(const std::string& key, const std::string& def,
 }
 
 std::vector<std::string> Params::get_list(const std::string& key) const {
+  record_default(key, "[]");
   const Entry* e = lookup(key);
   std::vector<std::string> out;
   if (!e) return out;

@@ -15,6 +15,23 @@ namespace mf {
 
 class Params {
  public:
+  // While a KeyRecorder lives (on this thread), every getter call records the full key
+  // ("data.batch_size") and its default as text: a test compares configs/reference.yaml with
+  // what the code actually reads.
+  class KeyRecorder {
+   public:
+    KeyRecorder();
+    ~KeyRecorder();
+    KeyRecorder(const KeyRecorder&) = delete;
+    KeyRecorder& operator=(const KeyRecorder&) = delete;
+    const std::map<std::string, std::string>& keys() const { return keys_; }
+
+   private:
+    friend class Params;
+    std::map<std::string, std::string> keys_;
+    KeyRecorder* previous_;
+  };
+
   Params() = default;
   explicit Params(std::string context) : context_(std::move(context)) {}  // e.g. "head"
 
@@ -52,6 +69,7 @@ class Params {
     std::string value, where;
   };
   const Entry* lookup(const std::string& key) const;
+  void record_default(const std::string& key, const std::string& def) const;
   std::string context_;
   std::map<std::string, Entry> values_;
   mutable std::set<std::string> read_;
