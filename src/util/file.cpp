@@ -28,6 +28,17 @@ bool write_all(int fd, const std::string& bytes) {
   return true;
 }
 
+// The last step of an atomic write: renames the synced temporary file over `path`, then syncs the
+// folder so the rename itself survives a power loss.
+void commit(const std::string& tmp, const std::string& path) {
+  if (std::rename(tmp.c_str(), path.c_str()) != 0) {
+    const int error = errno;
+    std::remove(tmp.c_str());
+    MF_FAIL("cannot write ", path, ": renaming ", tmp, " failed: ", std::strerror(error));
+  }
+  sync_folder(std::filesystem::path(path).parent_path().string());
+}
+
 }  // namespace
 
 std::string read_file(const std::string& path, const std::string& what) {
@@ -57,12 +68,7 @@ void write_file_atomically(const std::string& path, const std::string& bytes) {
     std::remove(tmp.c_str());
     MF_FAIL("cannot write ", path, ": ", std::strerror(error), " (", path, " is unchanged)");
   }
-  if (std::rename(tmp.c_str(), path.c_str()) != 0) {
-    const int rename_error = errno;
-    std::remove(tmp.c_str());
-    MF_FAIL("cannot write ", path, ": renaming ", tmp, " failed: ", std::strerror(rename_error));
-  }
-  sync_folder(std::filesystem::path(path).parent_path().string());
+  commit(tmp, path);
 }
 
 void copy_file_atomically(const std::string& from, const std::string& to) {
@@ -77,12 +83,7 @@ void copy_file_atomically(const std::string& from, const std::string& to) {
     std::remove(tmp.c_str());
     MF_FAIL("cannot copy ", from, " to ", to, ": ", reason, " (", to, " is unchanged)");
   }
-  if (std::rename(tmp.c_str(), to.c_str()) != 0) {
-    const int rename_error = errno;
-    std::remove(tmp.c_str());
-    MF_FAIL("cannot write ", to, ": renaming ", tmp, " failed: ", std::strerror(rename_error));
-  }
-  sync_folder(std::filesystem::path(to).parent_path().string());
+  commit(tmp, to);
 }
 
 void append_line(const std::string& path, const std::string& line) {

@@ -94,7 +94,14 @@ class Child {
     ASSERT_EQ(::waitpid(pid_, &status_, 0), pid_);
     pid_ = 0;
   }
-  bool exited_ok() const { return pid_ == 0 && WIFEXITED(status_) && WEXITSTATUS(status_) == 0; }
+  void send(int signal) {
+    ASSERT_GT(pid_, 0);
+    ASSERT_EQ(::kill(pid_, signal), 0);
+  }
+  bool exited_ok() const { return exited_with(0); }
+  bool exited_with(int code) const {
+    return pid_ == 0 && WIFEXITED(status_) && WEXITSTATUS(status_) == code;
+  }
   bool was_killed() const {
     return pid_ == 0 && WIFSIGNALED(status_) && WTERMSIG(status_) == SIGKILL;
   }
@@ -239,6 +246,52 @@ TEST(TrainKill, sigkill_and_resume_auto_logs_each_step_once_with_the_same_losses
       << "the resumed run ends with other weights";
 
   std::printf("%.1f s\n", std::chrono::duration<double>(Clock::now() - start).count());
+}
+
+// Regression (issue "Nothing lost, nothing silently wrong", item 8): SIGHUP (a closed terminal or
+// ssh session) killed the run without a checkpoint, and a run stopped by a signal exited 0 like a
+// finished one. SIGHUP now stops like SIGTERM — after the current step, with a checkpoint — and
+// the exit status is 3, so scripts can tell; --resume auto then finishes the run.
+TEST(TrainKill, sighup_stops_with_a_checkpoint_and_exit_status_3) {
+  const TempDir tmp;
+  const fs::path& dir = tmp.root();
+  write_faces(dir / "faces.h5");
+  const fs::path config = dir / "config.yaml";
+  std::ofstream(config) << "seed: 7\ndata: {train: [" << (dir / "faces.h5").string()
+                        << "], batch_size: 8}\n"
+                        << "model: {backbone: ir18, width: 0.0625, embedding_size: 16}\n"
+                        << "head: {type: softmax}\n"
+                        << "train: {max_steps: " << kSteps
+                        << ", checkpoint_every: 1000, output_dir: " << (dir / "run").string()
+                        << "}\n";
+  const fs::path log = dir / "run" / "log.jsonl";
+  {
+    Child c({"train", "--config", config.string()}, dir / "first.txt");
+    const auto until = Clock::now() + kTimeout;
+    while (count_lines(log) < 2) {
+      ASSERT_TRUE(c.running()) << read_text(dir / "first.txt");
+      ASSERT_LT(Clock::now(), until) << "no progress:\n" << read_text(dir / "first.txt");
+      std::this_thread::sleep_for(std::chrono::milliseconds(2));
+    }
+    c.send(SIGHUP);
+    ASSERT_TRUE(c.wait());
+    EXPECT_TRUE(c.exited_with(3)) << read_text(dir / "first.txt");
+  }
+  const auto records = read_log(log);
+  ASSERT_FALSE(records.empty());
+  ASSERT_LT(records.back().step, kSteps) << "the run finished before the signal";
+  // The checkpoint holds the step the run stopped at (checkpoint_every 1000: only the signal
+  // could have written it).
+  EXPECT_EQ(read_checkpoint_meta((dir / "run" / "checkpoints" / "last.h5").string()).step,
+            records.back().step);
+  {
+    Child c({"train", "--config", config.string(), "--resume", "auto"}, dir / "second.txt");
+    ASSERT_TRUE(c.wait());
+    EXPECT_TRUE(c.exited_ok()) << read_text(dir / "second.txt");
+  }
+  const auto all = read_log(log);
+  ASSERT_EQ(all.size(), static_cast<size_t>(kSteps));
+  for (size_t i = 0; i < all.size(); ++i) EXPECT_EQ(all[i].step, int64_t(i) + 1);
 }
 
 }  // namespace
