@@ -1,5 +1,6 @@
 #include "io/module_io.h"
 
+#include <cmath>
 #include <set>
 #include <utility>
 #include <vector>
@@ -45,6 +46,11 @@ void load_module(const h5::File& file, const std::string& group, Module& module,
     Tensor t = file.read_tensor(path);
     MF_CHECK(t.shape() == target.shape(), file.path(), ": tensor '", path, "' has shape ",
              t.shape(), ", expected ", target.shape());
+    // A diverged run's weights would give NaN embeddings and scores downstream, silently.
+    int64_t nonfinite = 0;
+    for (int64_t k = 0; k < t.numel(); ++k) nonfinite += !std::isfinite(t.data()[k]);
+    MF_CHECK(nonfinite == 0, file.path(), ": tensor '", path, "' holds ", nonfinite, " NaN/Inf of ",
+             t.numel(), " values (saved from a run that diverged?)");
     loaded.push_back(std::move(t));
     known.insert(name);
   }

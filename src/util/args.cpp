@@ -1,5 +1,6 @@
 #include "util/args.h"
 
+#include <cmath>
 #include <cstdio>
 #include <sstream>
 
@@ -122,7 +123,8 @@ double Args::get_double(const std::string& name) const {
   } catch (...) {
     used = 0;
   }
-  MF_CHECK(used == v.size() && !v.empty(), "option --", name, " expects a number, got '", v, "'");
+  MF_CHECK(used == v.size() && !v.empty() && std::isfinite(result), "option --", name,
+           " expects a finite number, got '", v, "'");
   return result;
 }
 

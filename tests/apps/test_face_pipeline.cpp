@@ -142,6 +142,23 @@ TEST(CompareCommand, threshold_comes_from_the_checkpoint_or_is_asked_for) {
       << r.output;
 }
 
+// Regression (issue "Nothing lost, nothing silently wrong", item 7): --threshold nan was accepted
+// (every pair "different", exit 0). Numeric options must be finite.
+TEST(CompareCommand, a_non_finite_threshold_is_refused) {
+  TempDir tmp;
+  const std::string ck = tiny_checkpoint(tmp);
+  const std::string a = write_face(tmp.path("a.png"), 1);
+  for (const char* bad : {"nan", "inf", "-inf"}) {
+    const CommandResult r = marginface("compare --checkpoint " + shell_quote(ck) + " --threshold " +
+                                       bad + " " + shell_quote(a) + " " + shell_quote(a));
+    EXPECT_EQ(r.status, 1) << bad << ": " << r.output;
+    EXPECT_NE(
+        r.output.find("option --threshold expects a finite number, got '" + std::string(bad) + "'"),
+        std::string::npos)
+        << r.output;
+  }
+}
+
 TEST(CompareCommand, bad_arguments_are_clear_errors) {
   TempDir tmp;
   const std::string ck = tiny_checkpoint(tmp);

@@ -133,6 +133,15 @@ TEST(SearchFiles, reads_the_embed_command_format_and_rejects_malformed_files) {
     h5::File f(tmp.path("nopaths.h5"), h5::File::Mode::kCreate);
     f.write_floats("/embeddings", rows, {2, 3});
   }
+  {  // Regression (issue "Nothing lost, nothing silently wrong", item 7): NaN rows gave nan scores.
+    h5::File f(tmp.path("nan.h5"), h5::File::Mode::kCreate);
+    std::vector<float> with_nan(rows, rows + 6);
+    with_nan[4] = std::nanf("");
+    f.write_floats("/embeddings", with_nan.data(), {2, 3});
+    f.write_strings("/paths", {"a.jpg", "b.jpg"});
+  }
+  EXPECT_NE(error_of([&] { eval::read_embeddings_file(tmp.path("nan.h5")); }).find("1 NaN/Inf"),
+            std::string::npos);
   for (const std::string name : {"bad.h5", "nopaths.h5", "missing.h5"}) {
     try {
       eval::read_embeddings_file(tmp.path(name));

@@ -2,8 +2,10 @@
 // clear errors for truncated or corrupt files, missing tensors and wrong shapes.
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <filesystem>
 #include <fstream>
+#include <limits>
 
 #include "h5/file.h"
 #include "io/checkpoint.h"
@@ -87,6 +89,23 @@ TEST(Checkpoint, round_trip_restores_everything) {
   EXPECT_FALSE(m.verification_threshold.has_value());
   store_verification_threshold(path, 0.3125);
   EXPECT_DOUBLE_EQ(*read_checkpoint_meta(path).verification_threshold, 0.3125);
+}
+
+// Regression (issue "Nothing lost, nothing silently wrong", item 7): a checkpoint with NaN
+// weights loaded silently and gave all-NaN embeddings (eval, embed, search exited 0).
+TEST(Checkpoint, non_finite_weights_are_refused_naming_the_tensor) {
+  TempDir dir;
+  auto model = small_model(1);
+  auto params = model->named_parameters();
+  params[0].second.value().data()[3] = std::numeric_limits<float>::infinity();
+  params[0].second.value().data()[5] = std::nanf("");
+  const std::string path = dir.path("diverged.h5");
+  save_model_only(path, *model);
+  auto fresh = small_model(2);
+  const std::string message = error_of([&] { load_checkpoint(path, *fresh); });
+  EXPECT_NE(message.find(path + ": tensor '/model/" + params[0].first + "' holds 2 NaN/Inf"),
+            std::string::npos)
+      << message;
 }
 
 TEST(Checkpoint, minimal_model_and_meta_file_is_enough) {

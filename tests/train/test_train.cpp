@@ -1,9 +1,11 @@
 // The training loop end to end on a tiny synthetic face set: run folder, checkpoints, resume
 // bit-for-bit, config errors, and `eval` on the result.
 #include <gtest/gtest.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include <cmath>
+#include <csignal>
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -15,6 +17,7 @@
 #include "train/run_folder.h"
 #include "train/trainer.h"
 #include "util/error.h"
+#include "util/file.h"
 
 namespace mf::test {
 namespace {
@@ -295,6 +298,53 @@ TEST(RunFolder, truncation_keeps_records_up_to_the_step_and_returns_their_time) 
   EXPECT_NE(lines[2].find("\"eval\""), std::string::npos);
   EXPECT_EQ(run.truncate_log_after(0), 0.0);
   EXPECT_TRUE(read_step_records(run.log_path()).empty());
+}
+
+// A full disk, simulated with RLIMIT_FSIZE (writes past the limit fail with EFBIG, as they fail
+// with ENOSPC on a full disk; works without root or a tmpfs). Restored when the test ends.
+class FileSizeLimit {
+ public:
+  explicit FileSizeLimit(rlim_t bytes) {
+    ::getrlimit(RLIMIT_FSIZE, &old_);
+    old_handler_ = std::signal(SIGXFSZ, SIG_IGN);  // fail the write instead of killing us
+    rlimit limit = old_;
+    limit.rlim_cur = bytes;
+    ::setrlimit(RLIMIT_FSIZE, &limit);
+  }
+  ~FileSizeLimit() {
+    ::setrlimit(RLIMIT_FSIZE, &old_);
+    std::signal(SIGXFSZ, old_handler_);
+  }
+
+ private:
+  rlimit old_{};
+  void (*old_handler_)(int);
+};
+
+// Regression (issue "Nothing lost, nothing silently wrong", item 5): resuming on a full disk
+// rewrote log.jsonl from an unchecked temporary file, erasing its records ("Input/output error").
+// The rewrite is now checked and atomic: the error names the log, and the log stays whole.
+TEST(RunFolder, a_full_disk_while_resuming_keeps_the_log_whole) {
+  TempDir dir;
+  RunFolder run(dir.path("run"));
+  for (int64_t step = 1; step <= 200; ++step)
+    run.append(StepRecord{step, 0, 1.0, 0.5, 0.1, 10, double(step)}.to_json());
+  const std::string before = read_file(run.log_path(), "log");
+  std::string message;
+  {
+    const FileSizeLimit full(1000);  // the kept records (steps 1-150) need ~15 kB
+    message = error_of([&] { run.truncate_log_after(150); });
+  }
+  EXPECT_NE(message.find(run.log_path()), std::string::npos) << message;
+  EXPECT_NE(message.find("File too large"), std::string::npos) << message;
+  EXPECT_EQ(read_file(run.log_path(), "log"), before);
+  EXPECT_FALSE(fs::exists(run.log_path() + ".tmp"));
+  // Appending on a full disk fails the same way, naming the log.
+  {
+    const FileSizeLimit full(before.size());
+    message = error_of([&] { run.append(StepRecord{201}.to_json()); });
+  }
+  EXPECT_NE(message.find(run.log_path()), std::string::npos) << message;
 }
 
 TEST(RunFolder, an_output_dir_that_is_a_file_is_named) {
