@@ -85,6 +85,7 @@ int run_embed(const std::vector<std::string>& argv) {
   args.option("threads", "threads (0 = OMP_NUM_THREADS or all cores)", "0");
   args.flag("skip-missing", "leave missing or unreadable images out (counted) instead of failing");
   if (!args.parse(argv)) return 0;
+  args.check_outputs_are_not_inputs({"out"}, {"checkpoint", "images"});
   set_num_threads(args.get_int("threads"));
 
   const std::string images = args.get("images"), root = args.get("root");

@@ -80,6 +80,8 @@ int run_eval(const std::vector<std::string>& argv) {
   args.option("roc", "draw the ROC curve into this PNG");
   args.flag("store-threshold", "store the mean threshold in the checkpoint's /meta");
   if (!args.parse(argv)) return 0;
+  args.check_outputs_are_not_inputs(
+      {"json", "roc"}, {"checkpoint", "lfw", "pairs", "bin", "threshold-pairs", "identification"});
   MF_CHECK(int(args.has("lfw")) + int(args.has("pairs")) + int(args.has("identification")) +
                    int(args.has("bin")) ==
                1,

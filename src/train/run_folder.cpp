@@ -122,8 +122,24 @@ bool RunFolder::has_run() const {
   return fs::exists(last_checkpoint());
 }
 
+namespace {
+// The first line of every config.yaml a run writes: how write_config knows a file is its own.
+constexpr const char* kConfigHeader =
+    "# marginface train: the resolved configuration of this run\n";
+}  // namespace
+
 void RunFolder::write_config(const std::string& yaml) {
-  write_file_atomically((fs::path(dir_) / "config.yaml").string(), yaml);
+  const std::string path = (fs::path(dir_) / "config.yaml").string();
+  if (fs::exists(path)) {
+    // A config.yaml we did not write (`output_dir: .` beside the user's own config.yaml) is never
+    // overwritten. Run folders from before the header count as ours by their log or checkpoint.
+    const bool ours = read_file(path, "run config").rfind(kConfigHeader, 0) == 0 || has_run() ||
+                      fs::exists(log_path());
+    MF_CHECK(ours, path,
+             " exists and was not written by marginface train; refusing to overwrite it (choose "
+             "another train.output_dir)");
+  }
+  write_file_atomically(path, kConfigHeader + yaml);
 }
 
 double RunFolder::truncate_log_after(int64_t step) {

@@ -2,6 +2,7 @@
 
 #include <cmath>
 #include <cstdio>
+#include <filesystem>
 #include <sstream>
 
 #include "util/error.h"
@@ -126,6 +127,23 @@ double Args::get_double(const std::string& name) const {
   MF_CHECK(used == v.size() && !v.empty() && std::isfinite(result), "option --", name,
            " expects a finite number, got '", v, "'");
   return result;
+}
+
+void Args::check_outputs_are_not_inputs(const std::vector<std::string>& outputs,
+                                        const std::vector<std::string>& inputs) const {
+  namespace fs = std::filesystem;
+  for (const auto& out : outputs) {
+    if (!has(out)) continue;
+    const std::string target = get(out);
+    std::error_code ec;
+    if (target.empty() || !fs::exists(target, ec)) continue;  // a new file cannot be an input
+    for (const auto& in : inputs)
+      for (const auto& source : all(in)) {
+        MF_CHECK(source.empty() || !fs::exists(source, ec) || !fs::equivalent(target, source, ec),
+                 "--", out, " ", target, " is the file given to --", in,
+                 "; refusing to overwrite an input (choose another output path)");
+      }
+  }
 }
 
 }  // namespace mf

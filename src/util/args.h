@@ -27,6 +27,10 @@ class Args {
   bool has(const std::string& name) const;  // given on the command line (or a flag set)
   bool flag_set(const std::string& name) const { return has(name); }
   std::vector<std::string> all(const std::string& name) const;
+  // Refuses to run when an output option names the same file as an input option ("--out is the
+  // file given to --checkpoint"), before anything is written: outputs never overwrite inputs.
+  void check_outputs_are_not_inputs(const std::vector<std::string>& outputs,
+                                    const std::vector<std::string>& inputs) const;
   int get_int(const std::string& name) const;
   double get_double(const std::string& name) const;
   std::string help() const;

@@ -29,6 +29,7 @@
 #include "support/fixtures.h"
 #include "support/process.h"
 #include "support/temp_dir.h"
+#include "util/file.h"
 #include "util/params.h"
 
 namespace mf::test {
@@ -251,6 +252,32 @@ TEST(EmbedCommand, a_folder_embeds_every_image_type_training_reads) {
   const Tensor e = f.read_tensor("/embeddings");
   ASSERT_EQ(e.dim(0), 2);
   for (int64_t d = 0; d < e.dim(1); ++d) EXPECT_EQ(e.data()[d], e.data()[e.dim(1) + d]) << d;
+}
+
+// Regression (issue "Nothing lost, nothing silently wrong", item 6): `embed --out` naming the
+// checkpoint, or `eval --json` naming the pairs file, destroyed the input. Refused before any
+// work, the input left as it was.
+TEST(EmbedCommand, an_output_that_is_an_input_is_refused) {
+  TempDir tmp;
+  const std::string ck = tmp.path("model.h5");
+  fs::copy_file(kModel, ck);
+  const auto size = fs::file_size(ck);
+  CommandResult r = embed("--checkpoint " + shell_quote(ck) + " --images " + shell_quote(kImages) +
+                          " --out " + shell_quote(ck));
+  EXPECT_EQ(r.status, 1) << r.output;
+  EXPECT_NE(r.output.find("--out " + ck + " is the file given to --checkpoint; refusing"),
+            std::string::npos)
+      << r.output;
+  EXPECT_EQ(fs::file_size(ck), size);
+  const std::string pairs =
+      tmp.write("pairs.txt", "a/pattern0.png b/pattern1.png 1\na/pattern0.png c/grey.pgm 0\n");
+  r = run_command(shell_quote(MF_MARGINFACE_BIN) + " eval --checkpoint " + shell_quote(ck) +
+                  " --pairs " + shell_quote(pairs) + " --root " + shell_quote(kImages) +
+                  " --json " + shell_quote(pairs) + " 2>&1");
+  EXPECT_EQ(r.status, 1) << r.output;
+  EXPECT_NE(r.output.find("--json " + pairs + " is the file given to --pairs"), std::string::npos)
+      << r.output;
+  EXPECT_EQ(read_file(pairs, "pairs").substr(0, 14), "a/pattern0.png");
 }
 
 TEST(EmbedCommand, missing_images_fail_unless_skipped) {

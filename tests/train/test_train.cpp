@@ -261,6 +261,33 @@ TEST(Train, a_restart_before_the_first_checkpoint_logs_each_step_once) {
   for (size_t i = 0; i < records.size(); ++i) EXPECT_EQ(records[i].step, int64_t(i) + 1);
 }
 
+// Regression (issue "Nothing lost, nothing silently wrong", item 6): `output_dir: .` rewrote the
+// user's own commented config.yaml with the resolved one. A config.yaml the run did not write is
+// never overwritten; the run's own is (resume).
+TEST(Train, the_users_config_yaml_is_never_overwritten) {
+  TempDir dir;
+  make_faces(dir / "faces");
+  const std::string mine = std::string("# my notes\nseed: 3\ndata: {train: [") +
+                           (dir / "faces").string() +
+                           "], batch_size: 8}\nmodel: {backbone: ir18, width: 0.0625, "
+                           "embedding_size: 16}\nhead: {type: softmax}\ntrain: {max_steps: 1, "
+                           "output_dir: " +
+                           dir.root().string() + "}\n";
+  const std::string config = dir.write("config.yaml", mine);
+  const std::string message = error_of([&] { train(options(config)); });
+  EXPECT_NE(message.find("was not written by marginface train; refusing to overwrite it"),
+            std::string::npos)
+      << message;
+  EXPECT_EQ(read_file(config, "config"), mine);
+  // A run's own config.yaml is rewritten on resume.
+  const fs::path cfg = write_config(dir, "own", "  max_steps: 4\n");
+  train(options(cfg, {}, "", 1));
+  train(options(cfg, {}, "auto"));
+  EXPECT_EQ(read_file((dir / "own" / "config.yaml").string(), "config")
+                .rfind("# marginface train: the resolved configuration", 0),
+            0u);
+}
+
 TEST(RunFolder, step_records_round_trip_and_torn_lines_are_skipped) {
   TempDir dir;
   StepRecord a{7, 1, 2.5, 0.25, 0.01, 123.5, 9.75};
