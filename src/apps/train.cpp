@@ -17,11 +17,14 @@ int run_train(const std::vector<std::string>& argv) {
   args.option("config", "YAML configuration file", "", true);
   args.repeated("set", "override a key: --set optim.lr=0.05");
   args.option("resume", "checkpoint to continue from, or 'auto' for the run's last.h5");
+  args.flag("resume-changed",
+            "resume even though the training data or batch settings differ from the checkpoint's");
   if (!args.parse(argv)) return 0;
   TrainOptions options;
   options.config_path = args.get("config");
   options.overrides = args.all("set");
   options.resume = args.get("resume");
+  options.resume_changed = args.has("resume-changed");
   const TrainSummary s = train(options);
   if (s.lfw_accuracy >= 0) std::printf("LFW accuracy %.4f ± %.4f\n", s.lfw_accuracy, s.lfw_std);
   return s.outcome == TrainOutcome::finished ? 0 : 3;  // 3: stopped early (a signal), resumable

@@ -120,6 +120,20 @@ DataLoader::DataLoader(const TrainingSet& data, const LoaderConfig& config)
   MF_CHECK(data.size() > 0, "the training set is empty");
   if (config.sampler == "pk") {
     config_.batch_size = config.p * config.k;
+    // An identity with fewer than k images repeats some of them within its k slots: legal, but
+    // said out loud, since repeated images add no new positive pairs.
+    std::map<int64_t, int64_t> per_label;
+    for (const int64_t label : data.labels()) ++per_label[label];
+    int64_t short_ids = 0, usable = 0;
+    for (const auto& [label, n] : per_label) {
+      usable += n >= 2;
+      short_ids += n >= 2 && n < config.k;
+    }
+    if (short_ids > 0)
+      std::fprintf(stderr,
+                   "warning: pk sampler: %lld of the %lld identities with two or more images have "
+                   "fewer than k = %lld; their images repeat within a batch\n",
+                   (long long)short_ids, (long long)usable, (long long)config.k);
   } else {
     MF_CHECK(config.sampler == "random", "unknown sampler '", config.sampler,
              "' (known: random, pk)");

@@ -66,6 +66,7 @@ class DataLoader {
   DataLoader& operator=(const DataLoader&) = delete;
 
   int64_t batches_per_epoch() const;
+  int64_t batch_size() const { return config_.batch_size; }  // p × k for the pk sampler
   // Starts producing epoch `epoch` from batch `first_batch` (resume in the middle of an epoch).
   void start_epoch(int64_t epoch, int64_t first_batch = 0);
   // The next batch of the epoch, or nullopt at its end. Rethrows a worker's error (a bad image

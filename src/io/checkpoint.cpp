@@ -28,6 +28,7 @@ void write_meta(h5::File& f, const CheckpointMeta& m) {
   if (m.verification_threshold)
     f.write_attr("/meta", "verification_threshold", *m.verification_threshold);
   if (m.best_score) f.write_attr("/meta", "best_score", *m.best_score);
+  if (!m.data_signature.empty()) f.write_attr("/meta", "data_signature", m.data_signature);
 }
 
 CheckpointMeta read_meta(const h5::File& f) {
@@ -53,6 +54,8 @@ CheckpointMeta read_meta(const h5::File& f) {
   if (f.has_attr("/meta", "verification_threshold"))
     m.verification_threshold = f.read_attr_double("/meta", "verification_threshold");
   if (f.has_attr("/meta", "best_score")) m.best_score = f.read_attr_double("/meta", "best_score");
+  if (f.has_attr("/meta", "data_signature"))
+    m.data_signature = f.read_attr_string("/meta", "data_signature");
   return m;
 }
 

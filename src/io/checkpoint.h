@@ -38,6 +38,9 @@ struct CheckpointMeta {
   // Training runs: the best evaluation score of the run up to this checkpoint (best.h5's score),
   // so a resumed run keeps choosing best.h5 by the same standard.
   std::optional<double> best_score;
+  // Training runs: what the run trained on and how it batched (sources, identity and image
+  // counts, batch settings), so a resume can refuse a changed run.
+  std::string data_signature;
 };
 
 struct CheckpointContents {

@@ -6,10 +6,13 @@
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
+#include <filesystem>
 #include <fstream>
+#include <map>
 #include <sstream>
 
 #include "util/error.h"
+#include "util/file.h"
 
 namespace mf {
 
@@ -58,14 +61,29 @@ void flatten(const YAML::Node& node, const std::string& prefix, const std::strin
   }
 }
 
+// YAML allows nothing about duplicate keys to reach us but both entries; last-one-wins would hide
+// a typo'd second `lr:`. Every map, at every depth, must name each key once.
+void check_unique_keys(const YAML::Node& node, const std::string& source) {
+  if (node.IsSequence()) {
+    for (const auto& item : node) check_unique_keys(item, source);
+    return;
+  }
+  if (!node.IsMap()) return;
+  std::map<std::string, YAML::Mark> seen;
+  for (auto it = node.begin(); it != node.end(); ++it) {
+    const std::string key = it->first.Scalar();
+    const auto [first, inserted] = seen.emplace(key, it->first.Mark());
+    MF_CHECK(inserted, where(source, it->first.Mark()), ": duplicate key '", key,
+             "' (first at line ", first->second.line + 1, "); each key may appear once");
+    check_unique_keys(it->second, source);
+  }
+}
+
 }  // namespace
 
 Config Config::load(const std::string& path, const std::vector<std::string>& overrides) {
-  std::ifstream in(path);
-  MF_CHECK(in.good(), "cannot open config file '", path, "'");
-  std::stringstream text;
-  text << in.rdbuf();
-  return parse(text.str(), path, overrides);
+  MF_CHECK(!std::filesystem::is_directory(path), "config file '", path, "' is a folder");
+  return parse(read_file(path, "config file"), path, overrides);
 }
 
 Config Config::parse(const std::string& text, const std::string& name,
@@ -78,6 +96,7 @@ Config Config::parse(const std::string& text, const std::string& name,
     MF_FAIL(where(name, e.mark), ": invalid YAML: ", e.msg);
   }
   if (c.root_->IsNull()) *c.root_ = YAML::Node(YAML::NodeType::Map);
+  check_unique_keys(*c.root_, name);
   MF_CHECK(c.root_->IsMap(), name,
            ": the config must be a map of sections (data, model, head, ...)");
   c.apply_overrides(overrides);

@@ -178,6 +178,19 @@ Parts assemble(const TrainSettings& s) {
   return p;
 }
 
+// What a resumed run must share with its checkpoint to continue the same run.
+std::string data_signature(const TrainSettings& s, const TrainingSet& data) {
+  std::string sources;
+  for (const auto& src : s.sources) sources += (sources.empty() ? "" : ", ") + src;
+  return "sources [" + sources + "], root '" + s.root + "', " + std::to_string(data.num_classes()) +
+         " identities, " + std::to_string(data.size()) + " images, batch " +
+         std::to_string(s.loader.batch_size) + " x " + std::to_string(s.grad_accum) + ", sampler " +
+         s.loader.sampler +
+         (s.loader.sampler == "pk"
+              ? " (p " + std::to_string(s.loader.p) + ", k " + std::to_string(s.loader.k) + ")"
+              : "");
+}
+
 // Writes the run's checkpoints: the model, head, optimizer state and identities with their
 // /meta. Weights that are not finite are never written; the error names the rollback point.
 class Checkpointer {
@@ -191,14 +204,21 @@ class Checkpointer {
     meta_.input_width = parts.backbone->input_width();
     meta_.head = s.head_type;
     meta_.config = cfg.to_yaml();
+    meta_.data_signature = data_signature(s, *parts.data);
   }
 
-  // Loads a checkpoint to continue from; returns its step.
-  int64_t resume(const std::string& path, const TrainSettings& s) {
+  // Loads a checkpoint to continue from; returns its step. A run whose data or batching changed
+  // since the checkpoint is refused unless `changed_ok` (--resume-changed).
+  int64_t resume(const std::string& path, const TrainSettings& s, bool changed_ok) {
     const CheckpointMeta meta = read_checkpoint_meta(path);
     MF_CHECK(meta.backbone == s.backbone && meta.head == s.head_type, path, ": holds a ",
              meta.backbone, " + ", meta.head, " run, the config asks for ", s.backbone, " + ",
              s.head_type);
+    MF_CHECK(
+        changed_ok || meta.data_signature.empty() || meta.data_signature == meta_.data_signature,
+        path, ": the run changed since this checkpoint:\n  checkpoint: ", meta.data_signature,
+        "\n  now:        ", meta_.data_signature,
+        "\nresuming would not continue the same run; pass --resume-changed to continue anyway");
     load_checkpoint(path, *parts_.backbone, parts_.head.get(), parts_.optimizer.get());
     meta_.best_score = meta.best_score;
     if (!meta_.best_score) {  // a run folder from before best_score was stored in checkpoints
@@ -308,7 +328,7 @@ TrainSummary train(const Config& cfg, const TrainOptions& o) {
   Checkpointer checkpoints(run, parts, s, cfg);
   int64_t step = 0;
   if (!resume.empty()) {
-    step = checkpoints.resume(resume, s);
+    step = checkpoints.resume(resume, s, o.resume_changed);
     std::printf("resuming %s at step %lld\n", resume.c_str(), (long long)step);
   }
   run.write_config(cfg.to_yaml());
@@ -323,7 +343,7 @@ TrainSummary train(const Config& cfg, const TrainOptions& o) {
       "× %lld, %d threads%s\n",
       s.backbone.c_str(), s.head_type.c_str(), (long long)parts.data->size(),
       (long long)parts.data->num_classes(), (long long)total_steps, (long long)steps_per_epoch,
-      (long long)s.loader.batch_size, (long long)s.grad_accum, num_threads(),
+      (long long)parts.loader->batch_size(), (long long)s.grad_accum, num_threads(),
       s.precision == kernels::ConvPrecision::bf16 ? ", bf16 convolutions" : "");
 
   TrainSummary summary;

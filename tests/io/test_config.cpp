@@ -77,5 +77,18 @@ TEST(Config, unknown_section_is_reported) {
   EXPECT_NE(m.find("c.yaml:2:1: unknown section 'haed'"), std::string::npos) << m;
 }
 
+// Regression (issue "Nothing lost, nothing silently wrong", item 9): a key or section given twice
+// was accepted and the last one won, hiding the first. Both places are named.
+TEST(Config, duplicate_keys_and_sections_are_errors) {
+  std::string m = message_of(
+      [] { Config::parse("optim:\n  lr: 0.1\n  momentum: 0.9\n  lr: 1.0\n", "d.yaml"); });
+  EXPECT_NE(m.find("d.yaml:4:3: duplicate key 'lr' (first at line 2)"), std::string::npos) << m;
+  m = message_of(
+      [] { Config::parse("head: {type: arcface}\nseed: 1\nhead: {type: softmax}\n", "e.yaml"); });
+  EXPECT_NE(m.find("e.yaml:3:1: duplicate key 'head' (first at line 1)"), std::string::npos) << m;
+  m = message_of([] { Config::parse("data:\n  augment: {flip: true, flip: false}\n", "f.yaml"); });
+  EXPECT_NE(m.find("duplicate key 'flip'"), std::string::npos) << m;
+}
+
 }  // namespace
 }  // namespace mf::test

@@ -288,6 +288,39 @@ TEST(Train, the_users_config_yaml_is_never_overwritten) {
             0u);
 }
 
+// Regression (issue "Nothing lost, nothing silently wrong", item 9): --resume continued a run whose
+// training data had changed (other identities, another batch size) as if nothing happened.
+TEST(Train, resuming_a_changed_run_is_refused_unless_asked_for) {
+  TempDir dir;
+  const fs::path cfg = write_config(dir, "changed", "  max_steps: 6\n");
+  train(options(cfg, {}, "", 3));
+  std::string message = error_of([&] { train(options(cfg, {"data.max_identities=3"}, "auto")); });
+  EXPECT_NE(message.find("the run changed since this checkpoint"), std::string::npos) << message;
+  EXPECT_NE(message.find("4 identities, 24 images, batch 8 x 1"), std::string::npos) << message;
+  EXPECT_NE(message.find("3 identities, 18 images, batch 8 x 1"), std::string::npos) << message;
+  message = error_of([&] { train(options(cfg, {"data.batch_size=4"}, "auto")); });
+  EXPECT_NE(message.find("batch 4 x 1"), std::string::npos) << message;
+  TrainOptions anyway = options(cfg, {"data.batch_size=4"}, "auto");
+  anyway.resume_changed = true;
+  EXPECT_EQ(train(anyway).steps, 6);
+}
+
+// Regression (item 9): with data.sampler pk the banner printed data.batch_size instead of p × k,
+// and k above an identity's image count was accepted without a word.
+TEST(Train, pk_sampler_banner_shows_p_times_k_and_warns_about_short_identities) {
+  TempDir dir;
+  const fs::path cfg = write_config(dir, "pk", "  max_steps: 3\n");
+  ::testing::internal::CaptureStdout();
+  ::testing::internal::CaptureStderr();
+  train(options(cfg, {"data.sampler=pk", "data.p=2", "data.k=8"}));
+  const std::string out = ::testing::internal::GetCapturedStdout();
+  const std::string err = ::testing::internal::GetCapturedStderr();
+  EXPECT_NE(out.find("batch 16 × 1"), std::string::npos) << out;
+  EXPECT_NE(err.find("4 of the 4 identities with two or more images have fewer than k = 8"),
+            std::string::npos)
+      << err;
+}
+
 TEST(RunFolder, step_records_round_trip_and_torn_lines_are_skipped) {
   TempDir dir;
   StepRecord a{7, 1, 2.5, 0.25, 0.01, 123.5, 9.75};
