@@ -54,7 +54,7 @@ struct TrainOptions {
   std::vector<std::string> overrides;  // "a.b=value"
   std::string resume;                  // checkpoint path, "auto" (last.h5 of the run), or empty
   bool quiet = false;                  // no per-step console lines (tests)
-  bool resume_changed = false;  // resume even if the data or batch settings changed
+  bool resume_changed = false;         // resume even if the data or batch settings changed
   int64_t stop_after = 0;  // > 0: stop (as if killed) right after this step's checkpoint
 };
 
