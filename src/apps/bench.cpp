@@ -53,7 +53,7 @@ int run_bench(const std::vector<std::string>& argv) {
   const int batch = args.get_int("batch"), iters = args.get_int("iters"),
             warmup = args.get_int("warmup");
   MF_CHECK(batch >= 2 && iters >= 1 && warmup >= 0, "need --batch ≥ 2, --iters ≥ 1, --warmup ≥ 0");
-  set_num_threads(args.get_int("threads"));
+  set_num_threads(args.get_int("threads", 0, 1024));  // 0: all cores
   kernels::set_conv_precision(kernels::parse_conv_precision(args.get("precision")));
 
   Rng rng(1);

@@ -29,7 +29,7 @@ int run_compare(const std::vector<std::string>& argv_in) {
   if (!args.parse(argv)) return 0;
   MF_CHECK(images.size() == 2, "compare takes exactly two images, got ", images.size(),
            " (marginface compare --checkpoint ck.h5 IMAGE_A IMAGE_B)");
-  set_num_threads(args.get_int("threads"));
+  set_num_threads(args.get_int("threads", 0, 1024));  // 0: all cores
 
   const std::string checkpoint = args.get("checkpoint");
   const CheckpointMeta meta = read_checkpoint_meta(checkpoint);

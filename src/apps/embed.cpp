@@ -86,7 +86,7 @@ int run_embed(const std::vector<std::string>& argv) {
   args.flag("skip-missing", "leave missing or unreadable images out (counted) instead of failing");
   if (!args.parse(argv)) return 0;
   args.check_outputs_are_not_inputs({"out"}, {"checkpoint", "images"});
-  set_num_threads(args.get_int("threads"));
+  set_num_threads(args.get_int("threads", 0, 1024));  // 0: all cores
 
   const std::string images = args.get("images"), root = args.get("root");
   MF_CHECK(fs::exists(images), "--images '", images, "' does not exist");

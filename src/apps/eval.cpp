@@ -86,7 +86,7 @@ int run_eval(const std::vector<std::string>& argv) {
                    int(args.has("bin")) ==
                1,
            "give exactly one of --lfw, --pairs, --bin and --identification");
-  set_num_threads(args.get_int("threads"));
+  set_num_threads(args.get_int("threads", 0, 1024));  // 0: all cores
 
   const std::string checkpoint = args.get("checkpoint");
   if (args.has("identification")) {

@@ -58,7 +58,7 @@ int run_search(const std::vector<std::string>& argv) {
   args.option("threads", "threads (0 = OMP_NUM_THREADS or all cores)", "0");
   if (!args.parse(argv)) return 0;
   args.check_outputs_are_not_inputs({"json"}, {"checkpoint", "gallery", "probe", "query"});
-  set_num_threads(args.get_int("threads"));
+  set_num_threads(args.get_int("threads", 0, 1024));  // 0: all cores
   const int64_t top = args.get_int("top");
   MF_CHECK(top > 0, "--top must be positive, got ", top);
 

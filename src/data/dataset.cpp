@@ -225,6 +225,9 @@ std::unique_ptr<ImageSource> open_source(const std::string& spec, const std::str
   std::string ext = fs::path(spec).extension().string();
   if (ext == ".h5" || ext == ".hdf5") return open_packed_source(spec, crop_center);
   if (ext == ".rec") return open_record_source(spec, crop_center);
+  MF_CHECK(!is_image_file(spec), "training source '", spec,
+           "' is an image, not a source: give a folder (root/<identity>/<image>), a list file "
+           "('relative_path label' lines), a packed .h5 or an insightface .rec");
   return open_list_source(spec, root, crop_center);
 }
 

@@ -54,6 +54,17 @@ CheckpointMeta read_meta(const h5::File& f) {
   if (f.has_attr("/meta", "verification_threshold"))
     m.verification_threshold = f.read_attr_double("/meta", "verification_threshold");
   if (f.has_attr("/meta", "best_score")) m.best_score = f.read_attr_double("/meta", "best_score");
+  // Values no writer produces (a hand-edited or damaged file) stop here, naming the attribute,
+  // instead of as a huge allocation or a negative loop count later.
+  auto check = [&](bool ok, const char* attr, auto value) {
+    MF_CHECK(ok, f.path(), ": /meta ", attr, " = ", value, " is out of range");
+  };
+  check(m.embedding_size > 0 && m.embedding_size <= (1 << 20), "embedding_size", m.embedding_size);
+  check(m.width > 0 && m.width <= 64, "width", m.width);
+  check(m.input_height > 0 && m.input_height <= 4096, "input_size", m.input_height);
+  check(m.input_width > 0 && m.input_width <= 4096, "input_size", m.input_width);
+  check(m.step >= 0, "step", m.step);
+  check(m.epoch >= 0, "epoch", m.epoch);
   if (f.has_attr("/meta", "data_signature"))
     m.data_signature = f.read_attr_string("/meta", "data_signature");
   return m;

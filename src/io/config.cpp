@@ -162,7 +162,11 @@ void Config::check_sections(const std::vector<std::string>& known) const {
     if (std::find(known.begin(), known.end(), key) != known.end()) continue;
     std::string list;
     for (const auto& k : known) list += (list.empty() ? "" : ", ") + k;
-    MF_FAIL(where(source_, it->first.Mark()), ": unknown section '", key, "' (known: ", list, ")");
+    // A section made by --set has no place in the file: name the override instead of "file:0:0".
+    std::string origin = where(source_, it->first.Mark());
+    for (const auto& dotted : overridden_)
+      if (dotted == key || dotted.rfind(key + ".", 0) == 0) origin = "--set " + dotted;
+    MF_FAIL(origin, ": unknown section '", key, "' (known: ", list, ")");
   }
 }
 

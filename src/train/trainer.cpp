@@ -211,6 +211,9 @@ class Checkpointer {
   // since the checkpoint is refused unless `changed_ok` (--resume-changed).
   int64_t resume(const std::string& path, const TrainSettings& s, bool changed_ok) {
     const CheckpointMeta meta = read_checkpoint_meta(path);
+    MF_CHECK(!meta.head.empty(), path,
+             ": not a training checkpoint (its /meta names no head: a model-only checkpoint or "
+             "an embeddings file?); --resume takes a run's checkpoints/last.h5 or step_N.h5");
     MF_CHECK(meta.backbone == s.backbone && meta.head == s.head_type, path, ": holds a ",
              meta.backbone, " + ", meta.head, " run, the config asks for ", s.backbone, " + ",
              s.head_type);

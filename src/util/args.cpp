@@ -129,6 +129,13 @@ double Args::get_double(const std::string& name) const {
   return result;
 }
 
+int Args::get_int(const std::string& name, int lo, int hi) const {
+  const int v = get_int(name);
+  MF_CHECK(v >= lo && v <= hi, "option --", name, " must be between ", lo, " and ", hi, ", got ",
+           v);
+  return v;
+}
+
 void Args::check_outputs_are_not_inputs(const std::vector<std::string>& outputs,
                                         const std::vector<std::string>& inputs) const {
   namespace fs = std::filesystem;

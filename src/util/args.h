@@ -32,6 +32,8 @@ class Args {
   void check_outputs_are_not_inputs(const std::vector<std::string>& outputs,
                                     const std::vector<std::string>& inputs) const;
   int get_int(const std::string& name) const;
+  // The same, required to lie in [lo, hi] ("--threads must be between 0 and 1024, got -1").
+  int get_int(const std::string& name, int lo, int hi) const;
   double get_double(const std::string& name) const;
   std::string help() const;
 

@@ -280,6 +280,17 @@ TEST(EmbedCommand, an_output_that_is_an_input_is_refused) {
   EXPECT_EQ(read_file(pairs, "pairs").substr(0, 14), "a/pattern0.png");
 }
 
+// Regression (item 10): --threads -1 was accepted.
+TEST(EmbedCommand, a_negative_thread_count_is_refused) {
+  TempDir tmp;
+  const CommandResult r =
+      embed("--checkpoint " + shell_quote(kModel) + " --images " + shell_quote(kImages) +
+            " --out " + shell_quote(tmp.path("e.h5")) + " --threads -1");
+  EXPECT_EQ(r.status, 1) << r.output;
+  EXPECT_NE(r.output.find("option --threads must be between 0 and 1024, got -1"), std::string::npos)
+      << r.output;
+}
+
 TEST(EmbedCommand, missing_images_fail_unless_skipped) {
   TempDir tmp;
   tmp.write("broken.png", "this is not a PNG file");

@@ -108,6 +108,21 @@ TEST(Checkpoint, non_finite_weights_are_refused_naming_the_tensor) {
       << message;
 }
 
+// Regression (issue "Nothing lost, nothing silently wrong", item 10): /meta step = -5 ended in
+// std::bad_alloc. Values no writer produces are refused naming the attribute.
+TEST(Checkpoint, out_of_range_meta_values_are_named) {
+  TempDir dir;
+  auto model = small_model(1);
+  const std::string path = dir.path("edited.h5");
+  save_model_only(path, *model);
+  {
+    h5::File f(path, h5::File::Mode::kReadWrite);
+    f.write_attr("/meta", "step", int64_t{-5});
+  }
+  const std::string message = error_of([&] { read_checkpoint_meta(path); });
+  EXPECT_NE(message.find(path + ": /meta step = -5 is out of range"), std::string::npos) << message;
+}
+
 TEST(Checkpoint, minimal_model_and_meta_file_is_enough) {
   TempDir dir;
   auto model = small_model(3);

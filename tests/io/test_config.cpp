@@ -75,6 +75,11 @@ TEST(Config, unknown_section_is_reported) {
   Config c = Config::parse("optim: {lr: 0.1}\nhaed: {type: arcface}\n", "c.yaml");
   const std::string m = message_of([&] { c.check_sections({"optim", "head"}); });
   EXPECT_NE(m.find("c.yaml:2:1: unknown section 'haed'"), std::string::npos) << m;
+  // Regression (issue "Nothing lost, nothing silently wrong", item 10): a section made by --set
+  // was blamed on "c.yaml:0:0".
+  Config d = Config::parse("optim: {lr: 0.1}\n", "c.yaml", {"zzz.a=1"});
+  const std::string n = message_of([&] { d.check_sections({"optim", "head"}); });
+  EXPECT_NE(n.find("--set zzz.a: unknown section 'zzz'"), std::string::npos) << n;
 }
 
 // Regression (issue "Nothing lost, nothing silently wrong", item 9): a key or section given twice

@@ -321,6 +321,28 @@ TEST(Train, pk_sampler_banner_shows_p_times_k_and_warns_about_short_identities) 
       << err;
 }
 
+// Regression (item 10): unclear messages — an embeddings file given to --resume read "holds a
+// ir18 +  run"; a .jpg listed as a training source printed its raw bytes as a bad list line.
+TEST(Train, wrong_files_in_resume_and_sources_are_named_for_what_they_are) {
+  TempDir dir;
+  const fs::path cfg = write_config(dir, "wrong", "  max_steps: 3\n");
+  {
+    h5::File f(dir.path("emb.h5"), h5::File::Mode::kCreate);
+    const float rows[4] = {1, 0, 0, 1};
+    f.write_floats("/embeddings", rows, {2, 2});
+    f.write_strings("/paths", {"a.jpg", "b.jpg"});
+    f.write_attr("/meta", "backbone", std::string("ir18"));
+    f.write_attr("/meta", "embedding_size", int64_t{2});
+  }
+  std::string message = error_of([&] { train(options(cfg, {}, dir.path("emb.h5"))); });
+  EXPECT_NE(message.find("not a training checkpoint"), std::string::npos) << message;
+  const std::string jpg = (dir / "faces" / "id0" / "0.png").string();
+  message = error_of([&] { train(options(cfg, {"data.train=[" + jpg + "]"})); });
+  EXPECT_NE(message.find("training source '" + jpg + "' is an image, not a source"),
+            std::string::npos)
+      << message;
+}
+
 TEST(RunFolder, step_records_round_trip_and_torn_lines_are_skipped) {
   TempDir dir;
   StepRecord a{7, 1, 2.5, 0.25, 0.01, 123.5, 9.75};
