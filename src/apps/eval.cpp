@@ -75,7 +75,9 @@ int run_eval(const std::vector<std::string>& argv) {
   args.option("flip", "flip test-time augmentation: off, sum, concat", "sum");
   args.option("batch", "images per forward pass", "64");
   args.option("threads", "threads (0 = OMP_NUM_THREADS or all cores)", "0");
-  args.flag("skip-missing", "drop pairs whose images are missing instead of failing");
+  args.flag("skip-missing",
+            "drop pairs (--identification: images) that are missing or unreadable instead of "
+            "failing");
   args.option("json", "write the metrics as JSON to this file");
   args.option("roc", "draw the ROC curve into this PNG");
   args.flag("store-threshold", "store the mean threshold in the checkpoint's /meta");
@@ -95,7 +97,8 @@ int run_eval(const std::vector<std::string>& argv) {
     embed.flip = args.get("flip");
     embed.batch_size = args.get_int("batch");
     embed.crop_center = net->input_width() != net->input_height();
-    const eval::IdentificationResult r = eval::identify(*net, args.get("identification"), embed);
+    const eval::IdentificationResult r =
+        eval::identify(*net, args.get("identification"), embed, args.flag_set("skip-missing"));
     std::printf("identification on %s: %lld identities in the gallery, %lld probes",
                 args.get("identification").c_str(), (long long)r.gallery, (long long)r.probes);
     if (r.failed) std::printf(", %lld unreadable images left out", (long long)r.failed);

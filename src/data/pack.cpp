@@ -47,8 +47,17 @@ PackSummary pack_folders(const std::vector<std::string>& inputs, const std::stri
   std::vector<int64_t> labels;
   for (int64_t i = 0; i < set.size(); ++i) {
     const std::string path = set.name_of(i);
-    cv::Mat bgr = cv::imread(path, cv::IMREAD_COLOR);
-    const std::string problem = bgr.empty() ? "cannot decode" : size_problem(bgr, height, width);
+    // read_image, not cv::imread: the same checks as training (truncated JPEGs, which imread
+    // half-decodes with a warning; OpenCV's own exceptions, e.g. a 100000×100000 header, become
+    // one skipped file instead of stopping the pack).
+    cv::Mat bgr;
+    std::string problem;
+    try {
+      bgr = read_image(path);
+      problem = size_problem(bgr, height, width);
+    } catch (const Error& e) {
+      problem = e.what();
+    }
     if (!problem.empty()) {
       skip(summary, path, problem);
       continue;

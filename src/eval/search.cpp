@@ -119,12 +119,20 @@ Embeddings embed_files(Backbone& backbone, const std::vector<std::string>& paths
 }
 
 IdentificationResult identify(Backbone& backbone, const std::string& dir,
-                              const EmbedOptions& options) {
+                              const EmbedOptions& options, bool skip_unreadable) {
   const std::vector<std::string> files = list_image_files(dir);  // sorted by path
   MF_CHECK(!files.empty(), "identification: no images under '", dir, "'");
   Embeddings e = embed_images(backbone, files, options);
   IdentificationResult r;
   r.failed = e.num_failed();
+  if (r.failed > 0 && !skip_unreadable) {
+    std::string first;
+    int shown = 0;
+    for (size_t i = 0; i < files.size() && shown < 3; ++i)
+      if (e.failed[i]) first += (shown++ ? ", " : "") + files[i];
+    MF_FAIL("identification: ", r.failed, " unreadable images under '", dir, "' (", first,
+            r.failed > 3 ? ", ..." : "", "); pass --skip-missing to leave them out");
+  }
   // Gallery: the first readable image of each identity; probes: the rest.
   std::vector<int64_t> gallery_rows;
   std::vector<std::string> gallery_ids;

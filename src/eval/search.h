@@ -48,12 +48,14 @@ Embeddings embed_files(Backbone& backbone, const std::vector<std::string>& paths
 // Closed-set identification on a folder of identities (DIR/<identity>/<image>): the first image of
 // each identity (by file name) is its gallery entry, the others are probes; rank-k accuracy is the
 // fraction of probes whose identity's gallery entry is among the k most similar. Identities with a
-// single image stay in the gallery as distractors. Unreadable images are counted and left out.
+// single image stay in the gallery as distractors.
 struct IdentificationResult {
   int64_t identities = 0, gallery = 0, probes = 0, failed = 0;
   double rank1 = 0, rank5 = 0;
 };
+// Unreadable images are an error listing the first few, unless `skip_unreadable` (they are then
+// left out and counted in IdentificationResult::failed).
 IdentificationResult identify(Backbone& backbone, const std::string& dir,
-                              const EmbedOptions& options);
+                              const EmbedOptions& options, bool skip_unreadable = false);
 
 }  // namespace mf::eval

@@ -308,6 +308,44 @@ TEST(RecordIO, PackFromFoldersReadsBackToTheFilesBytesAndLabels) {
   EXPECT_EQ(file_bytes(dir.path("out/train.idx")), before);
 }
 
+// A PNG whose header claims width × height and holds nothing else: the signature and an IHDR
+// chunk with its CRC-32 (PNG spec §5.3, the zlib polynomial), 8-bit RGB.
+std::string png_header(uint32_t width, uint32_t height) {
+  auto be32 = [](uint32_t v) {
+    return std::string{char(v >> 24), char(v >> 16), char(v >> 8), char(v)};
+  };
+  const std::string chunk = "IHDR" + be32(width) + be32(height) + std::string("\x08\x02\0\0\0", 5);
+  uint32_t crc = 0xFFFFFFFFu;
+  for (const char c : chunk) {
+    crc ^= static_cast<uint8_t>(c);
+    for (int k = 0; k < 8; ++k) crc = (crc >> 1) ^ (0xEDB88320u & (0u - (crc & 1u)));
+  }
+  return std::string("\x89PNG\r\n\x1a\n", 8) + be32(13) + chunk + be32(~crc);
+}
+
+// Regression (issue "Nothing lost, nothing silently wrong", items 9 and 10): `pack` (to .h5) kept
+// truncated JPEGs that training rejects, and a PNG header claiming 100000×100000 pixels stopped
+// the whole pack with an OpenCV assertion naming no file. Both are now skipped, named and counted,
+// in both pack formats.
+TEST(RecordIO, PackSkipsTruncatedAndOversizedImagesNamingThem) {
+  TempDir dir;
+  const fs::path root = make_folder(dir);
+  const std::string jpeg = file_bytes((root / "person1" / "1.jpg").string());
+  std::ofstream(root / "person1" / "cut.jpg", std::ios::binary) << jpeg.substr(0, jpeg.size() / 2);
+  std::ofstream(root / "person2" / "huge.png", std::ios::binary) << png_header(100000, 100000);
+  for (const bool rec : {false, true}) {
+    SCOPED_TRACE(rec ? "rec" : "h5");
+    ::testing::internal::CaptureStderr();
+    const PackSummary s = rec ? pack_folders_rec({root.string()}, dir.path("r/train"), 112, 112)
+                              : pack_folders({root.string()}, dir.path("p.h5"), 112, 112);
+    const std::string warnings = ::testing::internal::GetCapturedStderr();
+    EXPECT_EQ(s.images, 9);
+    EXPECT_EQ(s.skipped, 2);
+    EXPECT_NE(warnings.find("cut.jpg (truncated JPEG"), std::string::npos) << warnings;
+    EXPECT_NE(warnings.find("huge.png"), std::string::npos) << warnings;
+  }
+}
+
 TEST(RecordIO, PackWithoutMetaRecordUsesEveryKey) {
   TempDir dir;
   // im2rec's layout: no meta record, keys from 0, labels in the headers (one as a label array).

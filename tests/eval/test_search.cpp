@@ -274,6 +274,15 @@ TEST(Identification, gallery_is_the_first_image_and_copies_rank_first) {
   EXPECT_LE(r.rank1, 1.0);
   EXPECT_DOUBLE_EQ(r.rank5, 1.0);
   EXPECT_THROW(eval::identify(*net, tmp.path("ids/d"), options), Error);  // no probes at all
+  // Regression (issue "Nothing lost, nothing silently wrong", item 9): an unreadable image was
+  // left out silently. It is an error naming it, unless skipping is asked for.
+  std::ofstream(tmp.path("ids/c/3.png")) << "not a png";
+  const std::string message = error_of([&] { eval::identify(*net, tmp.path("ids"), options); });
+  EXPECT_NE(message.find("1 unreadable images under"), std::string::npos) << message;
+  EXPECT_NE(message.find("ids/c/3.png"), std::string::npos) << message;
+  const eval::IdentificationResult skipped = eval::identify(*net, tmp.path("ids"), options, true);
+  EXPECT_EQ(skipped.failed, 1);
+  EXPECT_EQ(skipped.probes, 4);
 }
 
 }  // namespace
