@@ -180,7 +180,8 @@ Tensor File::read_tensor(const std::string& name) const {
   Tensor t = Tensor::empty(Shape(dims_of(space)));
   if (t.numel() > 0)
     MF_CHECK(H5Dread(ds, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, t.data()) >= 0, path_,
-             ": cannot read dataset '", name, "' (corrupt or truncated?)");
+             ": cannot read dataset '", name,
+             "' (the file is damaged: truncated, or its checksum does not match)");
   return t;
 }
 
@@ -254,14 +255,25 @@ void File::ensure_group(const std::string& name) {
 
 namespace {
 void write_dataset(hid_t file, const std::string& path, const std::string& name, hid_t mem_type,
-                   hid_t file_type, const void* data, const std::vector<int64_t>& shape) {
+                   hid_t file_type, const void* data, const std::vector<int64_t>& shape,
+                   bool checksum = false) {
   std::vector<hsize_t> dims(shape.begin(), shape.end());
   Handle space(shape.empty()
                    ? H5Screate(H5S_SCALAR)
                    : H5Screate_simple(static_cast<int>(dims.size()), dims.data(), nullptr));
   if (H5Lexists(file, name.c_str(), H5P_DEFAULT) > 0) H5Ldelete(file, name.c_str(), H5P_DEFAULT);
-  Handle ds(
-      H5Dcreate2(file, name.c_str(), file_type, space, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT));
+  // Fletcher-32 needs a chunked layout: one chunk holding the whole dataset (HDF5 chunks are
+  // limited to 4 GiB; larger or empty datasets stay contiguous, without a checksum).
+  Handle dcpl(H5Pcreate(H5P_DATASET_CREATE));
+  hsize_t elements = 1;
+  for (const hsize_t d : dims) elements *= d;
+  if (checksum && !dims.empty() && elements > 0 &&
+      elements * H5Tget_size(file_type) < (1ull << 32)) {
+    MF_CHECK(H5Pset_chunk(dcpl, static_cast<int>(dims.size()), dims.data()) >= 0 &&
+                 H5Pset_fletcher32(dcpl) >= 0,
+             path, ": cannot set up the checksum of dataset '", name, "'");
+  }
+  Handle ds(H5Dcreate2(file, name.c_str(), file_type, space, H5P_DEFAULT, dcpl, H5P_DEFAULT));
   MF_CHECK(ds >= 0, path, ": cannot create dataset '", name, "'");
   MF_CHECK(H5Dwrite(ds, mem_type, H5S_ALL, H5S_ALL, H5P_DEFAULT, data) >= 0, path,
            ": cannot write dataset '", name, "' (disk full?)");
@@ -271,7 +283,7 @@ void write_dataset(hid_t file, const std::string& path, const std::string& name,
 void File::write_floats(const std::string& name, const float* data,
                         const std::vector<int64_t>& shape) {
   ensure_group(parent_of(name));
-  write_dataset(id_, path_, name, H5T_NATIVE_FLOAT, H5T_IEEE_F32LE, data, shape);
+  write_dataset(id_, path_, name, H5T_NATIVE_FLOAT, H5T_IEEE_F32LE, data, shape, checksums_);
 }
 
 void File::write_tensor(const std::string& name, const Tensor& t) {

@@ -36,6 +36,10 @@ class File {
   std::vector<int64_t> shape_of(const std::string& name) const;  // a dataset's dimensions
   // Rows [first, first + count) along the first axis of a uint8 dataset, into out (packed images).
   void read_uint8_rows(const std::string& name, int64_t first, int64_t count, uint8_t* out) const;
+  // From now on float datasets (write_tensor, write_floats) are written chunked with HDF5's
+  // Fletcher-32 checksum filter, which HDF5 verifies on every read: a flipped byte in the data
+  // fails the read instead of loading a wrong number. Checkpoints turn it on.
+  void set_checksums(bool on) { checksums_ = on; }
   void write_tensor(const std::string& name, const Tensor& t);
   void write_floats(const std::string& name, const float* data, const std::vector<int64_t>& shape);
   void write_doubles(const std::string& name, const double* data,
@@ -62,6 +66,7 @@ class File {
  private:
   void ensure_group(const std::string& name);
   std::string path_;
+  bool checksums_ = false;
   int64_t id_ = -1;  // hid_t
 };
 

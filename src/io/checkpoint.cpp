@@ -77,6 +77,7 @@ void save_checkpoint(const std::string& path, const CheckpointContents& c) {
   const auto parent = std::filesystem::path(path).parent_path();
   if (!parent.empty()) std::filesystem::create_directories(parent);
   h5::write_atomically(path, [&](h5::File& f) {
+    f.set_checksums(true);  // Fletcher-32 on every tensor, verified by HDF5 on load
     save_module(f, "/model", *c.model);
     if (c.head) save_module(f, "/head", *c.head);
     if (c.optimizer)

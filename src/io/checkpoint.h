@@ -1,4 +1,5 @@
-// Checkpoints: one HDF5 file, written atomically (temporary file, fsync, rename).
+// Checkpoints: one HDF5 file, written atomically (temporary file, fsync, rename), every tensor
+// with a Fletcher-32 checksum that HDF5 verifies when it is read.
 //
 // Layout (format_version 1):
 //   /model/<state_dict key>      backbone tensors, PyTorch names and shapes (module_io.h)

@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <limits>
@@ -13,6 +14,7 @@
 #include "optim/optimizer.h"
 #include "support/temp_dir.h"
 #include "util/error.h"
+#include "util/file.h"
 
 namespace mf::test {
 namespace {
@@ -121,6 +123,32 @@ TEST(Checkpoint, out_of_range_meta_values_are_named) {
   }
   const std::string message = error_of([&] { read_checkpoint_meta(path); });
   EXPECT_NE(message.find(path + ": /meta step = -5 is out of range"), std::string::npos) << message;
+}
+
+// Regression (issue "Nothing lost, nothing silently wrong", item 11): a flipped byte inside a
+// weight tensor loaded silently as a different number. Checkpoint tensors carry a Fletcher-32
+// checksum; the load fails naming the file and the tensor.
+TEST(Checkpoint, a_flipped_byte_in_a_weight_fails_the_load) {
+  TempDir dir;
+  auto model = small_model(1);
+  auto params = model->named_parameters();
+  Tensor& w = params[0].second.value();
+  for (int64_t i = 0; i < w.numel(); ++i) w.data()[i] = 0.123456f;  // a pattern to find on disk
+  const std::string path = dir.path("ck.h5");
+  save_model_only(path, *model);
+  std::string bytes = read_file(path, "checkpoint");
+  std::string pattern(16, '\0');
+  for (int k = 0; k < 4; ++k) std::memcpy(&pattern[4 * k], &w.data()[0], 4);
+  const size_t at = bytes.find(pattern);
+  ASSERT_NE(at, std::string::npos) << "the weight pattern is not stored as raw floats";
+  bytes[at + 6] ^= 0x10;  // one bit of one float
+  write_file_atomically(path, bytes);
+  auto fresh = small_model(2);
+  const std::string message = error_of([&] { load_checkpoint(path, *fresh); });
+  EXPECT_NE(message.find(path + ": cannot read dataset '/model/" + params[0].first + "'"),
+            std::string::npos)
+      << message;
+  EXPECT_NE(message.find("checksum"), std::string::npos) << message;
 }
 
 TEST(Checkpoint, minimal_model_and_meta_file_is_enough) {
