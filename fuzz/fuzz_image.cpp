@@ -1,6 +1,7 @@
 // The image decode path every reader shares (folders, packs, .bin, .rec): bytes → BGR image →
 // a face tensor. Only mf::Error may come out.
 #include <cstdint>
+#include <opencv2/core.hpp>
 #include <vector>
 
 #include "data/image.h"

@@ -13,7 +13,7 @@ command -v clang++ >/dev/null || { echo "fuzz: clang++ is not installed (scripts
 start=$(date +%s)
 CC=clang CXX=clang++ cmake -S . -B build-fuzz -DCMAKE_BUILD_TYPE=Debug -DCMAKE_CXX_FLAGS_DEBUG="-O1 -g1" \
   -DMF_FUZZ=ON -DMF_NATIVE=OFF >/dev/null
-cmake --build build-fuzz -j"$jobs" --target fuzzers
+cmake --build build-fuzz -j"$jobs" --target fuzzers | grep -vE "^\[ *[0-9]+%\] (Built target|Building|Linking)" || true
 echo "fuzz: harnesses built in $(( $(date +%s) - start )) s"
 
 # Seeds: committed inputs plus the real files of the repository (and ../shared when present).
@@ -42,12 +42,12 @@ for bin in ${MF_FUZZ_ONLY:-fuzz_config fuzz_pairs fuzz_image fuzz_bin fuzz_recor
   log=build-fuzz/$bin.log
   replayed=0
   if compgen -G "fuzz/regressions/$bin/*" >/dev/null; then
-    if ! build-fuzz/fuzz/$bin fuzz/regressions/$bin/* >"$log.replay" 2>&1; then
+    if ! build-fuzz/bin/$bin fuzz/regressions/$bin/* >"$log.replay" 2>&1; then
       cat "$log.replay"; echo "fuzz: $bin fails a committed regression input"; status=1; continue
     fi
     replayed=$(ls fuzz/regressions/$bin | wc -l)
   fi
-  if ! build-fuzz/fuzz/$bin -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 \
+  if ! build-fuzz/bin/$bin -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 \
       -max_len=65536 -print_final_stats=1 -artifact_prefix=build-fuzz/crashes/$bin- \
       build-fuzz/corpus/$bin >"$log" 2>&1; then
     tail -n 60 "$log"

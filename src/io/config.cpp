@@ -71,6 +71,9 @@ void check_unique_keys(const YAML::Node& node, const std::string& source) {
   if (!node.IsMap()) return;
   std::map<std::string, YAML::Mark> seen;
   for (auto it = node.begin(); it != node.end(); ++it) {
+    // A key that is itself a list or map ("[a]: 1", "? {a: 1}") has no name to look up.
+    MF_CHECK(it->first.IsScalar(), where(source, it->first.Mark()),
+             ": a key must be a plain name, not a list or map");
     const std::string key = it->first.Scalar();
     const auto [first, inserted] = seen.emplace(key, it->first.Mark());
     MF_CHECK(inserted, where(source, it->first.Mark()), ": duplicate key '", key,
@@ -100,6 +103,7 @@ Config Config::parse(const std::string& text, const std::string& name,
   MF_CHECK(c.root_->IsMap(), name,
            ": the config must be a map of sections (data, model, head, ...)");
   c.apply_overrides(overrides);
+  check_unique_keys(*c.root_, name);  // values given by --set are YAML too
   return c;
 }
 

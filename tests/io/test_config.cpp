@@ -93,6 +93,12 @@ TEST(Config, duplicate_keys_and_sections_are_errors) {
   EXPECT_NE(m.find("e.yaml:3:1: duplicate key 'head' (first at line 1)"), std::string::npos) << m;
   m = message_of([] { Config::parse("data:\n  augment: {flip: true, flip: false}\n", "f.yaml"); });
   EXPECT_NE(m.find("duplicate key 'flip'"), std::string::npos) << m;
+  // Found by fuzz/fuzz_config (fuzz/regressions/fuzz_config/): a key that is a list or a map threw
+  // yaml-cpp's "bad conversion" from deep inside the loader.
+  m = message_of([] { Config::parse("optim:\n  [lr]: 0.1\n", "g.yaml"); });
+  EXPECT_NE(m.find("g.yaml:2:3: a key must be a plain name"), std::string::npos) << m;
+  m = message_of([] { Config::parse("optim: {lr: 0.1}\n", "h.yaml", {"data={[a]: 1}"}); });
+  EXPECT_NE(m.find("a key must be a plain name"), std::string::npos) << m;
 }
 
 }  // namespace

@@ -101,7 +101,8 @@ void batchnorm_backward_xhat(T* dx, T* dgamma, T* dbeta, const T* dy, const T* s
   const int64_t M = N * S;
 #pragma omp parallel for schedule(static) if (N * C * S >= kParallelMinWork)
   for (int64_t c = 0; c < C; ++c) {
-    const auto [off, f] = xhat_of(c);
+    const auto xhat = xhat_of(c);  // (offset, factor); copies: OpenMP SIMD regions cannot use
+    const T off = xhat.first, f = xhat.second;  // a structured binding under clang < 16
     const T is = invstd[c];
     // Σ dy and Σ dy·(src − offset); the factor is applied once per channel.
     double sum_dy = 0, sum_dy_xc = 0;

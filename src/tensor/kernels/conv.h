@@ -108,7 +108,9 @@ void im2col(T* col, int64_t ld, const T* x, int64_t Cg, const ConvGeometry& g, i
             int64_t oh1) {
   const int64_t Wo = g.Wo(), s = g.stride, rows = Cg * g.kH * g.kW;
   for (int64_t r = 0; r < rows; ++r) {
-    const auto [c, ki, kj, shift, ow_lo, ow_hi] = col_row(r, g);
+    // Plain copies, not a structured binding: OpenMP regions (and clang < 16) cannot capture those.
+    const ColRow cr = col_row(r, g);
+    const int64_t c = cr.c, ki = cr.ki, shift = cr.shift, ow_lo = cr.ow_lo, ow_hi = cr.ow_hi;
     const T* xc = x + c * g.H * g.W;
     T* out = col + r * ld;
     for (int64_t oh = oh0; oh < oh1; ++oh) {
@@ -137,7 +139,9 @@ void col2im_add(T* dx, const T* dcol, int64_t ld, int64_t Cg, const ConvGeometry
                 int64_t oh1) {
   const int64_t Wo = g.Wo(), s = g.stride, rows = Cg * g.kH * g.kW;
   for (int64_t r = 0; r < rows; ++r) {
-    const auto [c, ki, kj, shift, ow_lo, ow_hi] = col_row(r, g);
+    // Plain copies, not a structured binding: OpenMP regions (and clang < 16) cannot capture those.
+    const ColRow cr = col_row(r, g);
+    const int64_t c = cr.c, ki = cr.ki, shift = cr.shift, ow_lo = cr.ow_lo, ow_hi = cr.ow_hi;
     T* dxc = dx + c * g.H * g.W;
     const T* in = dcol + r * ld;
     for (int64_t oh = oh0; oh < oh1; ++oh) {
@@ -286,7 +290,10 @@ void conv2d_forward(T* y, const T* x, const T* w, const T* b, const ConvGeometry
       T* col = in_place ? nullptr : scratch<T>(rows * cols, 0);
       T* ybuf = blk.images > 1 ? scratch<T>(Og * cols, 4) : nullptr;
       for (int64_t grp = 0; grp < g.groups; ++grp) {
-        const auto [colg, ldcol] = block_col(col, x, g, blk, grp);
+        const auto block =
+            block_col(col, x, g, blk, grp);  // no structured binding: a lambda uses it
+        const T* const colg = block.first;
+        const int64_t ldcol = block.second;
         T* yg = y + (blk.n0 * g.O + grp * Og) * HoWo + blk.oh0 * Wo;
         // y_g (Og, cols) = w_g (Og, rows) · col_g (rows, cols)
         auto multiply = [&](T* out, int64_t ldout) {
@@ -359,7 +366,10 @@ void conv2d_backward(T* dx, T* dw, T* db, const T* dy, const T* x, const T* w,
         const T* wg = w + grp * Og * rows;
         const int64_t x_offset = grp * Cg * g.H * g.W;
         if (dw_out) {
-          const auto [colg, ldcol] = block_col(col, x, g, blk, grp);
+          const auto block =
+              block_col(col, x, g, blk, grp);  // no structured binding: a lambda uses it
+          const T* const colg = block.first;
+          const int64_t ldcol = block.second;
           // dw_g (Og, rows) += dy_g (Og, cols) · col_gᵀ (cols, rows)
           T* dwg = dw_out + grp * Og * rows;
           [&] {
