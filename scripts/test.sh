@@ -3,8 +3,10 @@
 #   1. an AddressSanitizer + UndefinedBehaviorSanitizer build running the engine, layer and head
 #      tests (the code most exposed to memory errors) and the readers of untrusted pack bytes
 #      (RecordIO .rec/.idx, the .bin pickle reader, with their mutated-input cases);
-#   2. the Release build (-Werror) running the whole suite with ctest, whose summary closes the run.
-# Set MF_SKIP_SANITIZE=1 to skip step 1 during development.
+#   2. the libFuzzer harnesses of fuzz/ (clang + ASan + UBSan), MF_FUZZ_SECONDS (20) each, after
+#      replaying every committed crash input (scripts/fuzz.sh);
+#   3. the Release build (-Werror) running the whole suite with ctest, whose summary closes the run.
+# Set MF_SKIP_SANITIZE=1 to skip step 1, MF_SKIP_FUZZ=1 to skip step 2 during development.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install_deps.sh
@@ -34,6 +36,12 @@ if [[ "${MF_SKIP_SANITIZE:-0}" != 1 ]]; then
   fi
   grep -E "^\[  PASSED  \]" "$log" | sed 's/^/pack readers under the sanitizers: /'
   echo "sanitizer pass took $(( $(date +%s) - start )) s"
+fi
+
+if [[ "${MF_SKIP_FUZZ:-0}" != 1 ]]; then
+  echo "== fuzzing (libFuzzer, clang + ASan + UBSan) =="
+  MF_FUZZ_SECONDS=${MF_FUZZ_SECONDS:-20} scripts/fuzz.sh
+  echo "total time so far $(( $(date +%s) - start )) s"
 fi
 
 echo "== release build =="

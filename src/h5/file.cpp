@@ -5,7 +5,9 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <cstdio>
+#include <cstring>
 #include <filesystem>
 
 #include "util/error.h"
@@ -16,12 +18,21 @@ namespace mf::h5 {
 namespace {
 
 // Silences HDF5's own stderr dump once; our errors carry the context instead.
+// No HDF5 library cleanup at exit: every file is closed (and checked) by its File, and HDF5's own
+// atexit close of a file whose write failed (a full disk) crashed in H5F__close_cb. Must run
+// before the first HDF5 call, hence a static initialiser.
+const bool kNoHdf5AtExit = [] {
+  H5dont_atexit();
+  return true;
+}();
+
 void quiet_hdf5() {
   static const bool done = [] {
     H5Eset_auto2(H5E_DEFAULT, nullptr, nullptr);
     return true;
   }();
   (void)done;
+  (void)kNoHdf5AtExit;
 }
 
 // Closes any HDF5 handle on scope exit.
@@ -422,7 +433,18 @@ void File::write_attr(const std::string& object, const std::string& attr,
 }
 
 void File::flush() {
-  H5Fflush(id_, H5F_SCOPE_GLOBAL);
+  errno = 0;
+  MF_CHECK(H5Fflush(id_, H5F_SCOPE_GLOBAL) >= 0, "cannot write ", path_, ": ",
+           errno ? std::strerror(errno) : "HDF5 could not flush its data (disk full?)");
+}
+
+void File::close() {
+  if (id_ < 0) return;
+  errno = 0;
+  const herr_t rc = H5Fclose(id_);
+  id_ = -1;
+  MF_CHECK(rc >= 0, "cannot write ", path_, ": ",
+           errno ? std::strerror(errno) : "HDF5 could not close the file (disk full?)");
 }
 
 void commit_atomic(const std::string& tmp_path, const std::string& path) {

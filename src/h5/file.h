@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <filesystem>
 #include <string>
 #include <vector>
 
@@ -61,7 +62,8 @@ class File {
   void write_attr(const std::string& object, const std::string& attr,
                   const std::vector<int64_t>& values);
 
-  void flush();
+  void flush();  // throws naming the file when the data cannot be written (disk full)
+  void close();  // flushes and closes, throwing on failure; the destructor closes silently
 
  private:
   void ensure_group(const std::string& name);
@@ -79,10 +81,15 @@ void commit_atomic(const std::string& tmp_path, const std::string& path);
 template <class WriteFn>
 void write_atomically(const std::string& path, WriteFn&& write) {
   const std::string tmp = path + ".tmp";
-  {
+  try {
     File file(tmp, File::Mode::kCreate);
     write(file);
     file.flush();
+    file.close();  // checked: a full disk fails here, before anything is renamed
+  } catch (...) {
+    std::error_code ec;
+    std::filesystem::remove(tmp, ec);
+    throw;
   }
   commit_atomic(tmp, path);
 }

@@ -135,7 +135,7 @@ void store_verification_threshold(const std::string& path, double threshold) {
     h5::File f(tmp, h5::File::Mode::kReadWrite);
     read_meta(f);
     f.write_attr("/meta", "verification_threshold", threshold);
-    f.flush();
+    f.close();  // checked: a full disk fails here and the original stays as it was
   }
   h5::commit_atomic(tmp, path);
 }

@@ -12,6 +12,7 @@
 #include "io/checkpoint.h"
 #include "layers/layers.h"
 #include "optim/optimizer.h"
+#include "support/file_size_limit.h"
 #include "support/temp_dir.h"
 #include "util/error.h"
 #include "util/file.h"
@@ -149,6 +150,26 @@ TEST(Checkpoint, a_flipped_byte_in_a_weight_fails_the_load) {
             std::string::npos)
       << message;
   EXPECT_NE(message.find("checksum"), std::string::npos) << message;
+}
+
+// Found by tests/faults/fault_injection.sh on a full tmpfs: HDF5's flush and close errors were not
+// checked, so a checkpoint that did not fit was fsync'ed and renamed into place half-written, and
+// HDF5's exit handler then crashed (SIGSEGV) closing it again. Now the write fails naming the file,
+// nothing is renamed, and the previous checkpoint stays.
+TEST(Checkpoint, a_full_disk_fails_the_save_and_keeps_the_previous_file) {
+  TempDir dir;
+  auto model = small_model(1, 64);  // ~8 kB of weights: more than the limit leaves room for
+  const std::string path = dir.path("last.h5");
+  save_model_only(path, *small_model(2));
+  const std::string before = read_file(path, "checkpoint");
+  std::string message;
+  {
+    const FileSizeLimit full(before.size() + 4096);
+    message = error_of([&] { save_model_only(path, *model); });
+  }
+  EXPECT_NE(message.find("cannot write " + path + ".tmp"), std::string::npos) << message;
+  EXPECT_EQ(read_file(path, "checkpoint"), before);
+  EXPECT_FALSE(fs::exists(path + ".tmp"));
 }
 
 TEST(Checkpoint, minimal_model_and_meta_file_is_enough) {

@@ -13,6 +13,7 @@
 #include "h5/file.h"
 #include "io/checkpoint.h"
 #include "support/faces.h"
+#include "support/file_size_limit.h"
 #include "support/temp_dir.h"
 #include "train/run_folder.h"
 #include "train/trainer.h"
@@ -381,27 +382,6 @@ TEST(RunFolder, truncation_keeps_records_up_to_the_step_and_returns_their_time) 
   EXPECT_EQ(run.truncate_log_after(0), 0.0);
   EXPECT_TRUE(read_step_records(run.log_path()).empty());
 }
-
-// A full disk, simulated with RLIMIT_FSIZE (writes past the limit fail with EFBIG, as they fail
-// with ENOSPC on a full disk; works without root or a tmpfs). Restored when the test ends.
-class FileSizeLimit {
- public:
-  explicit FileSizeLimit(rlim_t bytes) {
-    ::getrlimit(RLIMIT_FSIZE, &old_);
-    old_handler_ = std::signal(SIGXFSZ, SIG_IGN);  // fail the write instead of killing us
-    rlimit limit = old_;
-    limit.rlim_cur = bytes;
-    ::setrlimit(RLIMIT_FSIZE, &limit);
-  }
-  ~FileSizeLimit() {
-    ::setrlimit(RLIMIT_FSIZE, &old_);
-    std::signal(SIGXFSZ, old_handler_);
-  }
-
- private:
-  rlimit old_{};
-  void (*old_handler_)(int);
-};
 
 // Regression (issue "Nothing lost, nothing silently wrong", item 5): resuming on a full disk
 // rewrote log.jsonl from an unchecked temporary file, erasing its records ("Input/output error").
