@@ -8,6 +8,7 @@
 
 #include "apps/commands.h"
 #include "util/error.h"
+#include "util/stop_signal.h"
 
 namespace {
 
@@ -28,6 +29,8 @@ int main(int argc, char** argv) {
     return argc < 2 ? 2 : 0;
   }
   const std::string name = argv[1];
+  // First thing, before any setup: a stop request must not be lost while the run starts.
+  if (name == "train" || name == "ablate") mf::install_stop_handlers();
   for (const auto& c : mf::apps::commands()) {
     if (name != c.name) continue;
     try {

@@ -3,7 +3,6 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
-#include <csignal>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -20,6 +19,7 @@
 #include "train/progress.h"
 #include "train/run_folder.h"
 #include "util/error.h"
+#include "util/stop_signal.h"
 
 namespace mf {
 
@@ -29,27 +29,19 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-// SIGINT, SIGTERM and SIGHUP (a closed terminal) ask the loop to stop after the current step,
-// with a checkpoint.
-volatile std::sig_atomic_t g_stop_signal = 0;
-extern "C" void request_stop(int signal) {
-  g_stop_signal = signal;
-}
-
-// Installs the handlers for the lifetime of a train() call, restoring the previous ones after.
+// Installs the stop handlers (util/stop_signal.h) for the lifetime of a train() call unless the
+// program already did (`marginface train` does it first thing), restoring them after.
 class StopOnSignal {
  public:
-  StopOnSignal() {
-    g_stop_signal = 0;
-    for (int i = 0; i < 3; ++i) old_[i] = std::signal(kSignals[i], request_stop);
+  StopOnSignal() : owner_(!stop_handlers_installed()) {
+    if (owner_) install_stop_handlers();
   }
   ~StopOnSignal() {
-    for (int i = 0; i < 3; ++i) std::signal(kSignals[i], old_[i]);
+    if (owner_) uninstall_stop_handlers();
   }
 
  private:
-  static constexpr int kSignals[3] = {SIGINT, SIGTERM, SIGHUP};
-  void (*old_[3])(int);
+  bool owner_;
 };
 
 double seconds_since(Clock::time_point t) {
@@ -295,10 +287,10 @@ class ConvPrecisionScope {
 };
 
 void print_end(const TrainSummary& summary, int64_t first_step, const RunFolder& run) {
-  if (g_stop_signal)
+  if (stop_signal())
     std::printf(
         "stopped by signal %d at step %lld; checkpoint saved, continue with --resume auto\n",
-        int(g_stop_signal), (long long)summary.steps);
+        int(stop_signal()), (long long)summary.steps);
   if (summary.steps == first_step)
     std::printf("nothing to train: the run already reached step %lld", (long long)summary.steps);
   else
@@ -395,7 +387,7 @@ TrainSummary train(const Config& cfg, const TrainOptions& o) {
       checkpoints.save_evaluated(step, e.threshold, e.score);
     }
     if (o.stop_after > 0 && step >= o.stop_after) stop = killed = true;
-    if (g_stop_signal) stop = true;
+    if (stop_signal()) stop = true;
   }
 
   // Every way out of the loop ends here.
