@@ -236,6 +236,23 @@ TEST(Train, non_finite_weights_are_never_checkpointed) {
   }
 }
 
+// Regression (item 3): a non-finite streak said "the last checkpoint is intact" even when there
+// was none. The message now names the checkpoint a resume starts from, or says there is none, and
+// nothing is written after the streak.
+TEST(Train, a_non_finite_streak_names_the_rollback_point_truthfully) {
+  TempDir dir;
+  std::vector<std::string> run = kDiverging;
+  run.back() = "train.max_nonfinite_steps=3";
+  run.push_back("train.max_steps=60");
+  run.push_back("train.checkpoint_every=1000");
+  const std::string message =
+      error_of([&] { train(options(write_config(dir, "streak", "", "{type: softmax}"), run)); });
+  EXPECT_NE(message.find("steps in a row"), std::string::npos) << message;
+  EXPECT_NE(message.find("no checkpoint (none was written yet)"), std::string::npos) << message;
+  EXPECT_EQ(message.find("intact"), std::string::npos) << message;
+  EXPECT_FALSE(fs::exists(dir / "streak" / "checkpoints" / "last.h5"));
+}
+
 // Regression (item 4): a second training on the same folder interleaved its log and checkpoints
 // with the first. The folder is locked while a run holds it.
 TEST(Train, a_second_training_on_a_busy_folder_is_refused_naming_the_holder) {
