@@ -27,7 +27,7 @@ int run_train(const std::vector<std::string>& argv) {
   options.resume_changed = args.has("resume-changed");
   const TrainSummary s = train(options);
   if (s.lfw_accuracy >= 0) std::printf("LFW accuracy %.4f ± %.4f\n", s.lfw_accuracy, s.lfw_std);
-  return s.outcome == TrainOutcome::finished ? 0 : 3;  // 3: stopped early (a signal), resumable
+  return s.finished ? 0 : 3;  // 3: stopped early (a signal), resumable
 }
 
 }  // namespace mf::apps

@@ -432,12 +432,6 @@ void File::write_attr(const std::string& object, const std::string& attr,
   write_attr_raw(id_, path_, object, attr, type, space, &raw);
 }
 
-void File::flush() {
-  errno = 0;
-  MF_CHECK(H5Fflush(id_, H5F_SCOPE_GLOBAL) >= 0, "cannot write ", path_, ": ",
-           errno ? std::strerror(errno) : "HDF5 could not flush its data (disk full?)");
-}
-
 void File::close() {
   if (id_ < 0) return;
   errno = 0;

@@ -62,7 +62,6 @@ class File {
   void write_attr(const std::string& object, const std::string& attr,
                   const std::vector<int64_t>& values);
 
-  void flush();  // throws naming the file when the data cannot be written (disk full)
   void close();  // flushes and closes, throwing on failure; the destructor closes silently
 
  private:
@@ -84,7 +83,6 @@ void write_atomically(const std::string& path, WriteFn&& write) {
   try {
     File file(tmp, File::Mode::kCreate);
     write(file);
-    file.flush();
     file.close();  // checked: a full disk fails here, before anything is renamed
   } catch (...) {
     std::error_code ec;

@@ -189,11 +189,7 @@ void write_ablation_report(const AblationReportSpec& a, AblationReport& report) 
   if (report.heads.empty()) return;
   write_loss_plot(a, report.heads);
   write_accuracy_plot(a, report.heads);
-  std::vector<TargetLogitCurve> curves;
-  for (const auto& r : report.heads)
-    for (const auto& c : a.target_logits)
-      if (c.label == r.name) curves.push_back(c);
-  write_target_logit_figure((out / "target_logits.png").string(), curves);
+  write_target_logit_figure((out / "target_logits.png").string(), a.target_logits);
   if (a.plot_features) write_feature_plots(a, report.heads);
 }
 

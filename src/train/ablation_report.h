@@ -23,7 +23,7 @@ struct AblationReportSpec {
   std::string output_dir, config_path, protocol;
   std::vector<std::string> overrides;
   bool plot_features = false;                   // NAME/features.txt exist
-  std::vector<TargetLogitCurve> target_logits;  // one per head, labelled by the head's name
+  std::vector<TargetLogitCurve> target_logits;  // one per finished head, in report.heads order
 };
 
 // Fills report.table (markdown) and writes the files above for report.heads.

@@ -161,18 +161,6 @@ void RunFolder::append(const json::Value& record) {
   append_line(log_path(), record.dump(-1));
 }
 
-std::string RunFolder::newest_step_checkpoint() const {
-  int64_t newest = -1;
-  std::string path;
-  for (const auto& e : fs::directory_iterator(checkpoint_dir())) {
-    const std::string n = e.path().filename().string();
-    if (n.rfind("step_", 0) != 0 || e.path().extension() != ".h5") continue;
-    const int64_t s = std::atoll(n.c_str() + 5);
-    if (s > newest) newest = s, path = e.path().string();
-  }
-  return path;
-}
-
 void RunFolder::save_step_checkpoint(int64_t step, int64_t keep,
                                      const std::function<void(const std::string&)>& save) {
   const fs::path dir = checkpoint_dir();

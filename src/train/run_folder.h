@@ -70,8 +70,6 @@ class RunFolder {
   // Replaces last.h5 through `save(path)` (after an evaluation adds its threshold and score).
   void save_last(const std::function<void(const std::string&)>& save);
   void copy_last_to_best();
-  // The newest step_N.h5, or empty when there is none.
-  std::string newest_step_checkpoint() const;
 
  private:
   std::string dir_;

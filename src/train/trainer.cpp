@@ -404,7 +404,6 @@ TrainSummary train(const Config& cfg, const TrainOptions& o) {
   if (checkpoints.saved_step() != step && step > first_step && !killed)
     checkpoints.save_step(step);  // stopped by a signal between checkpoints
   summary.finished = step == total_steps;
-  summary.outcome = summary.finished ? TrainOutcome::finished : TrainOutcome::interrupted;
   print_end(summary, first_step, run);
   MF_CHECK(updates > 0 || step == first_step, "every one of the ", step - first_step,
            " steps had a non-finite loss: nothing was learned");

@@ -46,8 +46,6 @@ struct StepResult {
 StepResult train_step(Trainee& trainee, DataLoader& loader, int64_t step, int64_t grad_accum,
                       double clip_grad_norm);
 
-// How a run ended; `marginface train` exits 0, 3 and 1 for them (docs: exit codes).
-enum class TrainOutcome { finished, interrupted, failed };
 
 struct TrainOptions {
   std::string config_path;
@@ -67,8 +65,9 @@ struct TrainSummary {
   int64_t skipped_steps = 0;                                    // non-finite loss
   double lfw_accuracy = -1, lfw_std = 0;                        // last evaluation, −1 if none
   std::vector<std::pair<std::string, double>> target_accuracy;  // eval.targets, last evaluation
-  bool finished = false;  // reached the last step (not stopped by a signal or stop_after)
-  TrainOutcome outcome = TrainOutcome::failed;
+  // Reached the last step; false when stopped by a signal or stop_after (`marginface train` exits
+  // 3 then, 0 when finished; a failed run throws, exit 1).
+  bool finished = false;
   std::string output_dir;
 };
 

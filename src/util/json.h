@@ -39,17 +39,13 @@ class Value {
   }
 
   bool is_null() const { return kind_ == Kind::kNull; }
-  bool is_object() const { return kind_ == Kind::kObject; }
   bool is_number() const { return kind_ == Kind::kInt || kind_ == Kind::kDouble; }
-  bool is_string() const { return kind_ == Kind::kString; }
   // Objects: the value under `key`, or nullptr when absent (or when this is not an object).
   const Value* find(const std::string& key) const;
   // Scalars; a null reads as NaN (dump() writes non-finite numbers as null). Throw on a mismatch.
   double as_double() const;
   int64_t as_int() const;
   const std::string& as_string() const;
-  size_t size() const { return items_.size(); }  // arrays and objects
-  const Value& at(size_t i) const { return items_.at(i); }
   Value& push_back(Value item);                    // arrays only
   Value& set(const std::string& key, Value item);  // objects only; replaces an existing key
 
