@@ -46,7 +46,6 @@ struct StepResult {
 StepResult train_step(Trainee& trainee, DataLoader& loader, int64_t step, int64_t grad_accum,
                       double clip_grad_norm);
 
-
 struct TrainOptions {
   std::string config_path;
   std::vector<std::string> overrides;  // "a.b=value"
