@@ -250,6 +250,21 @@ TEST(TrainKill, sigkill_and_resume_auto_logs_each_step_once_with_the_same_losses
   std::printf("%.1f s\n", std::chrono::duration<double>(Clock::now() - start).count());
 }
 
+// The faces and config of the signal tests: a softmax run of `steps` steps into dir/run whose only
+// checkpoint can come from a stop (checkpoint_every 1000).
+fs::path write_signal_run(const fs::path& dir, int steps) {
+  write_faces(dir / "faces.h5");
+  const fs::path config = dir / "config.yaml";
+  std::ofstream(config) << "seed: 7\ndata: {train: [" << (dir / "faces.h5").string()
+                        << "], batch_size: 8}\n"
+                        << "model: {backbone: ir18, width: 0.0625, embedding_size: 16}\n"
+                        << "head: {type: softmax}\n"
+                        << "train: {max_steps: " << steps
+                        << ", checkpoint_every: 1000, output_dir: " << (dir / "run").string()
+                        << "}\n";
+  return config;
+}
+
 // Regression (issue "Nothing lost, nothing silently wrong", item 8): SIGHUP (a closed terminal or
 // ssh session) killed the run without a checkpoint, and a run stopped by a signal exited 0 like a
 // finished one. SIGHUP now stops like SIGTERM — after the current step, with a checkpoint — and
@@ -257,15 +272,7 @@ TEST(TrainKill, sigkill_and_resume_auto_logs_each_step_once_with_the_same_losses
 TEST(TrainKill, sighup_stops_with_a_checkpoint_and_exit_status_3) {
   const TempDir tmp;
   const fs::path& dir = tmp.root();
-  write_faces(dir / "faces.h5");
-  const fs::path config = dir / "config.yaml";
-  std::ofstream(config) << "seed: 7\ndata: {train: [" << (dir / "faces.h5").string()
-                        << "], batch_size: 8}\n"
-                        << "model: {backbone: ir18, width: 0.0625, embedding_size: 16}\n"
-                        << "head: {type: softmax}\n"
-                        << "train: {max_steps: " << kSteps
-                        << ", checkpoint_every: 1000, output_dir: " << (dir / "run").string()
-                        << "}\n";
+  const fs::path config = write_signal_run(dir, kSteps);
   const fs::path log = dir / "run" / "log.jsonl";
   {
     Child c({"train", "--config", config.string()}, dir / "first.txt");
@@ -312,14 +319,7 @@ bool catches_sigint(pid_t pid) {
 TEST(TrainKill, sigint_during_start_up_stops_the_run_cleanly) {
   const TempDir tmp;
   const fs::path& dir = tmp.root();
-  write_faces(dir / "faces.h5");
-  const fs::path config = dir / "config.yaml";
-  std::ofstream(config) << "seed: 7\ndata: {train: [" << (dir / "faces.h5").string()
-                        << "], batch_size: 8}\n"
-                        << "model: {backbone: ir18, width: 0.0625, embedding_size: 16}\n"
-                        << "head: {type: softmax}\n"
-                        << "train: {max_steps: 200, checkpoint_every: 1000, output_dir: "
-                        << (dir / "run").string() << "}\n";
+  const fs::path config = write_signal_run(dir, 200);
   // As a non-interactive shell starts a background job: SIGINT ignored, inherited by the child.
   void (*previous)(int) = std::signal(SIGINT, SIG_IGN);
   Child c({"train", "--config", config.string()}, dir / "out.txt");

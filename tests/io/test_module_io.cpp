@@ -8,10 +8,13 @@
 
 #include "io/module_io.h"
 #include "layers/backbones/iresnet.h"
+#include "support/temp_dir.h"
 #include "util/error.h"
 
 namespace mf {
 namespace {
+
+using test::error_of;
 
 IResNetConfig tiny() {
   IResNetConfig c;
@@ -39,15 +42,6 @@ bool same_state(const Module& a, const Module& b) {
   for (size_t i = 0; i < ba.size(); ++i)
     if (ba[i].first != bb[i].first || !equal(ba[i].second, bb[i].second)) return false;
   return true;
-}
-
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "(no error)";
 }
 
 TEST(ModuleIo, round_trip) {

@@ -7,23 +7,13 @@
 
 #include "head_test_util.h"
 #include "losses/heads.h"
+#include "support/temp_dir.h"
 #include "util/error.h"
 
 namespace mf::test {
 namespace {
 
 using kernels::Triplet;
-
-// The message of the mf::Error `f` throws, or "" when it does not throw.
-template <class F>
-std::string error_of(F&& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "";
-}
 
 // ---- center loss ----
 
