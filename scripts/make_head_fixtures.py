@@ -262,7 +262,198 @@ def head_triplet(t, y, p, step):
     return torch.stack(terms).mean(), scores, triplets
 
 
+# ---- the heads that came after (each from its paper and its authors' code; see src/losses) ----
+
+def arc_careful(c, m):
+    """cos(theta + m) as c cos m - sin(theta) sin m with sin(theta) = sqrt(clamp(1 - c^2, 1e-9, 1)),
+    the documented convention of every ArcFace-style head here; m may be a per-row tensor."""
+    sine = torch.sqrt(torch.clamp(1.0 - c * c, 1e-9, 1.0))
+    return c * torch.cos(torch.as_tensor(m, dtype=c.dtype)) - sine * torch.sin(
+        torch.as_tensor(m, dtype=c.dtype))
+
+
+def head_lsoftmax(t, y, p, step):
+    x, w = t["embeddings"], t["weight"]
+    cos = cosine(x, w)
+    oh = onehot(y, w.shape[0])
+    c = cos.gather(1, y[:, None])
+    lam = sphere_lambda(p, step)
+    r = warmup(p.get("margin_warmup_steps", 0), step)
+    target = c + r * (sphere_psi(c, p["m"]) - c) / (1.0 + lam)
+    norms = x.norm(dim=1, keepdim=True) * w.norm(dim=1)[None, :]  # |x| |W_j|, unnormalised
+    return ce_output(norms * (oh * target + (1 - oh) * cos), y)
+
+
+def head_curricularface(t, y, p, step):
+    """HuangYG123/CurricularFace head/metrics.py CurricularFace.forward, written out of place."""
+    cos = cosine(t["embeddings"], t["weight"])
+    m = p["m"]
+    c = cos.gather(1, y[:, None])
+    phi = arc_careful(c, m)  # unguarded, decides which negatives are hard
+    target = torch.where(c > math.cos(math.pi - m), phi, c - math.sin(math.pi - m) * m)
+    for v in c.flatten().tolist():
+        assert abs(v - math.cos(math.pi - m)) > KINK_GAP
+    with torch.no_grad():
+        t_new = p["ema"] * c.mean() + (1 - p["ema"]) * t["t"]
+        hard = cos > phi
+        gap = (cos - phi).abs()
+        gap.scatter_(1, y[:, None], 1.0)
+        assert (gap > KINK_GAP).all(), "a negative at the hard/easy switch"
+    logits = torch.where(hard, cos * (t_new + cos), cos)
+    logits = logits.scatter(1, y[:, None], target)
+    loss, z = ce_output(p["s"] * logits, y)
+    return loss, z, {"t": t_new.reshape(1)}
+
+
+def head_magface(t, y, p, step):
+    """IrvingMeng/MagFace models/magface.py MagLinear + MagLoss."""
+    x, w = t["embeddings"], t["weight"]
+    norm = x.norm(dim=1, keepdim=True)
+    for v in norm.flatten().tolist():
+        assert abs(v - p["l_a"]) > KINK_GAP and abs(v - p["u_a"]) > KINK_GAP
+    a = norm.clamp(p["l_a"], p["u_a"])
+    margin = (p["u_m"] - p["l_m"]) / (p["u_a"] - p["l_a"]) * (a - p["l_a"]) + p["l_m"]
+    cos = cosine(x, w)
+    phi = arc_careful(cos, margin)
+    threshold = torch.cos(math.pi - margin)
+    assert ((cos - threshold).abs() > KINK_GAP).all()
+    target = torch.where(cos > threshold, phi, cos - torch.sin(math.pi - margin) * margin)
+    oh = onehot(y, w.shape[0])
+    loss, z = ce_output(p["s"] * (oh * target + (1 - oh) * cos), y)
+    g = (1.0 / a + a / p["u_a"] ** 2).mean()
+    return loss + p["lambda_g"] * g, z
+
+
+def head_adaface(t, y, p, step):
+    """mk-minchul/AdaFace head.py AdaFace.forward; the norm split out of the embedding as the
+    authors' backbone does (output / norm, gradient through the division)."""
+    eps = 1e-3
+    x = t["embeddings"]
+    norms = x.norm(dim=1, keepdim=True)
+    xn = x / norms
+    cos = F.linear(xn, F.normalize(t["weight"], dim=1)).clamp(-1 + eps, 1 - eps)
+    safe = norms.clamp(0.001, 100).detach()
+    with torch.no_grad():
+        mean = p["ema"] * safe.mean() + (1 - p["ema"]) * t["batch_mean"]
+        std = p["ema"] * safe.std() + (1 - p["ema"]) * t["batch_std"]
+    z_raw = (safe - mean) / (std + eps) * p["h"]
+    assert ((z_raw.abs() - 1).abs() > KINK_GAP).all(), "a norm score at the clip"
+    z = z_raw.clamp(-1, 1)
+    oh = onehot(y, cos.shape[1])
+    theta = cos.acos()
+    shifted = theta - oh * p["m"] * z
+    assert (((shifted - eps).abs() > KINK_GAP) & ((shifted - math.pi + eps).abs() > KINK_GAP)).all()
+    logits = shifted.clamp(eps, math.pi - eps).cos() - oh * (p["m"] + p["m"] * z)
+    loss, out = ce_output(p["s"] * logits, y)
+    return loss, out, {"batch_mean": mean.reshape(1), "batch_std": std.reshape(1)}
+
+
+def head_subcenter_arcface(t, y, p, step):
+    x, w = t["embeddings"], t["weight"]
+    k = p["k"]
+    sub = cosine(x, w).view(x.shape[0], -1, k)
+    top2 = sub.topk(2, dim=2).values if k > 1 else None
+    if top2 is not None:
+        assert ((top2[:, :, 0] - top2[:, :, 1]) > KINK_GAP).all(), "sub-centres tied"
+    cos = sub.max(dim=2).values
+    oh = onehot(y, cos.shape[1])
+    c = cos.gather(1, y[:, None])
+    for v in c.flatten().tolist():
+        assert abs(v - math.cos(math.pi - p["m"])) > KINK_GAP
+    return ce_output(p["s"] * (oh * arc_phi(cos, p["m"], False) + (1 - oh) * cos), y)
+
+
+class XoshiroRng:
+    """src/tensor/rng.h written again: splitmix64 seeding, xoshiro256**, Box-Muller with a spare."""
+    MASK = (1 << 64) - 1
+
+    def __init__(self, seed):
+        self.s = []
+        for _ in range(4):
+            seed = (seed + 0x9E3779B97F4A7C15) & self.MASK
+            z = seed
+            z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & self.MASK
+            z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & self.MASK
+            self.s.append(z ^ (z >> 31))
+        self.spare = None
+
+    @staticmethod
+    def rotl(x, k):
+        return ((x << k) | (x >> (64 - k))) & XoshiroRng.MASK
+
+    def next_u64(self):
+        s = self.s
+        result = (self.rotl((s[1] * 5) & self.MASK, 7) * 9) & self.MASK
+        t = (s[1] << 17) & self.MASK
+        s[2] ^= s[0]
+        s[3] ^= s[1]
+        s[1] ^= s[2]
+        s[0] ^= s[3]
+        s[2] ^= t
+        s[3] = self.rotl(s[3], 45)
+        return result
+
+    def uniform(self):
+        return (self.next_u64() >> 11) * 2.0 ** -53
+
+    def normal(self, mean, std):
+        if self.spare is not None:
+            v, self.spare = self.spare, None
+            return mean + std * v
+        u1 = self.uniform()
+        while u1 <= 0.0:
+            u1 = self.uniform()
+        u2 = self.uniform()
+        r = math.sqrt(-2.0 * math.log(u1))
+        self.spare = r * math.sin(2.0 * math.pi * u2)
+        return mean + std * r * math.cos(2.0 * math.pi * u2)
+
+
+def elastic_draws(seed, step, n, m, sigma):
+    rng = XoshiroRng((seed + 0x9E3779B97F4A7C15 * (step + 1)) & XoshiroRng.MASK)
+    return [rng.normal(m, sigma) for _ in range(n)]
+
+
+def head_elasticface(t, y, p, step):
+    """fdbtrs/ElasticFace utils/losses.py ElasticArcFace / ElasticCosFace, with the paper's
+    ElasticFace+ pairing (largest target cosine <- smallest margin)."""
+    cos = cosine(t["embeddings"], t["weight"])
+    c = cos.gather(1, y[:, None])
+    margins = torch.tensor(elastic_draws(int(t["draw_seed"].item()), step, cos.shape[0], p["m"],
+                                         p["sigma"]), dtype=torch.float64)[:, None]
+    if p.get("plus", False):
+        ranked = sorted(range(len(y)), key=lambda n: -c[n].item())  # distinct cosines here
+        sorted_m = sorted(margins.flatten().tolist())
+        paired = [0.0] * len(y)
+        for r, n in enumerate(ranked):
+            paired[n] = sorted_m[r]
+        margins = torch.tensor(paired, dtype=torch.float64)[:, None]
+    oh = onehot(y, cos.shape[1])
+    if p.get("variant", "arc") == "arc":
+        target = arc_careful(c, margins)  # no guard, as the authors' acos/cos
+    else:
+        target = c - margins
+    return ce_output(p["s"] * (oh * target + (1 - oh) * cos), y)
+
+
+def head_adacos(t, y, p, step):
+    """Zhang et al. 2019, Algorithm 1 (the popular 4uiiurz1 implementation's order of updates)."""
+    cos = cosine(t["embeddings"], t["weight"])
+    oh = onehot(y, cos.shape[1])
+    s = t["s"]
+    if p.get("dynamic", True):
+        with torch.no_grad():
+            b_avg = (torch.exp(s * cos) * (1 - oh)).sum() / cos.shape[0]
+            theta_med = torch.median(torch.acos(cos.gather(1, y[:, None])))
+            s = torch.log(b_avg) / torch.cos(torch.clamp(theta_med, max=math.pi / 4))
+    loss, z = ce_output(s * cos, y)
+    return loss, z, ({"s": s.reshape(1)} if p.get("dynamic", True) else {})
+
+
 HEADS = {
+    "lsoftmax": head_lsoftmax, "curricularface": head_curricularface, "magface": head_magface,
+    "adaface": head_adaface, "subcenter_arcface": head_subcenter_arcface,
+    "elasticface": head_elasticface, "adacos": head_adacos,
     "softmax": head_softmax, "center": head_center, "sphereface": head_sphereface,
     "normface": head_normface, "cosface": head_cosface, "am_softmax": head_cosface,
     "arcface": head_arcface, "combined": head_combined, "contrastive": head_contrastive,
@@ -278,7 +469,19 @@ DEFAULTS = {
     "combined": {"s": 64.0, "m1": 1.0, "m2": 0.3, "m3": 0.2},
     "contrastive": {"lambda": 0.05, "margin": 1.0},
     "triplet": {"alpha": 0.2, "mining": "semi_hard"},
+    "lsoftmax": {"m": 4, "base": 1000.0, "gamma": 0.12, "power": 1.0, "lambda_min": 5.0},
+    "curricularface": {"s": 64.0, "m": 0.5, "ema": 0.01},
+    "magface": {"s": 64.0, "l_a": 10.0, "u_a": 110.0, "l_m": 0.45, "u_m": 0.8, "lambda_g": 35.0},
+    "adaface": {"s": 64.0, "m": 0.4, "h": 0.333, "ema": 0.01},
+    "subcenter_arcface": {"s": 64.0, "m": 0.5, "k": 3},
+    "elasticface": {"s": 64.0, "m": 0.5, "sigma": 0.05},
+    "adacos": {},
 }
+BUFFERS = {"centers", "t", "batch_mean", "batch_std", "draw_seed"}
+
+
+def is_buffer(kind, name):
+    return name in BUFFERS or (kind == "adacos" and name == "s")
 
 
 def check_branches(kind, p, c, step):
@@ -323,11 +526,14 @@ class Writer:
         if kind != "triplet":
             inputs["weight"] = w
         inputs.update(tensors or {})
-        t = {k: v.double().requires_grad_(k != "centers") for k, v in inputs.items()}
+        t = {k: v.double().requires_grad_(not is_buffer(kind, k)) for k, v in inputs.items()}
+        after = {}
         if kind == "triplet":
             loss, logits, triplets = head_triplet(t, y, p, step)
         else:
-            loss, logits = HEADS[kind](t, y, p, step)
+            result = HEADS[kind](t, y, p, step)
+            loss, logits = result[0], result[1]
+            after = result[2] if len(result) > 2 else {}
             cos = cosine(x.double(), w.double()).gather(1, y[:, None]).flatten()
             check_branches(kind, p, cos, step)
         loss.backward()
@@ -353,6 +559,8 @@ class Writer:
             g.attrs["accuracy"] = np.float64(np.mean([y[j] == y[i] for i, j in enumerate(nearest)]))
         else:
             g.attrs["accuracy"] = np.float64((logits.argmax(1) == y).double().mean().item())
+        for k, v in after.items():
+            g.create_dataset(k + "_after", data=f32(v))
         if kind == "center":  # Wen et al. 2016, Algorithm 1, written as a loop over classes
             c = inputs["centers"].double().numpy().copy()
             xs = x.double().numpy()
@@ -361,6 +569,35 @@ class Writer:
                 delta = sum((c[j] - xs[i] for i in rows), np.zeros(c.shape[1]))
                 c[j] -= p["alpha"] * delta / (1 + len(rows))
             g.create_dataset("centers_after", data=c.astype(np.float32))
+
+    def sequence(self, name, kind, batches, w, params, buffers):
+        """Several steps of a head with running statistics on fixed weights: per step, the loss
+        and every buffer after the step (the head's after_step), from the given initial buffers."""
+        assert name not in self.file, name
+        p = dict(DEFAULTS.get(kind, {}), **params)
+        g = self.file.create_group(name)
+        g.attrs["type"] = np.bytes_(kind)
+        g.create_dataset("params", data=np.array([f"{k}={v}" for k, v in params.items()],
+                                                 dtype="S"))
+        g.create_dataset("weight", data=w.numpy())
+        for k, v in buffers.items():
+            g.create_dataset(k, data=v.numpy())
+        state = {k: v.double() for k, v in buffers.items()}
+        xs, ys, losses, afters = [], [], [], {k: [] for k in buffers}
+        for step, (x, y) in enumerate(batches):
+            t = dict(state, embeddings=x.double(), weight=w.double())
+            loss, _, after = HEADS[kind](t, y, p, step)
+            state.update({k: v.detach() for k, v in after.items()})
+            xs.append(x.numpy())
+            ys.append(y.numpy())
+            losses.append(np.float32(loss.item()))
+            for k in buffers:
+                afters[k].append(f32(state[k]))
+        g.create_dataset("embeddings", data=np.stack(xs))
+        g.create_dataset("labels", data=np.stack(ys))
+        g.create_dataset("loss", data=np.array(losses))
+        for k, v in afters.items():
+            g.create_dataset(k + "_after", data=np.stack(v))
 
     def close(self):
         self.file.close()
@@ -424,7 +661,80 @@ def main():
     trip = (randn(N, D), None, trip_y)
     out.case("triplet_semi_hard", "triplet", trip, {"alpha": 0.2})
     out.case("triplet_batch_hard", "triplet", trip, {"alpha": 0.5, "mining": "batch_hard"})
+    modern_cases(out, rnd, edge, rnd2)
     out.close()
+
+
+def modern_cases(out, rnd, edge, rnd2):
+    """The heads of "the heads people train with today" (appended, so the earlier cases keep
+    their random streams)."""
+    out.case("lsoftmax_random_step0", "lsoftmax", rnd, step=0)
+    out.case("lsoftmax_edge", "lsoftmax", edge, step=3000)
+    out.case("lsoftmax_m2_random", "lsoftmax", rnd2, {"m": 2}, step=5000)
+
+    # t = 0: no hard negative is amplified (t + c < 1); t = 0.7: they are; the edge batch puts
+    # targets past the guard.
+    for tag, t0 in (("t0", 0.0), ("t0.7", 0.7)):
+        out.case(f"curricularface_random_{tag}", "curricularface", rnd, {"s": 16.0},
+                 tensors={"t": torch.tensor([t0])})
+    out.case("curricularface_edge", "curricularface", edge, tensors={"t": torch.tensor([0.3])})
+    out.case("curricularface_m0.9", "curricularface", rnd2, {"s": 16.0, "m": 0.9, "ema": 0.5},
+             tensors={"t": torch.tensor([0.2])})
+
+    # Norms inside and outside [l_a, u_a] (clamped rows get no gradient through a).
+    scale = torch.tensor([0.5, 3.0, 8.0, 20.0, 45.0, 2.0, 15.0, 60.0])[:, None]
+    x, w, y = rnd
+    out.case("magface_norms", "magface", (x * scale, w, y), {"s": 16.0})
+    x, w, y = edge
+    out.case("magface_edge", "magface", (x * 12.0, w, y), {"l_a": 5.0, "u_a": 50.0})
+    out.case("magface_small_range", "magface", rnd2, {"s": 32.0, "l_a": 1.0, "u_a": 5.0,
+                                                        "l_m": 0.2, "u_m": 0.6, "lambda_g": 3.0})
+
+    # Norm scores inside (-1, 1) and clipped; theta' clipped at eps (cos = +1 row, z > 0).
+    out.case("adaface_random", "adaface", rnd, {"s": 16.0},
+             tensors={"batch_mean": torch.tensor([20.0]), "batch_std": torch.tensor([100.0])})
+    out.case("adaface_clipped", "adaface", rnd2, {"s": 16.0, "h": 1.0},
+             tensors={"batch_mean": torch.tensor([2.5]), "batch_std": torch.tensor([0.4])})
+    out.case("adaface_edge", "adaface", edge, {"ema": 0.5},
+             tensors={"batch_mean": torch.tensor([1.2]), "batch_std": torch.tensor([0.6])})
+    # ema 0 keeps the given statistics: the cos = +1 row (norm 2) gets z = 1 and theta - m < eps;
+    # with a mean of 5 the cos = -1 row (norm 3) gets z = -1 and theta + m > pi - eps.
+    for tag, mean in (("low", 1.0), ("high", 5.0)):
+        out.case(f"adaface_theta_clip_{tag}", "adaface", edge, {"h": 1.0, "ema": 0.0},
+                 tensors={"batch_mean": torch.tensor([mean]), "batch_std": torch.tensor([0.5])})
+
+    x, w, y = rnd
+    wk = randn(K * 3, D, scale=0.5)
+    out.case("subcenter_arcface_random", "subcenter_arcface", (x, wk, y), {"s": 16.0})
+    x, w, y = edge
+    wk2 = randn(K * 2, D, scale=0.5)
+    out.case("subcenter_arcface_edge_k2", "subcenter_arcface", (x, wk2, y), {"k": 2})
+
+    seed = torch.tensor([4242.0])
+    out.case("elasticface_arc_random", "elasticface", rnd, {"s": 16.0}, step=7,
+             tensors={"draw_seed": seed})
+    out.case("elasticface_arc_edge", "elasticface", edge, {"sigma": 0.2}, step=123,
+             tensors={"draw_seed": seed})
+    out.case("elasticface_cos_random", "elasticface", rnd2, {"variant": "cos", "m": 0.35},
+             step=0, tensors={"draw_seed": torch.tensor([77.0])})
+    out.case("elasticface_arc_plus", "elasticface", rnd, {"s": 16.0, "plus": True, "sigma": 0.1},
+             step=3, tensors={"draw_seed": seed})
+    out.case("elasticface_cos_plus", "elasticface", rnd2,
+             {"variant": "cos", "m": 0.35, "plus": True}, step=11, tensors={"draw_seed": seed})
+
+    s0 = torch.tensor([math.sqrt(2.0) * math.log(K - 1)])
+    out.case("adacos_dynamic_random", "adacos", rnd, tensors={"s": s0})
+    out.case("adacos_dynamic_edge", "adacos", edge, tensors={"s": torch.tensor([9.0])})
+    out.case("adacos_fixed", "adacos", rnd2, {"dynamic": False}, tensors={"s": s0})
+
+    # Running statistics over several steps.
+    batches = [(randn(N, D, scale=3.0), random_labels(N, K)) for _ in range(4)]
+    w = randn(K, D, scale=0.5)
+    out.sequence("curricularface_sequence", "curricularface", batches, w, {"ema": 0.2},
+                 {"t": torch.tensor([0.0])})
+    out.sequence("adaface_sequence", "adaface", batches, w, {"ema": 0.3},
+                 {"batch_mean": torch.tensor([20.0]), "batch_std": torch.tensor([100.0])})
+    out.sequence("adacos_sequence", "adacos", batches, w, {}, {"s": s0})
 
 
 if __name__ == "__main__":

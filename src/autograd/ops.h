@@ -58,6 +58,7 @@ Var clamp(const Var& x, float lo, float hi);
 Var cos(const Var& x);
 Var acos(const Var& x);  // inputs in [−1, 1]; the gradient is unbounded at ±1
 Var sqrt(const Var& x);
+Var reciprocal(const Var& x);  // 1/x
 
 // ---- pooling, dropout, shapes ----
 Var global_avg_pool(const Var& x);  // (N, C, H, W) → (N, C, 1, 1)

@@ -15,6 +15,13 @@ void register_builtin_heads(HeadRegistry& registry) {
   register_combined(registry);
   register_contrastive(registry);
   register_triplet(registry);
+  register_lsoftmax(registry);
+  register_curricularface(registry);
+  register_magface(registry);
+  register_adaface(registry);
+  register_subcenter_arcface(registry);
+  register_elasticface(registry);
+  register_adacos(registry);
 }
 
 }  // namespace mf

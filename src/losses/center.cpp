@@ -59,7 +59,7 @@ class CenterHead final : public ClassifierHead {
     return out;
   }
 
-  void after_step(const Tensor& embeddings, const Labels& labels) override {
+  void after_step(const Tensor& embeddings, const Labels& labels, const Tensor&) override {
     update_centers(centers_, embeddings, labels, alpha_);
   }
 

@@ -49,16 +49,18 @@ double argmax_accuracy(const Tensor& scores, const Labels& labels) {
 }
 
 HeadOutput classification_output(const Var& logits, const Labels& labels) {
-  return {cross_entropy(logits, labels), logits.value(), argmax_accuracy(logits.value(), labels)};
+  return {cross_entropy(logits, labels), logits.value(), argmax_accuracy(logits.value(), labels),
+          Tensor()};
 }
 
 ClassifierHead::ClassifierHead(const char* type, int64_t embedding_size, int64_t num_classes,
-                               Rng& rng)
+                               Rng& rng, int64_t rows_per_class)
     : type_(type), D_(embedding_size), K_(num_classes) {
   MF_CHECK(D_ > 0 && K_ > 1, "head '", type_, "': needs embedding size > 0 and at least two ",
            "classes, got D = ", D_, ", K = ", K_);
-  const double bound = std::sqrt(6.0 / double(D_ + K_));
-  Tensor w = Tensor::empty({K_, D_});
+  const int64_t rows = K_ * rows_per_class;
+  const double bound = std::sqrt(6.0 / double(D_ + rows));
+  Tensor w = Tensor::empty({rows, D_});
   init_uniform(w, rng, -bound, bound);
   weight_ = register_parameter("weight", w);
 }

@@ -7,10 +7,17 @@
 //    the cross-entropy sees, margin included (face.evoLVe reports accuracy the same way), and the
 //    accuracy is the fraction of rows whose arg-max is the label.
 //  * forward never mutates parameters or buffers. Everything step-dependent (SphereFace's λ, the
-//    margin warm-up) is a function of step.step, so a resumed run continues the same schedule.
-//  * after_step(embeddings, labels) is the only update outside the optimizer (center loss's
-//    centers). The trainer calls it once per step, after the optimizer step, with the embedding
-//    values that step's forward saw; it is not a gradient and the gradient checks exclude it.
+//    margin warm-up, ElasticFace's draws) is a function of step.step (and the seed), so a resumed
+//    run continues the same schedule.
+//  * Heads with running statistics (CurricularFace's t, AdaFace's norm mean and std, AdaCos's s)
+//    compute in forward the statistics of this batch, use the state as this batch updates it (as
+//    the authors' code does) and return the statistics in HeadOutput::batch_stats, without
+//    storing them.
+//  * after_step(embeddings, labels, batch_stats) is the only update outside the optimizer (center
+//    loss's centers; the running statistics). The trainer calls it after the optimizer step once
+//    per batch the step used, in order, with the embedding values and batch_stats of that batch's
+//    forward; a step skipped for a non-finite loss updates nothing. It is not a gradient, and
+//    the gradient checks exclude it: they see the state as a constant.
 //  * Names are PyTorch-style so checkpoints store them under /head: class weights "weight" (K, D),
 //    "bias" (K), a learned scale "s" (1); the center-loss buffer "centers" (K, D).
 #pragma once
@@ -34,12 +41,14 @@ struct HeadOutput {
   Var loss;       // scalar: batch mean
   Tensor logits;  // (N, K) classifier logits, or (N, N) scores for metric heads
   double accuracy = 0;
+  Tensor batch_stats;  // this batch's statistics for after_step (heads with running statistics)
 };
 
 class Head : public Module {
  public:
   virtual HeadOutput forward(const Var& embeddings, const Labels& labels, const StepInfo& step) = 0;
-  virtual void after_step(const Tensor& /*embeddings*/, const Labels& /*labels*/) {}
+  virtual void after_step(const Tensor& /*embeddings*/, const Labels& /*labels*/,
+                          const Tensor& /*batch_stats*/) {}
   // The target logit at angle θ (radians) between a unit embedding and its unit class weight,
   // before the scale s, computed by the same margin function as forward: the curves of the
   // ArcFace paper's target-logit figure. std::nullopt for heads without class logits.
@@ -66,14 +75,16 @@ double argmax_accuracy(const Tensor& scores, const Labels& labels);
 // Cross-entropy of logits (N, K) plus the accuracy read from them.
 HeadOutput classification_output(const Var& logits, const Labels& labels);
 
-// A head with class weights "weight" (K, D), Xavier-uniform initialised (ronghuaiyang's
-// ArcMarginProduct; the cosine heads are invariant to the rows' scale anyway).
+// A head with class weights "weight" (K·G, D), G rows per class (1, or Sub-center ArcFace's
+// sub-centres), Xavier-uniform initialised (ronghuaiyang's ArcMarginProduct; the cosine heads are
+// invariant to the rows' scale anyway).
 class ClassifierHead : public Head {
  protected:
-  ClassifierHead(const char* type, int64_t embedding_size, int64_t num_classes, Rng& rng);
+  ClassifierHead(const char* type, int64_t embedding_size, int64_t num_classes, Rng& rng,
+                 int64_t rows_per_class = 1);
   // Checks embeddings (N, D) and labels; names the head in the error.
   void check_input(const Var& embeddings, const Labels& labels) const;
-  // Cosine matrix x̂·Ŵᵀ (N, K) with x̂ = x / max(‖x‖, 1e-12) and Ŵ likewise per row.
+  // Cosine matrix x̂·Ŵᵀ (N, K·G) with x̂ = x / max(‖x‖, 1e-12) and Ŵ likewise per row.
   Var cosine(const Var& embeddings) const;
 
   const char* type_;

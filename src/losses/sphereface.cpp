@@ -27,33 +27,42 @@ double SphereFaceLambda::at(int64_t step) const {
   return std::max(lambda_min, base * std::pow(1.0 + gamma * double(step), -power));
 }
 
+kernels::MarginSpec SphereFaceOptions::spec(const StepInfo& step) const {
+  return {.kind = kernels::MarginKind::kSphere,
+          .m = double(m),
+          .w = warmup_ratio(margin_warmup_steps, step) / (1.0 + lambda.at(step.step))};
+}
+
+SphereFaceOptions read_sphereface_options(const Params& p) {
+  SphereFaceOptions o;
+  o.m = static_cast<int>(p.get_int("m", 4, 1, 4));
+  o.lambda.base = p.get_double_open_low("base", 1000, 0.0);
+  o.lambda.gamma = p.get_double("gamma", 0.12, 0.0);
+  o.lambda.power = p.get_double("power", 1.0, 0.0);
+  o.lambda.lambda_min = p.get_double("lambda_min", 5.0, 0.0);
+  o.margin_warmup_steps = p.get_int("margin_warmup_steps", 0, 0);
+  return o;
+}
+
 namespace {
 
 class SphereFaceHead final : public ClassifierHead {
  public:
-  SphereFaceHead(int64_t D, int64_t K, int m, SphereFaceLambda lambda, int64_t warmup, Rng& rng)
-      : ClassifierHead("sphereface", D, K, rng), m_(m), lambda_(lambda), warmup_(warmup) {}
+  SphereFaceHead(int64_t D, int64_t K, const SphereFaceOptions& options, Rng& rng)
+      : ClassifierHead("sphereface", D, K, rng), o_(options) {}
 
   HeadOutput forward(const Var& x, const Labels& labels, const StepInfo& step) override {
     check_input(x, labels);
-    const Var cos_margin = margin_logits(cosine(x), labels, spec(step), 1.0f);  // (N, K)
-    return classification_output(mul(cos_margin, row_norm(x)), labels);         // × ‖x‖ (N, 1)
+    const Var cos_margin = margin_logits(cosine(x), labels, o_.spec(step), 1.0f);  // (N, K)
+    return classification_output(mul(cos_margin, row_norm(x)), labels);  // × ‖x‖ (N, 1)
   }
 
   std::optional<double> target_logit(double theta, const StepInfo& step) const override {
-    return kernels::apply_margin(spec(step), std::cos(theta)).f;
+    return kernels::apply_margin(o_.spec(step), std::cos(theta)).f;
   }
 
  private:
-  kernels::MarginSpec spec(const StepInfo& step) const {
-    return {.kind = kernels::MarginKind::kSphere,
-            .m = double(m_),
-            .w = warmup_ratio(warmup_, step) / (1.0 + lambda_.at(step.step))};
-  }
-
-  int m_;
-  SphereFaceLambda lambda_;
-  int64_t warmup_;
+  SphereFaceOptions o_;
 };
 
 }  // namespace
@@ -62,14 +71,7 @@ void register_sphereface(HeadRegistry& registry) {
   registry.add(
       "sphereface",
       [](const Params& p, int64_t D, int64_t K, Rng& rng) -> std::unique_ptr<Head> {
-        const int m = static_cast<int>(p.get_int("m", 4, 1, 4));
-        SphereFaceLambda lambda;
-        lambda.base = p.get_double_open_low("base", 1000, 0.0);
-        lambda.gamma = p.get_double("gamma", 0.12, 0.0);
-        lambda.power = p.get_double("power", 1.0, 0.0);
-        lambda.lambda_min = p.get_double("lambda_min", 5.0, 0.0);
-        const int64_t warmup = p.get_int("margin_warmup_steps", 0, 0);
-        return std::make_unique<SphereFaceHead>(D, K, m, lambda, warmup, rng);
+        return std::make_unique<SphereFaceHead>(D, K, read_sphereface_options(p), rng);
       },
       "A-Softmax (Liu et al. 2017): ‖x‖·ψ(θ) with annealed λ");
 }

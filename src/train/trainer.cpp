@@ -86,14 +86,20 @@ int64_t nonfinite_values(const Module& m) {
 
 // One optimizer step (the loop of llm.c's train_gpt2.c, with gradient accumulation):
 //   grad_accum × (batch → backbone → head loss → backward of loss / grad_accum)
-//   → clip → optimizer step at the schedule's lr → the head's after_step (center loss).
+//   → clip → optimizer step at the schedule's lr → the head's after_step (center loss, running
+//   statistics).
 // A non-finite loss skips the update (weights and optimizer state stay as they were); the step's
 // remaining batches are still drawn so the loader stays at step × grad_accum.
 StepResult train_step(Trainee& t, DataLoader& loader, int64_t step, int64_t grad_accum,
                       double clip_grad_norm) {
   t.optimizer.zero_grad();
   StepResult r;
-  std::vector<std::pair<Tensor, Labels>> seen;  // embeddings (B, D) for after_step
+  struct Seen {
+    Tensor embeddings;  // (B, D)
+    Labels labels;
+    Tensor batch_stats;
+  };
+  std::vector<Seen> seen;  // for after_step
   for (int64_t micro = 0; micro < grad_accum; ++micro) {
     std::optional<Batch> batch = loader.next();  // images (B, 3, H, W)
     MF_CHECK(batch.has_value(), "internal: the loader ran out of batches within an epoch");
@@ -109,13 +115,13 @@ StepResult train_step(Trainee& t, DataLoader& loader, int64_t step, int64_t grad
     r.loss += loss / double(grad_accum);
     r.accuracy += out.accuracy / double(grad_accum);
     r.images += batch->images.dim(0);
-    seen.emplace_back(embeddings.value(), batch->labels);
+    seen.push_back({embeddings.value(), batch->labels, out.batch_stats});
   }
   if (!r.finite) return r;
   if (clip_grad_norm > 0) t.optimizer.clip_grad_norm(clip_grad_norm);
   r.lr = t.schedule.lr(step);
   t.optimizer.step(r.lr);
-  for (auto& [embeddings, labels] : seen) t.head.after_step(embeddings, labels);
+  for (const Seen& b : seen) t.head.after_step(b.embeddings, b.labels, b.batch_stats);
   return r;
 }
 

@@ -37,7 +37,7 @@ TEST(CenterHead, center_update_hand_computed) {
   const HeadOutput out = head->forward(Var(x, true), labels, {});
   backward(out.loss);
   EXPECT_EQ(buffers[0].second.data()[0], 1.0f) << "forward and backward must not move centers";
-  head->after_step(x, labels);
+  head->after_step(x, labels, Tensor());
   for (int i = 0; i < 6; ++i) EXPECT_FLOAT_EQ(buffers[0].second.data()[i], expected[i]) << i;
 }
 

@@ -80,7 +80,7 @@ TEST(CenterHead, grad_float) {
   auto head = make_head("center", {"lambda=0.5", "bias=true"}, D, K);
   Rng rng(3);
   const Tensor x = random_tensor(rng, {N, D});
-  head->after_step(random_tensor(rng, {N, D}), kLabels);  // move the centers off zero
+  head->after_step(random_tensor(rng, {N, D}), kLabels, Tensor());  // move the centers off zero
   EXPECT_TRUE(
       report("center lambda=0.5 bias=true", check_head_gradients(*head, x, kLabels, {}, {})));
 }

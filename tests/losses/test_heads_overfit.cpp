@@ -51,7 +51,7 @@ Run train(const std::string& type, const std::vector<std::string>& params, doubl
       const float* g = p.grad().data();
       for (int64_t i = 0; i < p.value().numel(); ++i) w[i] -= float(lr) * g[i];
     }
-    head->after_step(embeddings.value(), labels);
+    head->after_step(embeddings.value(), labels, Tensor());
   }
   std::cout << "  [overfit] " << type << ": loss " << run.first_loss << " → " << run.last_loss
             << ", accuracy " << run.accuracy << " (100 % first at step "

@@ -45,14 +45,20 @@ int run_cases(const std::string& type, const std::string& prefix = "") {
   int count = 0;
   for (const std::string& name : file.list("/")) {
     const std::string group = "/" + name;
-    if (file.read_attr_string(group, "type") != type || name.rfind(prefix, 0) != 0) continue;
+    if (file.read_attr_string(group, "type") != type || name.rfind(prefix, 0) != 0 ||
+        name.find("_sequence") != std::string::npos)
+      continue;
     ++count;
     SCOPED_TRACE(name);
     Fixture fx(kFile, group);
     const Tensor x = fx.tensor("embeddings");
     const Labels labels = fx.ints("labels");
-    const int64_t K = fx.has("weight") ? fx.tensor("weight").dim(0) : 2;
-    auto head = make_head(type, file.read_strings(group + "/params"), x.dim(1), K);
+    const std::vector<std::string> params = file.read_strings(group + "/params");
+    int64_t rows_per_class = type == "subcenter_arcface" ? 3 : 1;  // "k", 3 by default
+    for (const std::string& kv : params)
+      if (kv.rfind("k=", 0) == 0) rows_per_class = std::stoll(kv.substr(2));
+    const int64_t K = fx.has("weight") ? fx.tensor("weight").dim(0) / rows_per_class : 2;
+    auto head = make_head(type, params, x.dim(1), K);
     for (auto& [pname, p] : head->named_parameters()) {
       EXPECT_TRUE(fx.has(pname)) << "fixture lacks parameter " << pname;
       if (fx.has(pname)) p.value().copy_from(fx.tensor(pname));
@@ -94,9 +100,14 @@ int run_cases(const std::string& type, const std::string& prefix = "") {
     compare(xv.grad(), fx.tensor("d_embeddings"), "d_embeddings");
     for (const auto& [pname, p] : head->named_parameters())
       if (p.requires_grad()) compare(p.grad(), fx.tensor("d_" + pname), "d_" + pname);
-    if (fx.has("centers_after")) {
-      head->after_step(x, labels);
-      compare(head->named_buffers().at(0).second, fx.tensor("centers_after"), "centers_after");
+    // Buffers after the step (center loss's centers, the running statistics): after_step with
+    // what this forward returned.
+    bool stepped = false;
+    for (const auto& [bname, b] : head->named_buffers()) {
+      if (!fx.has(bname + "_after")) continue;
+      if (!stepped) head->after_step(x, labels, out.batch_stats);
+      stepped = true;
+      compare(b, fx.tensor(bname + "_after"), bname + "_after");
     }
     std::cout << "  [heads.h5] " << name << ": worst relative error " << worst << "\n";
   }
@@ -135,6 +146,79 @@ TEST(ContrastiveHead, torch_fixture) {
 }
 TEST(TripletHead, torch_fixture) {
   EXPECT_EQ(run_cases("triplet"), 2);
+}
+TEST(LsoftmaxHead, torch_fixture) {
+  EXPECT_EQ(run_cases("lsoftmax"), 3);
+}
+TEST(CurricularfaceHead, torch_fixture) {
+  EXPECT_EQ(run_cases("curricularface", "curricularface_random"), 2);
+  EXPECT_EQ(run_cases("curricularface", "curricularface_edge"), 1);
+  EXPECT_EQ(run_cases("curricularface", "curricularface_m"), 1);
+}
+TEST(MagfaceHead, torch_fixture) {
+  EXPECT_EQ(run_cases("magface"), 3);
+}
+TEST(AdafaceHead, torch_fixture) {
+  EXPECT_EQ(run_cases("adaface", "adaface_random"), 1);
+  EXPECT_EQ(run_cases("adaface", "adaface_clipped"), 1);
+  EXPECT_EQ(run_cases("adaface", "adaface_edge"), 1);
+  EXPECT_EQ(run_cases("adaface", "adaface_theta_clip"), 2);
+}
+TEST(SubcenterArcfaceHead, torch_fixture) {
+  EXPECT_EQ(run_cases("subcenter_arcface"), 2);
+}
+TEST(ElasticfaceHead, torch_fixture) {
+  EXPECT_EQ(run_cases("elasticface"), 5);
+}
+TEST(AdacosHead, torch_fixture) {
+  EXPECT_EQ(run_cases("adacos", "adacos_dynamic"), 2);
+  EXPECT_EQ(run_cases("adacos", "adacos_fixed"), 1);
+}
+
+// The running statistics over several steps on fixed weights: the loss of every step and the
+// buffers after it, against the script's own state updates.
+int run_sequence(const std::string& name) {
+  h5::File file(fixture_path(kFile), h5::File::Mode::kRead);
+  const std::string group = "/" + name;
+  Fixture fx(kFile, group);
+  const Tensor xs = fx.tensor("embeddings");    // (S, N, D)
+  const Labels all_labels = fx.ints("labels");  // (S·N)
+  const int64_t S = xs.dim(0), N = xs.dim(1), D = xs.dim(2);
+  const Tensor weight = fx.tensor("weight");
+  auto head = make_head(file.read_attr_string(group, "type"), file.read_strings(group + "/params"),
+                        D, weight.dim(0));
+  parameter(*head, "weight").value().copy_from(weight);
+  for (auto& [bname, b] : head->named_buffers()) b.copy_from(fx.tensor(bname));
+  const Tensor losses = fx.tensor("loss");
+  for (int64_t step = 0; step < S; ++step) {
+    SCOPED_TRACE(::testing::Message() << name << " step " << step);
+    Tensor x = Tensor::empty({N, D});
+    std::copy_n(xs.data() + step * N * D, N * D, x.data());
+    const Labels labels(all_labels.begin() + step * N, all_labels.begin() + (step + 1) * N);
+    const HeadOutput out = head->forward(Var(x), labels, {.step = step});
+    EXPECT_NEAR(out.loss.value().item(), losses.data()[step],
+                kRtol * std::abs(losses.data()[step]));
+    head->after_step(x, labels, out.batch_stats);
+    for (auto& [bname, b] : head->named_buffers()) {
+      const Tensor after = fx.tensor(bname + "_after");  // (S, n)
+      const int64_t n = b.numel();
+      for (int64_t i = 0; i < n; ++i)
+        EXPECT_NEAR(b.data()[i], after.data()[step * n + i],
+                    kRtol * std::abs(after.data()[step * n + i]))
+            << bname;
+    }
+  }
+  return int(S);
+}
+
+TEST(CurricularfaceHead, running_t_matches_torch_over_steps) {
+  EXPECT_EQ(run_sequence("curricularface_sequence"), 4);
+}
+TEST(AdafaceHead, running_norm_statistics_match_torch_over_steps) {
+  EXPECT_EQ(run_sequence("adaface_sequence"), 4);
+}
+TEST(AdacosHead, running_scale_matches_torch_over_steps) {
+  EXPECT_EQ(run_sequence("adacos_sequence"), 4);
 }
 
 }  // namespace

@@ -207,13 +207,13 @@ TEST(MarginLogitsKernel, grad_double) {
     op.forward = [&, spec](const std::vector<Vec>& in) {
       Vec z(N * K), dfdc(N);
       kernels::margin_logits_forward<double>(z.data(), dfdc.data(), in[0].data(), labels.data(), N,
-                                             K, spec, 2.5);
+                                             K, &spec, 0, 2.5);
       return z;
     };
     op.backward = [&, spec](const std::vector<Vec>& in, const Vec& dz) {
       Vec z(N * K), dfdc(N), dc(N * K, 0.0);
       kernels::margin_logits_forward<double>(z.data(), dfdc.data(), in[0].data(), labels.data(), N,
-                                             K, spec, 2.5);
+                                             K, &spec, 0, 2.5);
       kernels::margin_logits_backward<double>(dc.data(), dz.data(), dfdc.data(), labels.data(), N,
                                               K, 2.5);
       return std::vector<Vec>{dc};
@@ -231,10 +231,10 @@ TEST(ArcfaceHead, straight_through_kernel_backward_is_scale) {
   MarginSpec exact{.kind = MarginKind::kArc, .m = 0.5}, st = exact;
   st.straight_through = true;
   Vec z1(N * K), z2(N * K), f1(N), f2(N), dc1(N * K, 0.0), dc2(N * K, 0.0);
-  kernels::margin_logits_forward<double>(z1.data(), f1.data(), c.data(), labels.data(), N, K, exact,
-                                         3.0);
-  kernels::margin_logits_forward<double>(z2.data(), f2.data(), c.data(), labels.data(), N, K, st,
-                                         3.0);
+  kernels::margin_logits_forward<double>(z1.data(), f1.data(), c.data(), labels.data(), N, K,
+                                         &exact, 0, 3.0);
+  kernels::margin_logits_forward<double>(z2.data(), f2.data(), c.data(), labels.data(), N, K, &st,
+                                         0, 3.0);
   kernels::margin_logits_backward<double>(dc1.data(), dz.data(), f1.data(), labels.data(), N, K,
                                           3.0);
   kernels::margin_logits_backward<double>(dc2.data(), dz.data(), f2.data(), labels.data(), N, K,

@@ -16,18 +16,90 @@ void check_rows_labels(const char* op, const Labels& labels, int64_t N, int64_t 
 }
 }  // namespace
 
-Var margin_logits(const Var& cos, const Labels& labels, const kernels::MarginSpec& spec,
-                  float scale) {
+namespace {
+Var margin_logits(const Var& cos, const Labels& labels, const kernels::MarginSpec* specs,
+                  int64_t spec_stride, float scale) {
   MF_CHECK(cos.shape().rank() == 2, "margin_logits: expected cosines (N, K), got ", cos.shape());
   const int64_t N = cos.dim(0), K = cos.dim(1);
   check_rows_labels("margin_logits", labels, N, K);
   Tensor z = Tensor::empty({N, K}), dfdc = Tensor::empty({N});
   kernels::margin_logits_forward<float>(z.data(), dfdc.data(), cos.value().data(), labels.data(), N,
-                                        K, spec, scale);
+                                        K, specs, spec_stride, scale);
   return record("margin_logits", std::move(z), {cos},
                 [dfdc, labels, N, K, scale](const Tensor& dz, GradSlots& slots) {
                   kernels::margin_logits_backward<float>(slots.grad(0).data(), dz.data(),
                                                          dfdc.data(), labels.data(), N, K, scale);
+                });
+}
+}  // namespace
+
+Var margin_logits(const Var& cos, const Labels& labels, const kernels::MarginSpec& spec,
+                  float scale) {
+  return margin_logits(cos, labels, &spec, 0, scale);
+}
+
+Var margin_logits(const Var& cos, const Labels& labels,
+                  const std::vector<kernels::MarginSpec>& row_specs, float scale) {
+  MF_CHECK(cos.shape().rank() == 2 && int64_t(row_specs.size()) == cos.dim(0),
+           "margin_logits: ", row_specs.size(), " row margins for cosines ", cos.shape());
+  return margin_logits(cos, labels, row_specs.data(), 1, scale);
+}
+
+Var curricular_logits(const Var& cos, const Labels& labels, double m, float t, float scale) {
+  MF_CHECK(cos.shape().rank() == 2, "curricular_logits: expected cosines (N, K), got ",
+           cos.shape());
+  const int64_t N = cos.dim(0), K = cos.dim(1);
+  check_rows_labels("curricular_logits", labels, N, K);
+  Tensor c = cos.value(), z = Tensor::empty({N, K}), phi = Tensor::empty({N}),
+         dfdc = Tensor::empty({N});
+  kernels::curricular_logits_forward<float>(z.data(), phi.data(), dfdc.data(), c.data(),
+                                            labels.data(), N, K, m, t, scale);
+  return record("curricular_logits", std::move(z), {cos},
+                [c, phi, dfdc, labels, N, K, t, scale](const Tensor& dz, GradSlots& slots) {
+                  kernels::curricular_logits_backward<float>(slots.grad(0).data(), dz.data(),
+                                                             c.data(), phi.data(), dfdc.data(),
+                                                             labels.data(), N, K, t, scale);
+                });
+}
+
+Var magface_logits(const Var& cos, const Var& margin, const Labels& labels, float scale) {
+  MF_CHECK(cos.shape().rank() == 2, "magface_logits: expected cosines (N, K), got ", cos.shape());
+  const int64_t N = cos.dim(0), K = cos.dim(1);
+  MF_CHECK(margin.shape() == Shape({N, 1}), "magface_logits: expected margins (", N, ", 1), got ",
+           margin.shape());
+  check_rows_labels("magface_logits", labels, N, K);
+  Tensor z = Tensor::empty({N, K}), dfdc = Tensor::empty({N}), dfdm = Tensor::empty({N});
+  const float* c = cos.value().data();
+  for (int64_t n = 0; n < N; ++n) {
+    for (int64_t k = 0; k < K; ++k) z.data()[n * K + k] = scale * c[n * K + k];
+    const auto v = kernels::magface_target<float>(c[n * K + labels[n]], margin.value().data()[n]);
+    z.data()[n * K + labels[n]] = scale * v.f;
+    dfdc.data()[n] = v.df;
+    dfdm.data()[n] = v.dm;
+  }
+  return record("magface_logits", std::move(z), {cos, margin},
+                [dfdc, dfdm, labels, N, K, scale](const Tensor& dz, GradSlots& slots) {
+                  if (slots.wants(0))
+                    kernels::margin_logits_backward<float>(slots.grad(0).data(), dz.data(),
+                                                           dfdc.data(), labels.data(), N, K, scale);
+                  if (slots.wants(1))
+                    for (int64_t n = 0; n < N; ++n)
+                      slots.grad(1).data()[n] +=
+                          scale * dfdm.data()[n] * dz.data()[n * K + labels[n]];
+                });
+}
+
+Var group_max(const Var& x, int64_t groups) {
+  MF_CHECK(x.shape().rank() == 2 && groups >= 1 && x.dim(1) % groups == 0,
+           "group_max: expected (N, K·", groups, "), got ", x.shape());
+  const int64_t N = x.dim(0), K = x.dim(1) / groups;
+  Tensor y = Tensor::empty({N, K});
+  auto arg = std::make_shared<std::vector<int64_t>>(N * K);
+  kernels::group_max_forward<float>(y.data(), arg->data(), x.value().data(), N, K, groups);
+  return record("group_max", std::move(y), {x},
+                [arg, N, K, groups](const Tensor& dy, GradSlots& slots) {
+                  kernels::group_max_backward<float>(slots.grad(0).data(), dy.data(), arg->data(),
+                                                     N, K, groups);
                 });
 }
 

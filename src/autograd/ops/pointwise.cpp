@@ -138,6 +138,14 @@ Var sqrt(const Var& x) {
   });
 }
 
+Var reciprocal(const Var& x) {
+  Tensor y = Tensor::empty(x.shape());
+  kernels::reciprocal_forward<float>(y.data(), x.value().data(), y.numel());
+  return record("reciprocal", y, {x}, [y](const Tensor& dy, GradSlots& slots) {
+    kernels::reciprocal_backward<float>(slots.grad(0).data(), dy.data(), y.data(), y.numel());
+  });
+}
+
 Var dropout(const Var& x, float p, bool training, Rng& rng) {
   MF_CHECK(p >= 0.0f && p < 1.0f, "dropout: probability ", p, " outside [0, 1)");
   if (!training || p == 0.0f) return x;

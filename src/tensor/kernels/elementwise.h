@@ -118,6 +118,16 @@ void sqrt_backward(T* dx, const T* dy, const T* y, int64_t n) {
   for (int64_t i = 0; i < n; ++i) dx[i] += dy[i] / (T(2) * y[i]);
 }
 
+// y = 1/x, dx += −dy·y² (x = 0 gives ±inf, as in PyTorch).
+template <class T>
+void reciprocal_forward(T* y, const T* x, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) y[i] = T(1) / x[i];
+}
+template <class T>
+void reciprocal_backward(T* dx, const T* dy, const T* y, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) dx[i] -= dy[i] * y[i] * y[i];
+}
+
 // Inverted dropout with a given keep-mask (1 keep, 0 drop): y = x·mask / (1 − p).
 template <class T>
 void dropout_forward(T* y, const T* x, const uint8_t* mask, T p, int64_t n) {

@@ -7,6 +7,10 @@
 //   ArcFace                f = cos(θ + m), with the θ + m > π fallback and easy_margin
 //   combined (insightface) f = cos(m1·θ + m2) − m3, with the same guard
 //   SphereFace (A-Softmax) f = c + w·(ψ(θ) − c), w = 1/(1 + λ) (times the warm-up ratio)
+//   AdaFace                f = cos(clip(θ − g, ε, π − ε)) − h, per row (g, h from the norm)
+// ElasticFace and MagFace use ArcFace / CosFace with a margin per row (margin_logits' row specs);
+// CurricularFace also rescales hard negatives (curricular_logits_*), MagFace differentiates the
+// margin in the feature norm (magface_target), Sub-center ArcFace pools sub-centres (group_max_*).
 // Formulas, papers and pitfalls are in each head's file in src/losses and in docs/heads.md.
 //
 // Numerics shared by all of them:
@@ -51,12 +55,14 @@ MarginValue<T> cosface_margin(T c, double m) {
 // while θ + m ≤ π (c > cos(π − m) = −cos m); beyond, cos(θ + m) would rise again with θ, so the
 // target falls back to c − m·sin m. easy_margin: φ where c > 0, else c.
 //   φ′ = cos m + sin m·c / sin θ = sin(θ + m) / sin θ; the fallbacks have derivative 1.
+// guard = false drops the fallback (ElasticFace's code computes cos(acos c + m) for every θ).
 template <class T>
-MarginValue<T> arcface_margin(T c, double m, bool easy_margin) {
+MarginValue<T> arcface_margin(T c, double m, bool easy_margin, bool guard = true) {
   const T cos_m = T(std::cos(m)), sin_m = T(std::sin(m));
   const MarginValue<T> s = safe_sin(c);
   const MarginValue<T> phi{c * cos_m - s.f * sin_m, cos_m - s.df * sin_m};
   if (easy_margin) return c > T(0) ? phi : MarginValue<T>{c, T(1)};
+  if (!guard) return phi;
   const T th = -cos_m;              // cos(π − m)
   const T mm = T(m * std::sin(m));  // sin(π − m)·m
   return c > th ? phi : MarginValue<T>{c - mm, T(1)};
@@ -118,14 +124,28 @@ MarginValue<T> sphereface_margin(T c, int m, double w) {
   return {c + T(w) * (psi - c), T(1) + T(w) * (dpsi - T(1))};
 }
 
-enum class MarginKind { kNone, kCosine, kArc, kCombined, kSphere };
+// AdaFace (Kim et al., CVPR 2022, eq. 11 with the authors' clipping): on c already clamped to
+// [−1 + ε, 1 − ε] (the head does that for every column), θ' = clip(θ − g, ε, π − ε) and
+//   f = cos θ' − h,   f′ = sin θ' / sin θ inside the clip, 0 where it is active.
+// g = m·ẑ (the angular part) and h = m + m·ẑ (the additive part), ẑ the clipped norm score.
+template <class T>
+MarginValue<T> adaface_margin(T c, double g, double h) {
+  constexpr double kEps = 1e-3;
+  const T theta = std::acos(c), shifted = theta - T(g);
+  const T clipped = std::clamp(shifted, T(kEps), T(M_PI - kEps));
+  const T df = shifted == clipped ? std::sin(clipped) / std::sin(theta) : T(0);
+  return {std::cos(clipped) - T(h), df};
+}
+
+enum class MarginKind { kNone, kCosine, kArc, kCombined, kSphere, kAdaFace };
 
 // Which margin, with the values in force for this step (warm-up already applied by the head).
 struct MarginSpec {
   MarginKind kind = MarginKind::kNone;
-  double m = 0;                   // kCosine, kArc: the margin; kSphere: the integer multiplier
-  double m1 = 1, m2 = 0, m3 = 0;  // kCombined
+  double m = 0;  // kCosine, kArc: the margin; kSphere: the integer multiplier; kAdaFace: g
+  double m1 = 1, m2 = 0, m3 = 0;  // kCombined; kAdaFace: m3 = h
   bool easy_margin = false;       // kArc
+  bool guard = true;              // kArc: the θ + m > π fallback
   double w = 0;                   // kSphere: weight of ψ − c
   // Gradient convention: false differentiates f (the paper); true treats f(c) − c as a constant,
   // so ∂z_y/∂c_y = scale (insightface's arcface_torch since Dec 2022). The forward is the same.
@@ -145,7 +165,7 @@ MarginValue<T> apply_margin(const MarginSpec& spec, T c) {
       v = cosface_margin(cc, spec.m);
       break;
     case MarginKind::kArc:
-      v = arcface_margin(cc, spec.m, spec.easy_margin);
+      v = arcface_margin(cc, spec.m, spec.easy_margin, spec.guard);
       break;
     case MarginKind::kCombined:
       v = combined_margin(cc, spec.m1, spec.m2, spec.m3);
@@ -153,25 +173,29 @@ MarginValue<T> apply_margin(const MarginSpec& spec, T c) {
     case MarginKind::kSphere:
       v = sphereface_margin(cc, static_cast<int>(spec.m), spec.w);
       break;
+    case MarginKind::kAdaFace:
+      v = adaface_margin(cc, spec.m, spec.m3);
+      break;
   }
   if (spec.straight_through) v.df = T(1);
   if (!inside) v.df = T(0);
   return v;
 }
 
-// z (N, K) = scale·c with the target column z[n, y_n] = scale·f(c[n, y_n]).
+// z (N, K) = scale·c with the target column z[n, y_n] = scale·f(c[n, y_n]), f from specs[0] for
+// every row (spec_stride 0) or specs[n] for row n (spec_stride 1: per-row margins).
 // dfdc (N) keeps f′ for the backward. c (N, K), labels (N) in [0, K).
 // Threads only pay off on training-sized matrices (the OpenMP barrier costs more than a small one).
 
 template <class T>
 void margin_logits_forward(T* z, T* dfdc, const T* c, const int64_t* labels, int64_t N, int64_t K,
-                           const MarginSpec& spec, T scale) {
+                           const MarginSpec* specs, int64_t spec_stride, T scale) {
 #pragma omp parallel for schedule(static) if (N * K >= kParallelMinWork)
   for (int64_t n = 0; n < N; ++n) {
     const T* cr = c + n * K;
     T* zr = z + n * K;
     for (int64_t k = 0; k < K; ++k) zr[k] = scale * cr[k];
-    const MarginValue<T> v = apply_margin(spec, cr[labels[n]]);
+    const MarginValue<T> v = apply_margin(specs[n * spec_stride], cr[labels[n]]);
     zr[labels[n]] = scale * v.f;
     dfdc[n] = v.df;
   }
@@ -206,6 +230,93 @@ void row_norm_backward(T* dx, const T* dr, const T* x, const T* r, int64_t N, in
     const T g = dr[n] / r[n];
     for (int64_t d = 0; d < D; ++d) dx[n * D + d] += g * x[n * D + d];
   }
+}
+
+// ---- CurricularFace (Huang et al., CVPR 2020, eq. 7–9) ----
+// A negative j of row n is hard when c_j > cos(θ_y + m) (the unguarded φ, as in the authors'
+// code); a hard negative's logit becomes c_j·(t + c_j), derivative t + 2c_j. c clamped to [−1, 1].
+template <class T>
+MarginValue<T> curricular_negative(T c, T phi, T t) {
+  const bool inside = c >= T(-1) && c <= T(1);
+  const T cc = std::clamp(c, T(-1), T(1));
+  if (!(cc > phi)) return {cc, inside ? T(1) : T(0)};
+  return {cc * (t + cc), inside ? t + T(2) * cc : T(0)};
+}
+
+// z (N, K): the target column scale·(ArcFace's guarded cos(θ_y + m)), hard negatives
+// scale·c(t + c), the rest scale·c. phi (N) keeps the unguarded cos(θ_y + m) for the backward and
+// dfdc (N) the target's f′.
+template <class T>
+void curricular_logits_forward(T* z, T* phi, T* dfdc, const T* c, const int64_t* labels, int64_t N,
+                               int64_t K, double m, T t, T scale) {
+#pragma omp parallel for schedule(static) if (N * K >= kParallelMinWork)
+  for (int64_t n = 0; n < N; ++n) {
+    const T* cr = c + n * K;
+    T* zr = z + n * K;
+    const T cy = std::clamp(cr[labels[n]], T(-1), T(1));
+    phi[n] = arcface_margin(cy, m, false, false).f;
+    for (int64_t k = 0; k < K; ++k) zr[k] = scale * curricular_negative(cr[k], phi[n], t).f;
+    const MarginValue<T> v =
+        apply_margin(MarginSpec{.kind = MarginKind::kArc, .m = m}, cr[labels[n]]);
+    zr[labels[n]] = scale * v.f;
+    dfdc[n] = v.df;
+  }
+}
+template <class T>
+void curricular_logits_backward(T* dc, const T* dz, const T* c, const T* phi, const T* dfdc,
+                                const int64_t* labels, int64_t N, int64_t K, T t, T scale) {
+#pragma omp parallel for schedule(static) if (N * K >= kParallelMinWork)
+  for (int64_t n = 0; n < N; ++n)
+    for (int64_t k = 0; k < K; ++k) {
+      const T d = k == labels[n] ? dfdc[n] : curricular_negative(c[n * K + k], phi[n], t).df;
+      dc[n * K + k] += scale * d * dz[n * K + k];
+    }
+}
+
+// ---- MagFace (Meng et al., CVPR 2021, eq. 3–5) ----
+// The ArcFace target with the guard at a margin m that the head makes a function of the feature
+// norm; dm is ∂f/∂m (so the norm receives a gradient through the margin):
+//   φ = c·cos m − sin θ·sin m,  ∂φ/∂m = −c·sin m − sin θ·cos m   (θ + m ≤ π)
+//   c − m·sin m,                ∂/∂m  = −(sin m + m·cos m)       (beyond: the fallback)
+template <class T>
+struct MarginValueM {
+  T f, df, dm;  // f(c, m), ∂f/∂c, ∂f/∂m
+};
+template <class T>
+MarginValueM<T> magface_target(T c, T m) {
+  const bool inside = c >= T(-1) && c <= T(1);
+  const T cc = std::clamp(c, T(-1), T(1));
+  const T cos_m = std::cos(m), sin_m = std::sin(m);
+  MarginValueM<T> v;
+  if (cc > -cos_m) {
+    const MarginValue<T> s = safe_sin(cc);
+    v = {cc * cos_m - s.f * sin_m, cos_m - s.df * sin_m, -cc * sin_m - s.f * cos_m};
+  } else {
+    v = {cc - m * sin_m, T(1), -(sin_m + m * cos_m)};
+  }
+  if (!inside) v.df = T(0);
+  return v;
+}
+
+// ---- Sub-center ArcFace (Deng et al., ECCV 2020, eq. 1) ----
+// x (N, K·G) → y (N, K): y[n, k] = max over x[n, k·G … k·G + G − 1] (the class's G sub-centres,
+// insightface's layout); arg (N·K) keeps the winning column (the first on ties) for the backward.
+template <class T>
+void group_max_forward(T* y, int64_t* arg, const T* x, int64_t N, int64_t K, int64_t G) {
+  for (int64_t n = 0; n < N; ++n)
+    for (int64_t k = 0; k < K; ++k) {
+      const T* g = x + n * K * G + k * G;
+      int64_t best = 0;
+      for (int64_t i = 1; i < G; ++i)
+        if (g[i] > g[best]) best = i;
+      y[n * K + k] = g[best];
+      arg[n * K + k] = k * G + best;
+    }
+}
+template <class T>
+void group_max_backward(T* dx, const T* dy, const int64_t* arg, int64_t N, int64_t K, int64_t G) {
+  for (int64_t n = 0; n < N; ++n)
+    for (int64_t k = 0; k < K; ++k) dx[n * K * G + arg[n * K + k]] += dy[n * K + k];
 }
 
 }  // namespace mf::kernels
