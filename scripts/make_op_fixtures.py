@@ -316,6 +316,17 @@ def row_cases(out):
              data={"labels": labels})
 
 
+def head_op_cases(out):
+    """Ops the newer heads added (appended last, so earlier cases keep their random streams)."""
+    shape = (N, C, H, W)
+    x = away_from(shape, -3, 3, [0], 0.3)  # both signs, away from the pole
+    out.case("reciprocal", {"x": x}, lambda x: 1.0 / x)
+    # Sub-center pooling: (n, k*g) -> (n, k), the max of each group of g consecutive columns.
+    n, k, g = 5, 4, 3
+    out.case("group_max", {"x": distinct((n, k * g))},
+             lambda x: x.view(n, k, g).max(dim=2).values, attrs={"groups": g})
+
+
 def main():
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -328,7 +339,7 @@ def main():
     tmp = args.out + ".tmp"
     out = Writer(tmp)
     for make in (conv_cases, product_cases, norm_cases, pointwise_cases, pool_and_shape_cases,
-                 row_cases):
+                 row_cases, head_op_cases):
         make(out)
     count = len(out.names)
     out.close()

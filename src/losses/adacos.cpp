@@ -49,7 +49,8 @@ class AdaCosHead final : public ClassifierHead {
   HeadOutput forward(const Var& x, const Labels& labels, const StepInfo&) override {
     check_input(x, labels);
     const Var cos = cosine(x);  // (N, K)
-    const float s = dynamic_ ? float(adacos_scale(cos.value(), labels, s_.data()[0])) : s_.data()[0];
+    const float s =
+        dynamic_ ? float(adacos_scale(cos.value(), labels, s_.data()[0])) : s_.data()[0];
     HeadOutput out = classification_output(affine(cos, s), labels);
     if (dynamic_) out.batch_stats = Tensor::full({1}, s);
     return out;

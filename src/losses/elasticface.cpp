@@ -59,10 +59,11 @@ class ElasticFaceHead final : public ClassifierHead {
     if (o_.plus) margins = paired_by_cosine(margins, cos.value(), labels);
     std::vector<kernels::MarginSpec> specs(N);
     for (int64_t n = 0; n < N; ++n)
-      specs[n] = o_.arc ? kernels::MarginSpec{.kind = kernels::MarginKind::kArc,
-                                              .m = margins[n],
-                                              .guard = false}
-                        : kernels::MarginSpec{.kind = kernels::MarginKind::kCosine, .m = margins[n]};
+      specs[n] = o_.arc
+                     ? kernels::MarginSpec{.kind = kernels::MarginKind::kArc,
+                                           .m = margins[n],
+                                           .guard = false}
+                     : kernels::MarginSpec{.kind = kernels::MarginKind::kCosine, .m = margins[n]};
     return classification_output(margin_logits(cos, labels, specs, float(o_.s)), labels);
   }
 
@@ -81,7 +82,9 @@ class ElasticFaceHead final : public ClassifierHead {
     const int64_t N = int64_t(margins.size());
     std::vector<int64_t> order(N);
     std::iota(order.begin(), order.end(), 0);
-    auto target = [&](int64_t n) { return std::clamp(cos.data()[n * K_ + labels[n]], -1.0f, 1.0f); };
+    auto target = [&](int64_t n) {
+      return std::clamp(cos.data()[n * K_ + labels[n]], -1.0f, 1.0f);
+    };
     std::stable_sort(order.begin(), order.end(),
                      [&](int64_t a, int64_t b) { return target(a) > target(b); });
     std::sort(margins.begin(), margins.end());

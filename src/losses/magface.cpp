@@ -35,7 +35,7 @@ class MagFaceHead final : public ClassifierHead {
 
   HeadOutput forward(const Var& x, const Labels& labels, const StepInfo&) override {
     check_input(x, labels);
-    const Var a = clamp(row_norm(x), float(o_.l_a), float(o_.u_a));              // (N, 1)
+    const Var a = clamp(row_norm(x), float(o_.l_a), float(o_.u_a));  // (N, 1)
     const Var margin = affine(a, float(o_.slope()), float(o_.l_m - o_.slope() * o_.l_a));
     HeadOutput out =
         classification_output(magface_logits(cosine(x), margin, labels, float(o_.s)), labels);

@@ -3,6 +3,7 @@
 // here a step of 1e-2 and a 2 % tolerance catch O(1) wiring errors without float noise.
 #include <gtest/gtest.h>
 
+#include "autograd/margin_ops.h"
 #include "autograd/ops.h"
 #include "support/gradcheck.h"
 
@@ -199,6 +200,19 @@ TEST(OpsVar, elementwise_math_grad) {
                                   {random_tensor(rng, {11}, -0.9, 0.9)}, fine));
   EXPECT_TRUE(check_var_gradients([](const Inputs& v) { return sqrt(v[0]); },
                                   {random_tensor(rng, {11}, 0.2, 2)}));
+  EXPECT_TRUE(check_var_gradients([](const Inputs& v) { return reciprocal(v[0]); },
+                                  {random_tensor(rng, {11}, 0.5, 3)}));
+  EXPECT_TRUE(check_var_gradients([](const Inputs& v) { return reciprocal(v[0]); },
+                                  {random_tensor(rng, {11}, -3, -0.5)}));
+}
+
+// Sub-center pooling: values 0.1 apart, so a 1e-2 step never changes a group's winner.
+TEST(OpsVar, group_max_grad) {
+  Tensor x = Tensor::empty({3, 12});
+  for (int64_t i = 0; i < x.numel(); ++i) x.data()[i] = static_cast<float>((i * 17 % 36) * 0.1);
+  EXPECT_TRUE(check_var_gradients([](const Inputs& v) { return group_max(v[0], 3); }, {x}));
+  EXPECT_TRUE(check_var_gradients([](const Inputs& v) { return group_max(v[0], 4); }, {x}));
+  EXPECT_TRUE(check_var_gradients([](const Inputs& v) { return group_max(v[0], 1); }, {x}));
 }
 
 TEST(OpsVar, pooling_grad) {

@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "autograd/margin_ops.h"
 #include "autograd/ops.h"
 #include "h5/file.h"
 #include "support/fixtures.h"
@@ -270,6 +271,13 @@ TEST(OpsTorch, acos_torch) {
 }
 TEST(OpsTorch, sqrt_torch) {
   check_unary("sqrt", [](const Var& x, const Case&) { return sqrt(x); });
+}
+TEST(OpsTorch, reciprocal_torch) {
+  check_unary("reciprocal", [](const Var& x, const Case&) { return reciprocal(x); });
+}
+TEST(OpsTorch, group_max_torch) {
+  check_unary("group_max",
+              [](const Var& x, const Case& c) { return group_max(x, c.attr_int("groups")); });
 }
 
 // ---- pooling, dropout, shapes ----

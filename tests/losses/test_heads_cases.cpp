@@ -146,9 +146,10 @@ TEST(TripletHead, accuracy_is_nearest_neighbour) {
 // ---- registry and validation ----
 
 TEST(HeadRegistry, lists_every_head) {
-  const std::vector<std::string> expected{"am_softmax",  "arcface", "center",   "combined",
-                                          "contrastive", "cosface", "normface", "softmax",
-                                          "sphereface",  "triplet"};
+  const std::vector<std::string> expected{
+      "adacos",      "adaface", "am_softmax",     "arcface",           "center",   "combined",
+      "contrastive", "cosface", "curricularface", "elasticface",       "lsoftmax", "magface",
+      "normface",    "softmax", "sphereface",     "subcenter_arcface", "triplet"};
   EXPECT_EQ(head_registry().names(), expected);
 }
 
@@ -204,6 +205,20 @@ TEST(CombinedHead, params_validated) {
 }
 TEST(ContrastiveHead, params_validated) {
   expect_rejected("contrastive", "margin=0", "(0, ");
+}
+TEST(NewerHeads, params_validated) {
+  expect_rejected("curricularface", "ema=1.5", "[0, 1]");
+  expect_rejected("curricularface", "m=4", "[0, π)");
+  expect_rejected("magface", "u_a=5", "must exceed l_a = 10");
+  expect_rejected("magface", "u_m=0.3", "[l_m, π)");
+  expect_rejected("adaface", "m=2", "[0, 1.5]");
+  expect_rejected("subcenter_arcface", "k=0", "[1, 64]");
+  expect_rejected("elasticface", "variant=both", "arc");
+  expect_rejected("elasticface", "sigma=-0.1", "[0, 1]");
+  expect_rejected("lsoftmax", "m=5", "[1, 4]");
+  expect_rejected("adacos", "dynamic=maybe", "true");
+  const std::string msg = error_of([] { make_head("adacos", {}, 8, 2); });
+  EXPECT_NE(msg.find("at least three classes"), std::string::npos) << msg;
 }
 TEST(TripletHead, params_validated) {
   expect_rejected("triplet", "mining=hardest", "semi_hard");
@@ -342,7 +357,17 @@ TEST(HeadRegistry, target_logit_matches_forward) {
                              {"combined", {"s=10", "m1=1.35", "m2=0", "m3=0"}, 10, 0},
                              {"sphereface", {}, 1, 0},
                              {"sphereface", {}, 1, 5000},
-                             {"sphereface", {"m=3"}, 1, 200}};
+                             {"sphereface", {"m=3"}, 1, 200},
+                             {"lsoftmax", {}, 1, 0},  // ‖W_j‖ = ‖x‖ = 1 here
+                             {"lsoftmax", {"m=2"}, 1, 5000},
+                             {"curricularface", {"s=10"}, 10, 0},
+                             {"subcenter_arcface", {"s=10", "k=1"}, 10, 0},
+                             {"elasticface", {"s=10", "sigma=0"}, 10, 7},
+                             {"elasticface", {"s=10", "sigma=0", "variant=cos"}, 10, 7},
+                             // ‖x‖ = 1, the middle of [0.5, 1.5]: m = (l_m + u_m)/2
+                             {"magface", {"s=10", "l_a=0.5", "u_a=1.5"}, 10, 0},
+                             {"adaface", {"s=10", "h=0"}, 10, 0},  // ẑ = 0
+                             {"adacos", {"dynamic=false"}, std::sqrt(2.0) * std::log(2.0), 0}};
   const int64_t D = 4, K = 3;
   for (const C& c : cases) {
     SCOPED_TRACE(c.type + " " + (c.params.empty() ? "" : c.params.back()));

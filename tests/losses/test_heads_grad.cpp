@@ -212,5 +212,56 @@ TEST(TripletHead, grad_float) {
   }
 }
 
+// ---- the newer heads. Running statistics (CurricularFace's t, AdaFace's μ and σ, AdaCos's s)
+// and AdaFace's norm score ẑ carry no gradient, so finite differences would see them move: the
+// checks hold them still (ema = 0; ẑ constant through h = 0 or a saturating h; AdaCos fixed).
+// Their moving parts are checked in double (test_margin_kernels.cpp) and against PyTorch.
+
+TEST(LsoftmaxHead, grad_float) {
+  const std::vector<double> kinks{std::cos(M_PI / 4), 0.0, std::cos(3 * M_PI / 4)};
+  EXPECT_TRUE(check("lsoftmax", {}, kinks, 0));
+  EXPECT_TRUE(check("lsoftmax", {}, kinks, 5000));
+  EXPECT_TRUE(check("lsoftmax", {"m=2"}, {0.0}, 5000));
+}
+
+TEST(CurricularfaceHead, grad_float) {
+  for (float t : {0.0f, 0.8f}) {
+    auto head = make_head("curricularface", {"s=4", "ema=0"}, D, K);
+    head->named_buffers().at(0).second.data()[0] = t;  // "t"
+    Rng rng(21);
+    const Tensor x = embeddings_away_from(*head, {-std::cos(0.5)}, rng);
+    EXPECT_TRUE(report("curricularface t=" + std::to_string(t),
+                       check_head_gradients(*head, x, kLabels, {}, {})));
+  }
+}
+
+TEST(MagfaceHead, grad_float) {
+  // ‖x‖ ≈ 1.3 here: inside [0.5, 3] the margin and g follow the norm; with the defaults
+  // (l_a = 10) every norm is clamped and only the cosines carry gradient.
+  EXPECT_TRUE(check("magface", {"s=4", "l_a=0.5", "u_a=3", "lambda_g=2"}, {}));
+  EXPECT_TRUE(check("magface", {"s=4"}, {-std::cos(0.45)}));
+}
+
+TEST(AdafaceHead, grad_float) {
+  EXPECT_TRUE(check("adaface", {"s=4", "ema=0", "h=0"}, {}));  // ẑ = 0
+  // ẑ = ±1 for every row (norms far from μ = 20 in units of σ/h)
+  EXPECT_TRUE(check("adaface", {"s=4", "ema=0", "h=1000"}, {}));
+}
+
+TEST(SubcenterArcfaceHead, grad_float) {
+  EXPECT_TRUE(check("subcenter_arcface", {"s=4"}, {-std::cos(0.5)}));
+  EXPECT_TRUE(check("subcenter_arcface", {"s=4", "k=2", "m=0.3"}, {-std::cos(0.3)}));
+}
+
+TEST(ElasticfaceHead, grad_float) {
+  EXPECT_TRUE(check("elasticface", {"s=4"}, {}, 3));
+  EXPECT_TRUE(check("elasticface", {"s=4", "variant=cos"}, {}, 4));
+  EXPECT_TRUE(check("elasticface", {"s=4", "plus=true", "sigma=0.2"}, {}, 5));
+}
+
+TEST(AdacosHead, grad_float) {
+  EXPECT_TRUE(check("adacos", {"dynamic=false"}, {}));
+}
+
 }  // namespace
 }  // namespace mf::test

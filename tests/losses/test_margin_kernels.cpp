@@ -41,10 +41,10 @@ Vec cosines_away_from(Rng& rng, size_t n, const std::vector<double>& kinks, doub
 
 // Elementwise f(c) of `spec` as a KernelGradCheck.
 ::testing::AssertionResult check_margin(const MarginSpec& spec, const std::vector<double>& kinks,
-                                        uint64_t seed) {
+                                        uint64_t seed, double lim = 0.98) {
   Rng rng(seed);
   KernelGradCheck op;
-  op.inputs = {cosines_away_from(rng, 60, kinks)};
+  op.inputs = {cosines_away_from(rng, 60, kinks, 0.02, lim)};
   op.forward = [spec](const std::vector<Vec>& in) {
     Vec y;
     for (double c : in[0]) y.push_back(kernels::apply_margin(spec, c).f);
@@ -56,10 +56,11 @@ Vec cosines_away_from(Rng& rng, size_t n, const std::vector<double>& kinks, doub
       dc.push_back(kernels::apply_margin(spec, in[0][i]).df * dy[i]);
     return std::vector<Vec>{dc};
   };
-  const char* kinds[] = {"none", "cosface", "arcface", "combined", "sphereface"};
+  const char* kinds[] = {"none", "cosface", "arcface", "combined", "sphereface", "adaface"};
   ::testing::Message what;
   what << kinds[int(spec.kind)] << " m " << spec.m << " m1 " << spec.m1 << " m2 " << spec.m2
-       << " m3 " << spec.m3 << " w " << spec.w << (spec.easy_margin ? " easy" : "");
+       << " m3 " << spec.m3 << " w " << spec.w << (spec.easy_margin ? " easy" : "")
+       << (spec.guard ? "" : " unguarded");
   return logged(what.GetString(), check_kernel_gradients(op));
 }
 
@@ -327,6 +328,181 @@ TEST(TripletHead, kernel_grad_double) {
     return std::vector<Vec>{df};
   };
   EXPECT_TRUE(logged("triplet", check_kernel_gradients(op)));
+}
+
+}  // namespace
+}  // namespace mf::test
+
+// ---- the newer heads' kernels, in double ----
+
+namespace mf::test {
+namespace {
+
+TEST(ElasticfaceHead, unguarded_arc_kernel_grad_double) {
+  uint64_t seed = 90;
+  for (double m : {0.3, 0.5, 1.1}) {
+    SCOPED_TRACE(m);
+    EXPECT_TRUE(check_margin({.kind = MarginKind::kArc, .m = m, .guard = false}, {}, seed++));
+  }
+  // No fallback: cos(θ + m) for every θ, rising again past π − m.
+  const MarginSpec spec{.kind = MarginKind::kArc, .m = 0.5, .guard = false};
+  for (double theta = 0.05; theta < M_PI - 0.05; theta += 0.1)
+    EXPECT_NEAR(kernels::apply_margin(spec, std::cos(theta)).f, std::cos(theta + 0.5), 1e-12);
+}
+
+// AdaFace's target at fixed g = m·ẑ and h = m + m·ẑ: both clip ends and the inside.
+TEST(AdafaceHead, margin_kernel_grad_double) {
+  constexpr double eps = 1e-3;
+  uint64_t seed = 95;
+  for (double z : {-1.0, -0.4, 0.0, 0.25, 1.0}) {
+    SCOPED_TRACE(z);
+    const double m = 0.4, g = m * z;
+    const std::vector<double> kinks{std::cos(g + eps), std::cos(g + M_PI - eps)};
+    EXPECT_TRUE(
+        check_margin({.kind = MarginKind::kAdaFace, .m = g, .m3 = m + m * z}, kinks, seed++, 0.97));
+  }
+  // Values: inside the clip cos(θ − g) − h; at the clip cos(ε) − h (resp. cos(π − ε) − h), f′ = 0.
+  const double g = 0.4, h = 0.8;
+  const auto inside = kernels::adaface_margin(std::cos(1.0), g, h);
+  EXPECT_NEAR(inside.f, std::cos(1.0 - g) - h, 1e-12);
+  EXPECT_NEAR(inside.df, std::sin(1.0 - g) / std::sin(1.0), 1e-12);
+  const auto low = kernels::adaface_margin(std::cos(0.2), g, h);  // θ − g < ε
+  EXPECT_NEAR(low.f, std::cos(eps) - h, 1e-12);
+  EXPECT_EQ(low.df, 0.0);
+  const auto high = kernels::adaface_margin(std::cos(3.0), -0.4, 0.0);  // θ + 0.4 > π − ε
+  EXPECT_NEAR(high.f, std::cos(M_PI - eps), 1e-12);
+  EXPECT_EQ(high.df, 0.0);
+}
+
+// A CurricularFace negative at fixed φ and t: easy (c ≤ φ) keeps c, hard becomes c·(t + c).
+TEST(CurricularfaceHead, negative_kernel_grad_double) {
+  uint64_t seed = 100;
+  for (double t : {0.0, 0.3, 0.9}) {
+    for (double phi : {-0.5, 0.2, 0.7}) {
+      SCOPED_TRACE(::testing::Message() << "t " << t << " phi " << phi);
+      Rng rng(seed++);
+      KernelGradCheck op;
+      op.inputs = {cosines_away_from(rng, 60, {phi})};
+      op.forward = [=](const std::vector<Vec>& in) {
+        Vec y;
+        for (double c : in[0]) y.push_back(kernels::curricular_negative(c, phi, t).f);
+        return y;
+      };
+      op.backward = [=](const std::vector<Vec>& in, const Vec& dy) {
+        Vec dc;
+        for (size_t i = 0; i < in[0].size(); ++i)
+          dc.push_back(kernels::curricular_negative(in[0][i], phi, t).df * dy[i]);
+        return std::vector<Vec>{dc};
+      };
+      EXPECT_TRUE(logged("curricular negative", check_kernel_gradients(op)));
+    }
+  }
+  EXPECT_DOUBLE_EQ(kernels::curricular_negative(0.5, 0.2, 0.3).f, 0.5 * (0.3 + 0.5));
+  EXPECT_DOUBLE_EQ(kernels::curricular_negative(0.1, 0.2, 0.3).f, 0.1);
+  EXPECT_EQ(kernels::curricular_negative(1.2, 0.2, 0.3).df, 0.0);  // clamped
+}
+
+// The fused op over (N, K): target (with the guard), hard and easy negatives, with the scale.
+TEST(CurricularfaceHead, logits_kernel_grad_double) {
+  const int64_t N = 6, K = 5;
+  const std::vector<int64_t> labels{0, 4, 1, 1, 2, 3};
+  Rng rng(110);
+  for (double t : {0.0, 0.6}) {
+    KernelGradCheck op;
+    Vec c;
+    // Targets away from the guard; negatives away from their row's φ (checked below).
+    for (bool ok = false; !ok;) {
+      c = cosines_away_from(rng, N * K, {-std::cos(0.5)});
+      ok = true;
+      for (int64_t n = 0; n < N; ++n) {
+        const double phi = kernels::arcface_margin(c[n * K + labels[n]], 0.5, false, false).f;
+        for (int64_t k = 0; k < K; ++k)
+          ok = ok && (k == labels[n] || std::abs(c[n * K + k] - phi) > 0.02);
+      }
+    }
+    op.inputs = {c};
+    auto run = [&, t](const Vec& in, Vec* dc, const Vec* dz) {
+      Vec z(N * K), phi(N), dfdc(N);
+      kernels::curricular_logits_forward<double>(z.data(), phi.data(), dfdc.data(), in.data(),
+                                                 labels.data(), N, K, 0.5, t, 3.0);
+      if (dc)
+        kernels::curricular_logits_backward<double>(dc->data(), dz->data(), in.data(), phi.data(),
+                                                    dfdc.data(), labels.data(), N, K, t, 3.0);
+      return z;
+    };
+    op.forward = [&](const std::vector<Vec>& in) { return run(in[0], nullptr, nullptr); };
+    op.backward = [&](const std::vector<Vec>& in, const Vec& dz) {
+      Vec dc(N * K, 0.0);
+      run(in[0], &dc, &dz);
+      return std::vector<Vec>{dc};
+    };
+    EXPECT_TRUE(logged("curricular_logits", check_kernel_gradients(op)));
+  }
+}
+
+// MagFace's target in both of its arguments (c and the margin m), on both sides of the guard.
+TEST(MagfaceHead, target_kernel_grad_double_in_c_and_m) {
+  Rng rng(120);
+  KernelGradCheck op;
+  Vec c, m;
+  while (c.size() < 80) {
+    const double cv = rng.uniform(-0.98, 0.98), mv = rng.uniform(0.3, 1.0);
+    if (std::abs(cv + std::cos(mv)) > 0.02) c.push_back(cv), m.push_back(mv);
+  }
+  op.inputs = {c, m};
+  op.forward = [](const std::vector<Vec>& in) {
+    Vec y;
+    for (size_t i = 0; i < in[0].size(); ++i)
+      y.push_back(kernels::magface_target(in[0][i], in[1][i]).f);
+    return y;
+  };
+  op.backward = [](const std::vector<Vec>& in, const Vec& dy) {
+    Vec dc, dm;
+    for (size_t i = 0; i < in[0].size(); ++i) {
+      const auto v = kernels::magface_target(in[0][i], in[1][i]);
+      dc.push_back(v.df * dy[i]);
+      dm.push_back(v.dm * dy[i]);
+    }
+    return std::vector<Vec>{dc, dm};
+  };
+  EXPECT_TRUE(logged("magface target (c, m)", check_kernel_gradients(op)));
+  // The same values as ArcFace at a fixed margin, both branches.
+  for (double cv : {0.6, -0.2, -0.95}) {
+    EXPECT_NEAR(kernels::magface_target(cv, 0.5).f, kernels::arcface_margin(cv, 0.5, false).f,
+                1e-15);
+    EXPECT_NEAR(kernels::magface_target(cv, 0.5).df, kernels::arcface_margin(cv, 0.5, false).df,
+                1e-15);
+  }
+}
+
+// Sub-centre pooling in double: the max of each group and the gradient to its winner.
+TEST(SubcenterArcfaceHead, group_max_kernel_grad_double) {
+  const int64_t N = 4, K = 3, G = 3;
+  KernelGradCheck op;
+  Vec x(N * K * G);
+  for (size_t i = 0; i < x.size(); ++i) x[i] = double((i * 11) % x.size()) * 0.05 - 0.9;
+  op.inputs = {x};
+  op.forward = [](const std::vector<Vec>& in) {
+    Vec y(N * K);
+    std::vector<int64_t> arg(N * K);
+    kernels::group_max_forward<double>(y.data(), arg.data(), in[0].data(), N, K, G);
+    return y;
+  };
+  op.backward = [](const std::vector<Vec>& in, const Vec& dy) {
+    Vec y(N * K), dx(N * K * G, 0.0);
+    std::vector<int64_t> arg(N * K);
+    kernels::group_max_forward<double>(y.data(), arg.data(), in[0].data(), N, K, G);
+    kernels::group_max_backward<double>(dx.data(), dy.data(), arg.data(), N, K, G);
+    return std::vector<Vec>{dx};
+  };
+  EXPECT_TRUE(logged("group_max", check_kernel_gradients(op)));
+  // Ties go to the first sub-centre.
+  const Vec tie{0.5, 0.5, 0.1};
+  Vec y(1);
+  std::vector<int64_t> arg(1);
+  kernels::group_max_forward<double>(y.data(), arg.data(), tie.data(), 1, 1, 3);
+  EXPECT_EQ(arg[0], 0);
+  EXPECT_EQ(y[0], 0.5);
 }
 
 }  // namespace

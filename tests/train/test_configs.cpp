@@ -4,9 +4,13 @@
 
 #include <cstdlib>
 #include <filesystem>
+#include <fstream>
+#include <map>
+#include <sstream>
 #include <string>
 
 #include "io/config.h"
+#include "losses/head.h"
 #include "support/temp_dir.h"
 #include "train/trainer.h"
 #include "util/params.h"
@@ -64,6 +68,48 @@ TEST(Configs, reference_lists_every_key_the_trainer_reads_at_its_default) {
   }
   // And nothing more: the reference passes the same checks as any config.
   check_config(reference);
+}
+
+// Every head's keys at their defaults, as the comment block "# head keys" of reference.yaml lists
+// them (one line per head: "#   type: key default, key default, …"), against what each
+// registered head's builder reads.
+TEST(Configs, reference_lists_every_heads_keys_at_their_defaults) {
+  std::ifstream in(kConfigs / "reference.yaml");
+  std::map<std::string, std::map<std::string, std::string>> listed;  // type → key → default
+  bool inside = false;
+  for (std::string line; std::getline(in, line);) {
+    if (line.rfind("# head keys", 0) == 0) {
+      inside = true;
+    } else if (inside && line.rfind("#   ", 0) == 0) {
+      const size_t colon = line.find(':');
+      auto& keys = listed[line.substr(4, colon - 4)];
+      std::istringstream rest(line.substr(colon + 1));
+      for (std::string item; std::getline(rest, item, ',');) {
+        std::istringstream kv(item);
+        std::string key, value;
+        kv >> key >> value;
+        if (!key.empty()) keys[key] = value;
+      }
+    } else {
+      inside = false;
+    }
+  }
+  for (const std::string& type : head_registry().names()) {
+    SCOPED_TRACE(type);
+    Params::KeyRecorder recorder;
+    Rng rng(1);
+    head_registry().create(type, Params("head"), 8, 5, rng);
+    std::map<std::string, std::string> read;
+    for (const auto& [key, def] : recorder.keys()) read[key.substr(key.find('.') + 1)] = def;
+    std::string all;
+    for (const auto& [key, def] : read) all += key + " " + def + ", ";
+    EXPECT_TRUE(listed.count(type)) << "reference.yaml's head keys lack " << type << ": " << all;
+    EXPECT_EQ(listed[type].size(), read.size()) << all;
+    for (const auto& [key, def] : read)
+      EXPECT_TRUE(listed[type].count(key) && same_value(listed[type][key], def))
+          << key << ": listed " << listed[type][key] << ", the code's default is " << def;
+  }
+  EXPECT_EQ(listed.size(), head_registry().names().size());
 }
 
 }  // namespace

@@ -153,6 +153,43 @@ TEST(Train, a_killed_run_resumes_bit_for_bit) {
   EXPECT_GT(previous, 0.0);
 }
 
+// The heads with state outside the optimizer (CurricularFace's t, AdaFace's norm statistics,
+// AdaCos's s, ElasticFace's draws) resume bit-for-bit: the state is in the checkpoint under /head,
+// and the state a resumed run starts from is the one the killed run had reached.
+TEST(Train, heads_with_running_state_resume_bit_for_bit) {
+  const std::vector<std::pair<std::string, std::string>> heads{
+      {"{type: curricularface, s: 8, m: 0.2, ema: 0.3}", "t"},
+      {"{type: adaface, s: 8, m: 0.3, ema: 0.3}", "batch_mean"},
+      {"{type: adacos}", "s"},
+      {"{type: elasticface, s: 8, m: 0.2, sigma: 0.1, plus: true}", "draw_seed"}};
+  for (const auto& [head, buffer] : heads) {
+    SCOPED_TRACE(head);
+    TempDir dir;
+    const fs::path a = write_config(dir, "straight", "", head);
+    const fs::path b = write_config(dir, "killed", "", head);
+    train(options(a));
+    train(options(b, {}, "", 4));
+    const std::string killed_last = (dir / "killed" / "checkpoints" / "last.h5").string();
+    const float state_at_4 =
+        h5::File(killed_last, h5::File::Mode::kRead).read_tensor("/head/" + buffer).data()[0];
+    train(options(b, {}, "auto"));
+    const std::string last_a = (dir / "straight" / "checkpoints" / "last.h5").string();
+    EXPECT_TRUE(weights_of(last_a) == weights_of(killed_last)) << "resumed run differs";
+    std::vector<double> la, lb;
+    for (const StepRecord& r : read_step_records((dir / "straight" / "log.jsonl").string()))
+      la.push_back(r.loss);
+    for (const StepRecord& r : read_step_records((dir / "killed" / "log.jsonl").string()))
+      lb.push_back(r.loss);
+    EXPECT_EQ(la.size(), 9u);
+    EXPECT_EQ(la, lb);
+    const float state_at_9 =
+        h5::File(last_a, h5::File::Mode::kRead).read_tensor("/head/" + buffer).data()[0];
+    if (buffer != "draw_seed") {  // the running statistics moved, so resuming had something to keep
+      EXPECT_NE(state_at_4, state_at_9) << buffer;
+    }
+  }
+}
+
 TEST(Train, config_mistakes_name_file_line_and_key) {
   TempDir dir;
   const fs::path cfg = write_config(dir, "bad", "  epochz: 3\n");
