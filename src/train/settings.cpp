@@ -50,7 +50,8 @@ TrainSettings read_train_settings(const Config& cfg) {
   Params model = cfg.section("model");
   s.backbone = model.get_string("backbone", "ir50");
   s.init = model.get_string("init", "");
-  s.backbone_params = model.except({"backbone", "init"});
+  s.init_head = model.get_bool("init_head", true);
+  s.backbone_params = model.except({"backbone", "init", "init_head"});
   model.finish("model");
 
   Params head = cfg.section("head");

@@ -25,6 +25,7 @@ struct TrainSettings {
   std::string backbone;
   Params backbone_params;
   std::string init;
+  bool init_head = true;  // model.init_head: also take the head from model.init when types match
   // head
   std::string head_type;
   Params head_params;

@@ -160,7 +160,8 @@ Parts assemble(const TrainSettings& s) {
                                   p.data->num_classes(), init_rng);
   if (!s.init.empty()) {  // model.init: start from another run's weights (and head, if the same)
     const CheckpointMeta init_meta = read_checkpoint_meta(s.init);
-    load_checkpoint(s.init, *p.backbone, init_meta.head == s.head_type ? p.head.get() : nullptr);
+    const bool same_head = s.init_head && init_meta.head == s.head_type;
+    load_checkpoint(s.init, *p.backbone, same_head ? p.head.get() : nullptr);
   }
   LoaderConfig loader = s.loader;
   loader.seed = s.seed;

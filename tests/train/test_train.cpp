@@ -190,6 +190,38 @@ TEST(Train, heads_with_running_state_resume_bit_for_bit) {
   }
 }
 
+// model.init takes the head too when the types match, unless model.init_head is false. With a
+// learning rate of 1e-30 one step leaves every weight as it started.
+TEST(Train, init_head_false_takes_only_the_backbone) {
+  TempDir dir;
+  train(options(write_config(dir, "source")));
+  const std::string source = (dir / "source" / "checkpoints" / "last.h5").string();
+  const std::string fresh_cfg = write_config(dir, "fresh").string();
+  train(options(fresh_cfg, {"train.max_steps=1", "optim.lr=1e-30", "schedule.warmup_steps=0"}));
+  auto values = [](const fs::path& ck, const std::string& name) {
+    const Tensor t = h5::File(ck.string(), h5::File::Mode::kRead).read_tensor(name);
+    return std::vector<float>(t.data(), t.data() + t.numel());
+  };
+  const std::string first_conv =
+      "/model/" + h5::File(source, h5::File::Mode::kRead).list("/model")[0];
+  for (const bool init_head : {true, false}) {
+    SCOPED_TRACE(init_head);
+    const std::string name = init_head ? "with_head" : "backbone_only";
+    train(options(
+        write_config(dir, name),
+        {"model.init=" + source, std::string("model.init_head=") + (init_head ? "true" : "false"),
+         "train.max_steps=1", "optim.lr=1e-30", "schedule.warmup_steps=0"}));
+    const fs::path last = dir / name / "checkpoints" / "last.h5";
+    EXPECT_EQ(values(last, first_conv), values(source, first_conv)) << first_conv;
+    const fs::path expected_head =
+        init_head ? fs::path(source) : dir / "fresh" / "checkpoints" / "last.h5";
+    EXPECT_EQ(values(last, "/head/weight"), values(expected_head, "/head/weight"));
+    EXPECT_NE(values(last, "/head/weight"),
+              values(init_head ? dir / "fresh" / "checkpoints" / "last.h5" : fs::path(source),
+                     "/head/weight"));
+  }
+}
+
 TEST(Train, config_mistakes_name_file_line_and_key) {
   TempDir dir;
   const fs::path cfg = write_config(dir, "bad", "  epochz: 3\n");
