@@ -116,6 +116,7 @@ def cmd_fixture(args):
     pgm = os.path.join(images, "c", "grey.pgm")
     cv2.imwrite(os.path.join(out, "grey.png"), cv2.imread(pgm, cv2.IMREAD_UNCHANGED))
     os.remove(pgm)
+    refs["norms"] = raw_norms(model, x)
     write_reference(os.path.join(out, "reference.h5"), rel, refs,
                     {"backbone": backbone, "width": width, "embedding_size": dim,
                      "torch_version": str(torch.__version__),
@@ -126,6 +127,43 @@ def cmd_fixture(args):
             total += os.path.getsize(os.path.join(root, name))
     print("wrote %s: %d images, model.h5 %d bytes, %d bytes in all"
           % (out, len(rel), os.path.getsize(os.path.join(out, "model.h5")), total))
+
+
+def raw_norms(model, images):
+    """||f(x)|| of each image before normalisation, unflipped (MagFace's quality; /norms)."""
+    model.eval()
+    with torch.no_grad():
+        return model(images).norm(dim=1)
+
+
+def cmd_norms(args):
+    """Adds /norms to the committed reference.h5: rebuilds the fixture's model from its seed,
+    checks it against the stored flip_off embeddings, and reads the images from the fixture
+    folder (grey.pgm from grey.png, as the C++ test materialises it)."""
+    import cv2
+    out = os.path.abspath(args.out)
+    model = random_backbone("ir18", 0.05, 16, seed=7)
+    with h5py.File(os.path.join(out, "reference.h5"), "r") as f:
+        rel = [p.decode() if isinstance(p, bytes) else p for p in f["paths"][()]]
+        stored = torch.from_numpy(f["flip_off"][()])
+    with tempfile.TemporaryDirectory() as tmp:
+        files = []
+        for r in rel:
+            if r.endswith("grey.pgm"):
+                path = os.path.join(tmp, "grey.pgm")
+                cv2.imwrite(path, cv2.imread(os.path.join(out, "grey.png"), cv2.IMREAD_UNCHANGED))
+                files.append(path)
+            else:
+                files.append(os.path.join(out, "images", r))
+        x = load_faces(files, 112, 112)
+    assert torch.allclose(embed(model, x, "off"), stored.double() if x.dtype == torch.float64
+                          else stored, atol=1e-5), "the rebuilt model is not the fixture's"
+    norms = raw_norms(model, x)
+    with h5py.File(os.path.join(out, "reference.h5"), "a") as f:
+        if "norms" in f:
+            del f["norms"]
+        f.create_dataset("norms", data=norms.numpy().astype(np.float32))
+    print("added /norms to %s: %s" % (os.path.join(out, "reference.h5"), norms.tolist()))
 
 
 def cmd_model(args):
@@ -182,6 +220,8 @@ def main():
         q.add_argument("--width", type=float, default=1.0)
         q.add_argument("--embedding-size", type=int, default=512)
 
+    p = sub.add_parser("norms", help="add /norms (raw feature norms) to the committed fixture")
+    p.add_argument("--out", default=os.path.join(here, "..", "tests", "fixtures", "embed"))
     p = sub.add_parser("model", help="a random backbone as a .pth state_dict")
     p.add_argument("out")
     model_args(p)
@@ -197,7 +237,7 @@ def main():
     p.add_argument("a")
     p.add_argument("b")
     args = parser.parse_args()
-    return {"fixture": cmd_fixture, "model": cmd_model, "reference": cmd_reference,
+    return {"fixture": cmd_fixture, "norms": cmd_norms, "model": cmd_model, "reference": cmd_reference,
             "compare-pth": cmd_compare_pth}[args.command](args) or 0
 
 

@@ -2,6 +2,7 @@
 //
 // Output (HDF5, written atomically):
 //   /embeddings   (N, D) float32, L2-normalised rows ((N, 2D) with --flip concat)
+//   /norms        (N) float32: ‖f(x)‖ before normalisation (unflipped), MagFace's face quality
 //   /paths        N variable-length UTF-8 strings: relative to DIR for a folder; for a list file,
 //                 each line as written (relative to --root, or absolute)
 //   /skipped      the paths left out by --skip-missing (only when there are any)
@@ -152,17 +153,19 @@ int run_embed(const std::vector<std::string>& argv) {
            " images could be read; first error: ", errors[0]);
 
   const int64_t dim = parts[0].rows.dim(1), kept = static_cast<int64_t>(kept_rows.size());
-  std::vector<float> rows(kept * dim);
+  std::vector<float> rows(kept * dim), norms(kept);
   for (int64_t k = 0; k < kept; ++k) {
     const int64_t i = kept_rows[k];
     const Tensor& part = parts[i / chunk].rows;
     std::copy_n(part.data() + (i % chunk) * dim, dim, rows.data() + k * dim);
+    norms[k] = parts[i / chunk].norms[i % chunk];
   }
   const std::string out = args.get("out");
   const fs::path parent = fs::path(out).parent_path();
   if (!parent.empty()) fs::create_directories(parent);
   h5::write_atomically(out, [&](h5::File& f) {
     f.write_floats("/embeddings", rows.data(), {kept, dim});
+    f.write_floats("/norms", norms.data(), {kept});
     f.write_strings("/paths", kept_names);
     if (!skipped.empty()) f.write_strings("/skipped", skipped);
     f.write_attr("/meta", "checkpoint", checkpoint);

@@ -4,6 +4,7 @@
 
 #include "apps/commands.h"
 #include "eval/embed.h"
+#include "eval/quality.h"
 #include "eval/search.h"
 #include "io/checkpoint.h"
 #include "tensor/parallel.h"
@@ -46,6 +47,44 @@ std::string path_with_suffix(const std::string& path, const std::string& suffix)
   return (p.parent_path() / (p.stem().string() + "_" + suffix + p.extension().string())).string();
 }
 
+void print_quality_curve(const eval::QualityCurve& c) {
+  std::printf(
+      "error versus reject for %s (pairs by their lower feature norm; threshold %.4f = "
+      "FAR %g on all pairs)\n  rejected  pairs  accuracy  FNMR\n",
+      c.label.c_str(), c.threshold, c.far);
+  for (size_t i = 0; i < c.rejected.size(); ++i)
+    std::printf("  %7.0f%%  %5lld  %.4f    %.4f\n", 100 * c.rejected[i], (long long)c.kept[i],
+                c.accuracy[i], c.fnmr[i]);
+}
+
+// --quality-curve: this checkpoint's error-versus-reject curve and those of --quality-compare.
+void write_quality_curves(const Args& args, const eval::PairList& list,
+                          const eval::PairEvalOptions& options, const eval::PairEvaluation& e,
+                          const std::string& checkpoint) {
+  const double far = args.get_double("quality-far");
+  MF_CHECK(far > 0 && far < 0.5, "--quality-far must be in (0, 0.5), got ", far);
+  const auto fractions = eval::default_reject_fractions();
+  std::vector<eval::QualityCurve> curves{
+      eval::error_versus_reject(e.scores, e.same, e.folds, e.pair_quality, far, fractions)};
+  curves.back().label =
+      std::filesystem::path(checkpoint).parent_path().parent_path().filename().string();
+  if (curves.back().label.empty()) curves.back().label = checkpoint;
+  for (const std::string& other : args.all("quality-compare")) {
+    auto net = load_backbone(other);
+    std::printf("embedding with %s for the comparison curve\n", other.c_str());
+    const eval::PairEvaluation o = eval::evaluate_pairs(*net, list, options);
+    curves.push_back(
+        eval::error_versus_reject(o.scores, o.same, o.folds, o.pair_quality, far, fractions));
+    curves.back().label =
+        std::filesystem::path(other).parent_path().parent_path().filename().string();
+    if (curves.back().label.empty()) curves.back().label = other;
+  }
+  for (const auto& c : curves) print_quality_curve(c);
+  eval::write_quality_curve_png(args.get("quality-curve"), curves,
+                                "Error versus reject, " + list.protocol);
+  std::printf("wrote %s\n", args.get("quality-curve").c_str());
+}
+
 void store_threshold(const std::string& checkpoint, double threshold) {
   store_verification_threshold(checkpoint, threshold);
   std::printf("stored verification_threshold %.4f in %s\n", threshold, checkpoint.c_str());
@@ -81,9 +120,20 @@ int run_eval(const std::vector<std::string>& argv) {
   args.option("json", "write the metrics as JSON to this file");
   args.option("roc", "draw the ROC curve into this PNG");
   args.flag("store-threshold", "store the mean threshold in the checkpoint's /meta");
+  args.option(
+      "quality-curve",
+      "draw the error-versus-reject curve into this PNG: pairs rejected by their lower "
+      "feature norm ‖f(x)‖ (MagFace's quality), 0-50 %, accuracy and FNMR (--lfw, --pairs)");
+  args.repeated("quality-compare", "another checkpoint whose curve joins --quality-curve's");
+  args.option("quality-far", "the FAR whose threshold (on all pairs) gives the FNMR", "0.001");
   if (!args.parse(argv)) return 0;
-  args.check_outputs_are_not_inputs(
-      {"json", "roc"}, {"checkpoint", "lfw", "pairs", "bin", "threshold-pairs", "identification"});
+  args.check_outputs_are_not_inputs({"json", "roc", "quality-curve"},
+                                    {"checkpoint", "lfw", "pairs", "bin", "threshold-pairs",
+                                     "identification", "quality-compare"});
+  MF_CHECK(!args.has("quality-curve") || args.has("lfw") || args.has("pairs"),
+           "--quality-curve needs --lfw or --pairs");
+  MF_CHECK(args.has("quality-curve") || args.all("quality-compare").empty(),
+           "--quality-compare needs --quality-curve");
   MF_CHECK(int(args.has("lfw")) + int(args.has("pairs")) + int(args.has("identification")) +
                    int(args.has("bin")) ==
                1,
@@ -152,6 +202,7 @@ int run_eval(const std::vector<std::string>& argv) {
   if (args.has("roc"))
     eval::write_roc_png(args.get("roc"), r.roc, list.protocol + " - " + checkpoint);
   if (args.flag_set("store-threshold")) store_threshold(checkpoint, r.threshold_mean());
+  if (args.has("quality-curve")) write_quality_curves(args, list, options, e, checkpoint);
   return 0;
 }
 

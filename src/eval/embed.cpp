@@ -32,8 +32,9 @@ void check_options(const EmbedOptions& options) {
 
 // Embeds `batch` (n images) into rows ok[0..n) of `out` (out_dim columns); the backbone is in eval
 // mode and no tape is recorded.
+// norms (nullable) receives ‖f(x)‖ of each row before normalisation.
 void embed_into(Backbone& backbone, const Tensor& batch, const std::string& flip,
-                const std::vector<int64_t>& ok, Tensor& out) {
+                const std::vector<int64_t>& ok, Tensor& out, float* norms) {
   const int64_t n = batch.dim(0), D = backbone.embedding_size(), out_dim = out.dim(1);
   Tensor f = backbone.forward(Var(batch)).value();  // (n, D)
   Tensor g;
@@ -41,6 +42,11 @@ void embed_into(Backbone& backbone, const Tensor& batch, const std::string& flip
   for (int64_t r = 0; r < n; ++r) {
     float* row = out.data() + ok[r] * out_dim;
     const float* fr = f.data() + r * D;
+    if (norms) {
+      double sq = 0;
+      for (int64_t d = 0; d < D; ++d) sq += double(fr[d]) * fr[d];
+      norms[ok[r]] = static_cast<float>(std::sqrt(sq));
+    }
     if (flip == "off") {
       std::memcpy(row, fr, D * sizeof(float));
     } else if (flip == "sum") {
@@ -80,6 +86,7 @@ Embeddings embed_images(Backbone& backbone, int64_t count, const ImageReader& re
   Embeddings out;
   out.rows = Tensor::zeros({N, out_dim});
   out.failed.assign(N, false);
+  out.norms.assign(N, 0.0f);
   for (int64_t start = 0; start < N; start += options.batch_size) {
     std::vector<int64_t> ok;
     std::vector<float> pixels;
@@ -100,7 +107,7 @@ Embeddings embed_images(Backbone& backbone, int64_t count, const ImageReader& re
     const int64_t n = static_cast<int64_t>(ok.size());
     Tensor batch = Tensor::empty({n, 3, H, W});
     std::memcpy(batch.data(), pixels.data(), pixels.size() * sizeof(float));
-    embed_into(backbone, batch, options.flip, ok, out.rows);
+    embed_into(backbone, batch, options.flip, ok, out.rows, out.norms.data());
   }
   backbone.train(was_training);
   return out;
@@ -126,7 +133,7 @@ Tensor embed_batch(Backbone& backbone, const Tensor& batch, const EmbedOptions& 
       std::memcpy(chunk.data(), batch.data() + start * image_size, n * image_size * sizeof(float));
       std::vector<int64_t> rows(n);
       for (int64_t r = 0; r < n; ++r) rows[r] = start + r;
-      embed_into(backbone, chunk, options.flip, rows, out);
+      embed_into(backbone, chunk, options.flip, rows, out, nullptr);
     }
   }
   backbone.train(was_training);
@@ -151,13 +158,18 @@ std::vector<double> cosine_scores(const PairList& list, const Tensor& rows) {
 // Embeds a list's images; missing ones are an error (listing the first few) unless skipped, in
 // which case their pairs are dropped from the returned list. The returned pairs keep their image
 // indices: they index the rows of every image of `list` (a failed image's row is zero and unused).
-std::pair<PairList, Tensor> embed_list(Backbone& backbone, const PairList& list,
-                                       const PairEvalOptions& options, int64_t* missing) {
+struct EmbeddedList {
+  PairList kept;
+  Tensor rows;
+  std::vector<float> norms;
+};
+EmbeddedList embed_list(Backbone& backbone, const PairList& list, const PairEvalOptions& options,
+                        int64_t* missing) {
   Embeddings e = list.read_image ? embed_images(backbone, static_cast<int64_t>(list.images.size()),
                                                 list.read_image, options.embed)
                                  : embed_images(backbone, list.images, options.embed);
   *missing = e.num_failed();
-  if (*missing == 0) return {list, e.rows};
+  if (*missing == 0) return {list, e.rows, e.norms};
   if (!options.skip_missing) {
     std::ostringstream msg;
     msg << list.file << ": " << *missing << " of " << list.images.size()
@@ -169,27 +181,30 @@ std::pair<PairList, Tensor> embed_list(Backbone& backbone, const PairList& list,
   kept.pairs.clear();
   for (const Pair& p : list.pairs)
     if (!e.failed[p.a] && !e.failed[p.b]) kept.pairs.push_back(p);
-  return {kept, e.rows};
+  return {kept, e.rows, e.norms};
 }
 }  // namespace
 
 PairEvaluation evaluate_pairs(Backbone& backbone, const PairList& list,
                               const PairEvalOptions& options, const PairList* threshold_list) {
   PairEvaluation out;
-  auto [kept, rows] = embed_list(backbone, list, options, &out.missing);
-  MF_CHECK(!kept.pairs.empty(), list.file, ": no pairs left to evaluate");
-  const auto scores = cosine_scores(kept, rows);
-  const auto same = kept.labels();
+  const EmbeddedList e = embed_list(backbone, list, options, &out.missing);
+  MF_CHECK(!e.kept.pairs.empty(), list.file, ": no pairs left to evaluate");
+  out.scores = cosine_scores(e.kept, e.rows);
+  out.same = e.kept.labels();
+  out.folds = e.kept.folds();
+  for (const Pair& p : e.kept.pairs)
+    out.pair_quality.push_back(std::min(e.norms[p.a], e.norms[p.b]));
   if (threshold_list) {
     int64_t missing_t = 0;
-    auto [kept_t, rows_t] = embed_list(backbone, *threshold_list, options, &missing_t);
+    const EmbeddedList t = embed_list(backbone, *threshold_list, options, &missing_t);
     out.missing += missing_t;
-    const auto scores_t = cosine_scores(kept_t, rows_t);
-    const auto same_t = kept_t.labels();
-    out.result = verify_with_threshold_pairs(scores, same, scores_t, same_t, options.verify);
+    const auto scores_t = cosine_scores(t.kept, t.rows);
+    const auto same_t = t.kept.labels();
+    out.result =
+        verify_with_threshold_pairs(out.scores, out.same, scores_t, same_t, options.verify);
   } else {
-    const auto folds = kept.folds();
-    out.result = verify(scores, same, folds, options.verify);
+    out.result = verify(out.scores, out.same, out.folds, options.verify);
   }
   return out;
 }

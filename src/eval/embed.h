@@ -22,7 +22,10 @@ struct EmbedOptions {
 };
 
 struct Embeddings {
-  Tensor rows;                      // (N, D) or (N, 2D), L2-normalised; zero rows for failed images
+  Tensor rows;  // (N, D) or (N, 2D), L2-normalised; zero rows for failed images
+  // ‖f(x)‖ per image before normalisation, of the unflipped image (MagFace's quality); 0 for
+  // failed images.
+  std::vector<float> norms;
   std::vector<bool> failed;         // per image: missing or unreadable
   std::vector<std::string> errors;  // the messages of the failed ones, in order
   int64_t num_failed() const;
@@ -52,6 +55,11 @@ struct PairEvalOptions {
 struct PairEvaluation {
   VerificationResult result;
   int64_t missing = 0;
+  // The evaluated pairs (missing ones dropped): cosine scores, labels, folds, and each pair's
+  // quality, the lower of its two images' norms (Embeddings::norms).
+  std::vector<double> scores, pair_quality;
+  std::vector<uint8_t> same;
+  std::vector<int> folds;
 };
 
 // Embeds every image of `list` once, scores each pair by cosine similarity and cross-validates.

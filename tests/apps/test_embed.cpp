@@ -168,6 +168,11 @@ TEST(EmbedFixture, command_matches_pytorch_for_every_flip_mode) {
     EXPECT_TRUE(all_close(ours, ref.read_tensor("/flip_" + flip), names, &min_cos));
     std::printf("flip %-6s: %zu images, minimum cosine to PyTorch 1 - %.2g\n", flip.c_str(),
                 names.size(), 1 - min_cos);
+    // /norms: ‖f(x)‖ before normalisation, of the unflipped image, whatever the flip mode.
+    const Tensor norms = f.read_tensor("/norms"), ref_norms = ref.read_tensor("/norms");
+    ASSERT_EQ(norms.numel(), ref_norms.numel());
+    for (int64_t i = 0; i < norms.numel(); ++i)
+      EXPECT_NEAR(norms.data()[i], ref_norms.data()[i], 1e-4 * ref_norms.data()[i]) << names[i];
     EXPECT_EQ(f.read_attr_string("/meta", "flip"), flip);
     EXPECT_EQ(f.read_attr_string("/meta", "checkpoint"), kModel);
     EXPECT_EQ(f.read_attr_string("/meta", "backbone"), "ir18");
@@ -203,6 +208,10 @@ TEST(EmbedFixture, embed_images_matches_pytorch) {
   EXPECT_EQ(e.num_failed(), 0);
   double min_cos = 0;
   EXPECT_TRUE(all_close(e.rows, ref.read_tensor("/flip_sum"), names, &min_cos));
+  const Tensor ref_norms = ref.read_tensor("/norms");
+  ASSERT_EQ(e.norms.size(), size_t(ref_norms.numel()));
+  for (size_t i = 0; i < e.norms.size(); ++i)
+    EXPECT_NEAR(e.norms[i], ref_norms.data()[i], 1e-4 * ref_norms.data()[i]) << names[i];
 }
 
 TEST(EmbedCommand, list_paths_are_relative_to_root_or_absolute) {
