@@ -10,6 +10,7 @@ const std::vector<Command>& commands() {
       {"eval", "face verification: LFW 10-fold protocol or a generic pair list", run_eval},
       {"embed", "embed face images (a folder or a list) into an HDF5 file", run_embed},
       {"pack", "pack image folders into one HDF5 file for training", run_pack},
+      {"clean", "drop noisy training images with a Sub-center ArcFace model", run_clean},
       {"align", "detect and align the faces in a folder of photos (112x112 / 112x96)", run_align},
       {"compare", "1:1: cosine similarity of two faces, same or different", run_compare},
       {"search", "1:N: the gallery faces most similar to each query", run_search},

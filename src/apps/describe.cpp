@@ -30,7 +30,13 @@ std::string shape_text(const Shape& s) {
 }
 
 // The built-in classifier heads at the ArcFace paper's settings (Deng et al. 2019, Fig. 4(b) and
-// Table 1's combined margins), past every warm-up; SphereFace at λ = λ_min = 5, its annealed end.
+// Table 1's combined margins), past every warm-up; SphereFace at λ = λ_min = 5, its annealed end;
+// the newer heads at their papers' defaults. Heads whose target logit is another's share its
+// curve and label (test_heads_cases.cpp checks that they are equal): AdaCos has no margin,
+// CurricularFace's and Sub-center ArcFace's targets are ArcFace's (they differ in the negatives
+// and in the pooled cosine), and L-Softmax is SphereFace at unit norms. MagFace is drawn at the
+// middle of its norm range (m = 0.625), AdaFace at the batch's mean norm (ẑ = 0), ElasticFace
+// at its mean margin.
 int write_head_figure(const std::string& path) {
   auto params = [](std::vector<std::pair<std::string, std::string>> kv) {
     Params p("head");
@@ -39,13 +45,16 @@ int write_head_figure(const std::string& path) {
   };
   const int64_t step = 1'000'000;
   const std::vector<TargetLogitCurve> curves{
-      {"Softmax", "softmax", params({}), step},
-      {"SphereFace (m=4, lambda=5)", "sphereface", params({}), step},
-      {"ArcFace (m=0.5)", "arcface", params({{"m", "0.5"}}), step},
+      {"Softmax = AdaCos", "softmax", params({}), step},
+      {"SphereFace = L-Softmax (m=4, lambda=5)", "sphereface", params({}), step},
+      {"ArcFace = CurricularFace = Sub-center (m=0.5)", "arcface", params({{"m", "0.5"}}), step},
       {"CosFace (m=0.35)", "cosface", params({{"m", "0.35"}}), step},
       {"CM1 (1, 0.3, 0.2)", "combined", params({{"m1", "1"}, {"m2", "0.3"}, {"m3", "0.2"}}), step},
       {"CM2 (0.9, 0.4, 0.15)", "combined", params({{"m1", "0.9"}, {"m2", "0.4"}, {"m3", "0.15"}}),
        step},
+      {"MagFace (mid norm, m=0.625)", "magface", params({}), step},
+      {"AdaFace (mean norm: cos - 0.4)", "adaface", params({}), step},
+      {"ElasticFace-Arc (mean m=0.5, no guard)", "elasticface", params({}), step},
   };
   write_target_logit_figure(path, curves);
   std::printf("wrote %s (%zu heads)\n", path.c_str(), curves.size());

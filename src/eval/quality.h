@@ -12,19 +12,20 @@
 namespace mf::eval {
 
 struct QualityCurve {
-  std::string label;              // the model, for the legend
-  double far = 1e-3;              // FNMR is read at the threshold of this FAR on all pairs
-  double threshold = 0;           // that threshold (accept: score ≥ threshold)
-  std::vector<double> rejected;   // fraction of pairs rejected, lowest quality first
-  std::vector<double> accuracy;   // k-fold cross-validated accuracy on the rest
-  std::vector<double> fnmr;       // same-identity pairs of the rest scoring below the threshold
-  std::vector<int64_t> kept;      // pairs left
+  std::string label;             // the model, for the legend
+  double far = 1e-3;             // FNMR is read at the threshold of this FAR on all pairs
+  double threshold = 0;          // that threshold (accept: score ≥ threshold)
+  std::vector<double> rejected;  // fraction of pairs rejected, lowest quality first
+  std::vector<double> accuracy;  // k-fold cross-validated accuracy on the rest
+  std::vector<double> fnmr;      // same-identity pairs of the rest scoring below the threshold
+  std::vector<int64_t> kept;     // pairs left
 };
 
 // For each fraction r (ascending, each in [0, 0.9]) the ⌊r·P⌋ pairs of lowest quality (ties: the
 // earlier pair first) are dropped and the rest is cross-validated over `folds` (empty: ten
-// consecutive slices; a fold left empty is dropped) as verify() does. The threshold is fixed once on every pair: the score
-// above which at most ⌊far·negatives⌋ different-identity pairs lie (so FAR ≤ far).
+// consecutive slices; a fold left empty is dropped) as verify() does. The threshold is fixed once
+// on every pair: the score above which at most ⌊far·negatives⌋ different-identity pairs lie (so FAR
+// ≤ far).
 QualityCurve error_versus_reject(std::span<const double> scores, std::span<const uint8_t> same,
                                  std::span<const int> folds, std::span<const double> quality,
                                  double far, const std::vector<double>& fractions);

@@ -26,13 +26,13 @@ TEST(DescribeCli, without_a_backbone_or_figure_names_the_missing_option) {
   EXPECT_NE(r.output.find("--backbone is required"), std::string::npos) << r.output;
 }
 
-// The figure of docs/target_logits.png: one chart with six coloured curves on a white canvas.
+// The figure of docs/target_logits.png: one chart with nine coloured curves on a white canvas.
 TEST(DescribeCli, target_logit_figure_is_a_readable_png) {
   TempDir dir;
   const std::string png = dir.path("t.png");
   const CommandResult r = describe("--target-logits " + shell_quote(png));
   ASSERT_EQ(r.status, 0) << r.output;
-  EXPECT_NE(r.output.find("(6 heads)"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("(9 heads)"), std::string::npos) << r.output;
   const cv::Mat image = cv::imread(png, cv::IMREAD_COLOR);
   ASSERT_FALSE(image.empty());
   EXPECT_GT(image.cols, 400);

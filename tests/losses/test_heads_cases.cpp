@@ -337,6 +337,21 @@ TEST(CombinedHead, margin_warmup_grows_linearly) {
 
 // With unit class weights and a unit embedding at angle θ to W_y, logits[y] / scale must equal
 // target_logit(θ) for every classifier head (scale = s, or 1 where the head has none).
+// The heads the target-logit figure draws as one curve (marginface describe --target-logits).
+TEST(HeadRegistry, target_logits_that_the_figure_shares) {
+  const std::vector<std::pair<std::string, std::string>> same{{"softmax", "adacos"},
+                                                              {"sphereface", "lsoftmax"},
+                                                              {"arcface", "curricularface"},
+                                                              {"arcface", "subcenter_arcface"}};
+  for (const auto& [a, b] : same) {
+    auto ha = make_head(a, {}, 4, 3), hb = make_head(b, {}, 4, 3);
+    for (double theta = 0; theta <= M_PI; theta += 0.05)
+      EXPECT_EQ(*ha->target_logit(theta, {.step = 1000000}),
+                *hb->target_logit(theta, {.step = 1000000}))
+          << a << " vs " << b << " at " << theta;
+  }
+}
+
 TEST(HeadRegistry, target_logit_matches_forward) {
   struct C {
     std::string type;
