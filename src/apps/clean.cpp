@@ -86,7 +86,8 @@ int run_clean(const std::vector<std::string>& argv) {
         [&](int64_t i, int, int, float* out) { data.load(first + i, out); }, options);
     MF_CHECK(e.num_failed() == 0, "clean: ", e.errors.at(0));
     std::copy_n(e.rows.data(), (last - first) * D, embeddings.data() + first * D);
-    const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    const double s =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     std::printf("  %lld/%lld images, %.1f images/s, ETA %.0f s\n", (long long)last, (long long)N,
                 double(last) / s, double(N - last) * s / double(last));
     std::fflush(stdout);
@@ -102,14 +103,14 @@ int run_clean(const std::vector<std::string>& argv) {
   std::ostringstream list;
   for (int64_t i = 0; i < N; ++i)
     if (c.keep[i])
-      list << std::filesystem::absolute(data.name_of(i)).string() << " "
-           << new_label[data.label(i)] << "\n";
+      list << std::filesystem::absolute(data.name_of(i)).string() << " " << new_label[data.label(i)]
+           << "\n";
   write_file_atomically(args.get("out"), list.str());
-  std::printf("kept %lld of %lld images (%.2f %%), dropped %lld farther than %g degrees from "
-              "their class's dominant sub-centre; %lld of %lld identities keep images\nwrote %s\n",
-              (long long)c.kept, (long long)N, 100.0 * double(c.kept) / double(N),
-              (long long)c.dropped, max_angle, (long long)classes, (long long)K,
-              args.get("out").c_str());
+  std::printf(
+      "kept %lld of %lld images (%.2f %%), dropped %lld farther than %g degrees from "
+      "their class's dominant sub-centre; %lld of %lld identities keep images\nwrote %s\n",
+      (long long)c.kept, (long long)N, 100.0 * double(c.kept) / double(N), (long long)c.dropped,
+      max_angle, (long long)classes, (long long)K, args.get("out").c_str());
   return 0;
 }
 

@@ -22,10 +22,10 @@ double cosine(const float* a, const float* b, int64_t D) {
 SubcenterCleaning clean_by_subcentres(const Tensor& embeddings, const std::vector<int64_t>& labels,
                                       const Tensor& subcentres, int64_t groups,
                                       double max_angle_degrees) {
-  MF_CHECK(embeddings.rank() == 2 && subcentres.rank() == 2 &&
-               embeddings.dim(1) == subcentres.dim(1),
-           "clean: embeddings ", embeddings.shape(), " and sub-centres ", subcentres.shape(),
-           " do not match");
+  MF_CHECK(
+      embeddings.rank() == 2 && subcentres.rank() == 2 && embeddings.dim(1) == subcentres.dim(1),
+      "clean: embeddings ", embeddings.shape(), " and sub-centres ", subcentres.shape(),
+      " do not match");
   MF_CHECK(groups >= 1 && subcentres.dim(0) % groups == 0, "clean: ", subcentres.dim(0),
            " sub-centre rows are not a multiple of ", groups, " per class");
   MF_CHECK(int64_t(labels.size()) == embeddings.dim(0), "clean: ", labels.size(), " labels for ",
@@ -41,8 +41,8 @@ SubcenterCleaning clean_by_subcentres(const Tensor& embeddings, const std::vecto
              " is outside [0, ", K, ")");
     int64_t nearest = 0;
     for (int64_t g = 0; g < groups; ++g) {
-      cos[n * groups + g] = cosine(embeddings.data() + n * D,
-                                   subcentres.data() + (labels[n] * groups + g) * D, D);
+      cos[n * groups + g] =
+          cosine(embeddings.data() + n * D, subcentres.data() + (labels[n] * groups + g) * D, D);
       if (cos[n * groups + g] > cos[n * groups + nearest]) nearest = g;
     }
     ++votes[labels[n] * groups + nearest];

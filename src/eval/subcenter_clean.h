@@ -12,9 +12,9 @@
 namespace mf::eval {
 
 struct SubcenterCleaning {
-  std::vector<uint8_t> keep;        // per sample
-  std::vector<int64_t> dominant;    // per class: the dominant sub-centre (0 … G − 1), −1: no samples
-  std::vector<double> angle;        // per sample: degrees to its class's dominant sub-centre
+  std::vector<uint8_t> keep;  // per sample
+  std::vector<int64_t> dominant;  // per class: the dominant sub-centre (0 … G − 1), −1: no samples
+  std::vector<double> angle;  // per sample: degrees to its class's dominant sub-centre
   std::vector<int64_t> kept_per_class, dropped_per_class;
   int64_t kept = 0, dropped = 0;
 };

@@ -39,6 +39,7 @@ struct Setup {
   bool view1_add_train_data = false;
   bool plot_features = false;
   int64_t features_per_identity = 40;
+  std::string baseline;            // the head the others are compared with fold by fold
   std::vector<std::string> heads;  // names, in file order
 };
 
@@ -67,9 +68,13 @@ Setup read_setup(const AblationOptions& o) {
   a.view1_add_train_data = p.get_bool("view1_add_train_data", false);
   a.plot_features = p.get_bool("plot_features", false);
   a.features_per_identity = p.get_int("features_per_identity", 40, 1, 100000);
+  const bool baseline_given = p.has("baseline");
+  a.baseline = p.get_string("baseline", "softmax");
   p.finish("ablation");
   a.heads = cfg.keys("ablation.heads");
   MF_CHECK(!a.heads.empty(), o.config_path, ": ablation.heads lists no head");
+  MF_CHECK(!baseline_given || std::count(a.heads.begin(), a.heads.end(), a.baseline), o.config_path,
+           ": ablation.baseline '", a.baseline, "' is not one of ablation.heads");
   for (const auto& name : o.only)
     MF_CHECK(std::find(a.heads.begin(), a.heads.end(), name) != a.heads.end(), "--only ", name,
              ": not a head of ", o.config_path, " (ablation.heads)");
@@ -255,6 +260,7 @@ HeadResult run_head(const Setup& a, const std::string& name, const HeadRun& run,
     r.auc = e.result.auc;
     r.eer = e.result.eer;
     r.pairs = e.result.pairs;
+    r.fold_accuracies = e.result.fold_accuracies;
     for (const auto& t : e.result.tar_at_far)
       if (std::abs(t.far - 1e-3) < 1e-12) r.tar_at_far_1e3 = t.tar;
     json::write_file(
@@ -323,8 +329,8 @@ AblationReport run_ablation(const AblationOptions& o) {
     }
     report.heads.push_back(run_head(a, name, runs[i], test.get(), threshold_list.get(), o.quiet));
   }
-  AblationReportSpec spec{a.output_dir, a.config_path,   a.protocol,
-                          a.overrides,  a.plot_features, {}};
+  AblationReportSpec spec{a.output_dir, a.config_path, a.protocol, a.overrides, a.plot_features,
+                          {},           a.baseline};
   for (size_t i = 0; i < runs.size(); ++i) {
     const auto done = std::find_if(report.heads.begin(), report.heads.end(),
                                    [&](const HeadResult& r) { return r.name == runs[i].name; });

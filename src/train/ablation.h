@@ -51,6 +51,7 @@ struct HeadResult {
   double train_loss = 0, train_accuracy = 0;
   double train_seconds = 0, eval_seconds = 0, images_per_s = 0;
   int64_t steps = 0, pairs = 0;
+  std::vector<double> fold_accuracies;  // the protocol's folds (10 for LFW View 2)
 };
 
 struct AblationReport {

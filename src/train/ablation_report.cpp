@@ -10,6 +10,7 @@
 #include "io/config.h"
 #include "report/chart.h"
 #include "train/run_folder.h"
+#include "util/error.h"
 #include "util/json.h"
 
 namespace mf {
@@ -33,7 +34,8 @@ json::Value head_result_json(const HeadResult& r) {
       .set("steps", r.steps)
       .set("train_seconds", r.train_seconds)
       .set("eval_seconds", r.eval_seconds)
-      .set("images_per_s", r.images_per_s);
+      .set("images_per_s", r.images_per_s)
+      .set("fold_accuracies", json::Value::array_of(r.fold_accuracies));
   return v;
 }
 
@@ -58,6 +60,18 @@ HeadResult read_head_result(const std::string& path) {
   r.train_seconds = p.get_double("train_seconds", 0);
   r.eval_seconds = p.get_double("eval_seconds", 0);
   r.images_per_s = p.get_double("images_per_s", 0);
+  // Heads finished before result.json carried the folds: eval.json beside it has them.
+  const fs::path eval_json = fs::path(path).parent_path() / "eval.json";
+  const std::vector<std::string> folds =
+      p.has("fold_accuracies") ? p.get_list("fold_accuracies")
+      : fs::exists(eval_json)
+          ? Config::load(eval_json.string()).section("").get_list("fold_accuracies")
+          : std::vector<std::string>{};
+  for (const std::string& f : folds) {
+    char* end = nullptr;
+    r.fold_accuracies.push_back(std::strtod(f.c_str(), &end));
+    MF_CHECK(end && *end == 0, path, ": fold accuracy '", f, "' is not a number");
+  }
   return r;
 }
 
@@ -99,6 +113,57 @@ std::string markdown_table(const std::vector<HeadResult>& heads) {
   }
   return t.str();
 }
+
+// Student's t, two-sided 95 % (the 0.975 quantile), for 1 … 29 degrees of freedom; 1.96 beyond.
+double t_quantile_975(int64_t df) {
+  static const double table[] = {12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306,
+                                 2.262,  2.228, 2.201, 2.179, 2.160, 2.145, 2.131, 2.120,
+                                 2.110,  2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064,
+                                 2.060,  2.056, 2.052, 2.048, 2.045};
+  return df >= 1 && df <= 29 ? table[df - 1] : 1.96;
+}
+
+}  // namespace
+
+std::string fold_comparison_table(const std::vector<HeadResult>& heads,
+                                  const std::string& baseline) {
+  const auto base = std::find_if(heads.begin(), heads.end(),
+                                 [&](const HeadResult& r) { return r.name == baseline; });
+  if (base == heads.end() || base->fold_accuracies.size() < 2) return "";
+  const size_t F = base->fold_accuracies.size();
+  std::ostringstream t;
+  char buf[256];
+  std::snprintf(buf, sizeof buf, "%.3f", t_quantile_975(int64_t(F) - 1));
+  t << "Per fold against " << baseline << " (the same " << F
+    << " folds; Δ in accuracy points; beyond fold noise: |t| > " << buf << ", Student's t for "
+    << F - 1 << " degrees of freedom, two-sided 95 %)\n\n"
+    << "| head | mean Δ | std of Δ | folds better / worse / equal | t | beyond fold noise |\n"
+    << "|---|---:|---:|---:|---:|---|\n";
+  for (const HeadResult& r : heads) {
+    if (r.name == baseline || r.fold_accuracies.size() != F) continue;
+    double mean = 0, var = 0;
+    int better = 0, worse = 0;
+    std::vector<double> d(F);
+    for (size_t f = 0; f < F; ++f) {
+      d[f] = 100.0 * (r.fold_accuracies[f] - base->fold_accuracies[f]);
+      mean += d[f] / double(F);
+      better += d[f] > 1e-9;
+      worse += d[f] < -1e-9;
+    }
+    for (double x : d) var += (x - mean) * (x - mean) / double(F - 1);
+    const double sd = std::sqrt(var);
+    const double tstat = sd > 0 ? mean / (sd / std::sqrt(double(F)))
+                                : (mean == 0 ? 0.0 : std::copysign(INFINITY, mean));
+    const bool beyond = std::abs(tstat) > t_quantile_975(int64_t(F) - 1);
+    std::snprintf(buf, sizeof buf, "| %s | %+.2f | %.2f | %d / %d / %d | %.2f | %s |\n",
+                  r.name.c_str(), mean, sd, better, worse, int(F) - better - worse, tstat,
+                  beyond ? (mean > 0 ? "yes, better" : "yes, worse") : "no");
+    t << buf;
+  }
+  return t.str();
+}
+
+namespace {
 
 void write_loss_plot(const AblationReportSpec& a, const std::vector<HeadResult>& heads) {
   report::LineChart chart;
@@ -173,6 +238,8 @@ void write_feature_plots(const AblationReportSpec& a, const std::vector<HeadResu
 
 void write_ablation_report(const AblationReportSpec& a, AblationReport& report) {
   report.table = markdown_table(report.heads);
+  const std::string folds = fold_comparison_table(report.heads, a.baseline);
+  if (!folds.empty()) report.table += "\n" + folds;
   const fs::path out(a.output_dir);
   std::ostringstream md;
   md << "# Ablation: " << a.config_path << "\n\n" << report.table;

@@ -85,7 +85,8 @@ TEST(CleanCli, refuses_other_heads_and_other_data) {
   const std::string sub = train_tiny(dir, "sub", "{type: subcenter_arcface, s: 8, k: 3}");
   make_people(dir / "others", {"x0", "x1", "x2", "x3"}, 2, 5);
   r = marginface("clean --checkpoint " + shell_quote(sub) + " --data " +
-                 shell_quote((dir / "others").string()) + " --out " + shell_quote(dir.path("k.txt")));
+                 shell_quote((dir / "others").string()) + " --out " +
+                 shell_quote(dir.path("k.txt")));
   EXPECT_EQ(r.status, 1) << r.output;
   EXPECT_NE(r.output.find("does not hold the identities"), std::string::npos) << r.output;
   EXPECT_FALSE(fs::exists(dir / "k.txt"));

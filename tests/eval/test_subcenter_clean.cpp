@@ -47,10 +47,10 @@ TEST(SubcenterClean, keeps_what_lies_near_the_dominant_subcentre) {
 TEST(SubcenterClean, bad_shapes_are_errors) {
   const Tensor centres = rows_at_degrees({0, 90, 180, 45, 200, 300});
   const Tensor x = rows_at_degrees({10, 20});
-  EXPECT_THROW(clean_by_subcentres(x, {0, 1}, centres, 4, 75.0), Error);    // 6 rows, 4 per class
-  EXPECT_THROW(clean_by_subcentres(x, {0, 2}, centres, 3, 75.0), Error);    // label 2 of 2
-  EXPECT_THROW(clean_by_subcentres(x, {0}, centres, 3, 75.0), Error);       // one label
-  EXPECT_THROW(clean_by_subcentres(x, {0, 1}, centres, 3, 0.0), Error);     // angle
+  EXPECT_THROW(clean_by_subcentres(x, {0, 1}, centres, 4, 75.0), Error);  // 6 rows, 4 per class
+  EXPECT_THROW(clean_by_subcentres(x, {0, 2}, centres, 3, 75.0), Error);  // label 2 of 2
+  EXPECT_THROW(clean_by_subcentres(x, {0}, centres, 3, 75.0), Error);     // one label
+  EXPECT_THROW(clean_by_subcentres(x, {0, 1}, centres, 3, 0.0), Error);   // angle
 }
 
 }  // namespace

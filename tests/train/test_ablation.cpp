@@ -12,6 +12,7 @@
 #include "support/temp_dir.h"
 #include "tensor/rng.h"
 #include "train/ablation.h"
+#include "train/ablation_report.h"
 #include "util/error.h"
 
 namespace mf::test {
@@ -199,6 +200,38 @@ TEST(Ablation, refuses_to_train_on_a_test_identity) {
     EXPECT_NE(std::string(e.what()).find("P"), std::string::npos) << e.what();
   }
   EXPECT_FALSE(fs::exists(dir / "leak" / "softmax" / "log.jsonl"));
+}
+
+// The per-fold comparison, worked out by hand. Baseline folds all 0.80.
+//   better: 0.82 on nine folds, 0.80 on one: Δ = 2 (×9), 0 → mean 1.8, sample std
+//           √((9·0.2² + 1.8²)/9) = √0.4 = 0.632, t = 1.8 / (0.632/√10) = 9.0 > 2.262: beyond noise.
+//   mixed:  +1 and −1 on alternate folds: mean 0, t = 0: within noise.
+//   worse:  0.79 everywhere: Δ = −1 with std 0: t = −inf, beyond noise (worse).
+TEST(AblationReport, fold_comparison_by_hand) {
+  auto head = [](const std::string& name, std::vector<double> folds) {
+    HeadResult r;
+    r.name = r.type = name;
+    r.fold_accuracies = std::move(folds);
+    return r;
+  };
+  std::vector<double> better(10, 0.82), mixed, worse(10, 0.79);
+  better[9] = 0.80;
+  for (int f = 0; f < 10; ++f) mixed.push_back(f % 2 ? 0.79 : 0.81);
+  const std::vector<HeadResult> heads{head("softmax", std::vector<double>(10, 0.80)),
+                                      head("better", better), head("mixed", mixed),
+                                      head("worse", worse), head("one_fold", {0.9})};
+  const std::string table = fold_comparison_table(heads, "softmax");
+  EXPECT_NE(table.find("|t| > 2.262"), std::string::npos) << table;
+  EXPECT_NE(table.find("| better | +1.80 | 0.63 | 9 / 0 / 1 | 9.00 | yes, better |"),
+            std::string::npos)
+      << table;
+  EXPECT_NE(table.find("| mixed | +0.00 | 1.05 | 5 / 5 / 0 | 0.00 | no |"), std::string::npos)
+      << table;
+  EXPECT_NE(table.find("| worse | -1.00 | 0.00 | 0 / 10 / 0 | -inf | yes, worse |"),
+            std::string::npos)
+      << table;
+  EXPECT_EQ(table.find("one_fold"), std::string::npos) << table;  // a different protocol
+  EXPECT_EQ(fold_comparison_table(heads, "arcface"), "");         // no such baseline
 }
 
 TEST(Ablation, config_mistakes_are_reported_before_anything_trains) {
