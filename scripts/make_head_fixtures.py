@@ -4,7 +4,9 @@
 Writes tests/fixtures/heads.h5, read by tests/losses/test_heads_torch.cpp. Every head is written
 here again, independently, from its paper and public reference code
 (ronghuaiyang/arcface-pytorch and face.evoLVe for ArcFace's careful form,
-arcface_torch for the straight-through gradient, Caffe/face.evoLVe for SphereFace), in float64
+arcface_torch for the straight-through gradient, Caffe/face.evoLVe for SphereFace and L-Softmax;
+the authors' code of CurricularFace, MagFace, AdaFace, ElasticFace and AdaCos as cited in each
+head_* function; insightface's sub-centre layout), in float64
 torch with autograd doing every derivative except one: the combined margin with m1 != 1 needs
 d acos(c)/dc, which autograd makes infinite at |c| = 1, so SafeAcos below uses the documented
 convention -1/sqrt(clamp(1 - c^2, 1e-9, 1)).
@@ -30,6 +32,11 @@ Batches: "random" (Gaussian embeddings and weights) and "edge", which holds in o
   * a non-target cosine of exactly +1.
 Every case asserts that its target cosines keep at least 1e-4 from the head's branch switches, so
 float32 rounding cannot put the C++ code on the other branch.
+
+The heads with running statistics also get *_sequence groups: four batches on fixed weights,
+with the loss of each step and every buffer after it (<buffer>_after, one row per step).
+ElasticFace's margins are drawn by a Python copy of src/tensor/rng.h (XoshiroRng), so the test
+also checks that the C++ draws are the documented function of (draw_seed, step).
 
 Run from the repository root with Debian's python (it has torch and h5py):
     /usr/bin/python3 scripts/make_head_fixtures.py [--out tests/fixtures/heads.h5]
@@ -163,17 +170,21 @@ def head_center(t, y, p, step):
     return loss + p["lambda"] / (2 * x.shape[0]) * ((x - c_y) ** 2).sum(), logits
 
 
-def head_sphereface(t, y, p, step):
-    x, w = t["embeddings"], t["weight"]
+def sphere_cosines(x, w, y, p, step):
+    """The cosine matrix with SphereFace's annealed target in the label column (no norms yet)."""
     cos = cosine(x, w)
     oh = onehot(y, w.shape[0])
     c = cos.gather(1, y[:, None])
     lam = sphere_lambda(p, step)
     r = warmup(p.get("margin_warmup_steps", 0), step)
-    # face.evoLVe: onehot·(phi − cos)/(1 + λ) + cos, times ‖x‖
+    # face.evoLVe: onehot·(phi − cos)/(1 + λ) + cos
     target = c + r * (sphere_psi(c, p["m"]) - c) / (1.0 + lam)
-    logits = x.norm(dim=1, keepdim=True) * (oh * target + (1 - oh) * cos)
-    return ce_output(logits, y)
+    return oh * target + (1 - oh) * cos
+
+
+def head_sphereface(t, y, p, step):
+    x, w = t["embeddings"], t["weight"]
+    return ce_output(x.norm(dim=1, keepdim=True) * sphere_cosines(x, w, y, p, step), y)
 
 
 def head_normface(t, y, p, step):
@@ -274,14 +285,8 @@ def arc_careful(c, m):
 
 def head_lsoftmax(t, y, p, step):
     x, w = t["embeddings"], t["weight"]
-    cos = cosine(x, w)
-    oh = onehot(y, w.shape[0])
-    c = cos.gather(1, y[:, None])
-    lam = sphere_lambda(p, step)
-    r = warmup(p.get("margin_warmup_steps", 0), step)
-    target = c + r * (sphere_psi(c, p["m"]) - c) / (1.0 + lam)
     norms = x.norm(dim=1, keepdim=True) * w.norm(dim=1)[None, :]  # |x| |W_j|, unnormalised
-    return ce_output(norms * (oh * target + (1 - oh) * cos), y)
+    return ce_output(norms * sphere_cosines(x, w, y, p, step), y)
 
 
 def head_curricularface(t, y, p, step):

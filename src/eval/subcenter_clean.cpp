@@ -3,21 +3,10 @@
 #include <algorithm>
 #include <cmath>
 
+#include "eval/search.h"
 #include "util/error.h"
 
 namespace mf::eval {
-
-namespace {
-double cosine(const float* a, const float* b, int64_t D) {
-  double dot = 0, aa = 0, bb = 0;
-  for (int64_t d = 0; d < D; ++d) {
-    dot += double(a[d]) * b[d];
-    aa += double(a[d]) * a[d];
-    bb += double(b[d]) * b[d];
-  }
-  return dot / std::max(std::sqrt(aa * bb), 1e-24);
-}
-}  // namespace
 
 SubcenterCleaning clean_by_subcentres(const Tensor& embeddings, const std::vector<int64_t>& labels,
                                       const Tensor& subcentres, int64_t groups,
