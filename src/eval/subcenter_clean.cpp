@@ -30,8 +30,8 @@ SubcenterCleaning clean_by_subcentres(const Tensor& embeddings, const std::vecto
              " is outside [0, ", K, ")");
     int64_t nearest = 0;
     for (int64_t g = 0; g < groups; ++g) {
-      cos[n * groups + g] =
-          cosine(embeddings.data() + n * D, subcentres.data() + (labels[n] * groups + g) * D, D);
+      cos[n * groups + g] = cosine_similarity(embeddings.data() + n * D,
+                                              subcentres.data() + (labels[n] * groups + g) * D, D);
       if (cos[n * groups + g] > cos[n * groups + nearest]) nearest = g;
     }
     ++votes[labels[n] * groups + nearest];
