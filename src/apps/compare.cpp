@@ -3,6 +3,7 @@
 #include <cstdio>
 
 #include "apps/commands.h"
+#include "apps/decision_threshold.h"
 #include "apps/face_pipeline.h"
 #include "eval/search.h"
 #include "io/checkpoint.h"
@@ -16,11 +17,12 @@ int run_compare(const std::vector<std::string>& argv_in) {
   Args args("compare",
             "1:1 verification: marginface compare --checkpoint ck.h5 IMAGE_A IMAGE_B [--align]\n"
             "Embeds both faces (flip test-time augmentation), prints their cosine similarity and\n"
-            "\"same\" when it exceeds the threshold (--threshold, else the checkpoint's\n"
-            "/meta verification_threshold written by `marginface eval --store-threshold`).\n"
+            "\"same\" when it exceeds the threshold: --threshold, or --threshold-at-far with the\n"
+            "--calibration report of `marginface eval --json`, else the checkpoint's stored one\n"
+            "(`marginface eval --store-threshold` or `--store-threshold-at-far`).\n"
             "Without --align the images must be aligned 112x112 crops.");
   args.option("checkpoint", "model checkpoint (.h5)", "", true);
-  args.option("threshold", "decision threshold on the cosine similarity");
+  add_threshold_options(args);
   args.option("flip", "flip test-time augmentation: off, sum, concat", "sum");
   add_align_options(args);
   args.option("threads", "threads (0 = OMP_NUM_THREADS or all cores)", "0");
@@ -33,19 +35,7 @@ int run_compare(const std::vector<std::string>& argv_in) {
 
   const std::string checkpoint = args.get("checkpoint");
   const CheckpointMeta meta = read_checkpoint_meta(checkpoint);
-  double threshold = 0;
-  std::string threshold_source;
-  if (args.has("threshold")) {
-    threshold = args.get_double("threshold");
-    threshold_source = "--threshold";
-  } else {
-    MF_CHECK(meta.verification_threshold.has_value(), checkpoint,
-             " stores no verification threshold: pass --threshold T, or store one with `marginface "
-             "eval --checkpoint ",
-             checkpoint, " --lfw pairs.txt --root DIR --store-threshold`");
-    threshold = *meta.verification_threshold;
-    threshold_source = checkpoint + " /meta verification_threshold";
-  }
+  const DecisionThreshold decision = *resolve_threshold(args, meta, checkpoint, true);
 
   auto backbone = load_backbone(checkpoint);
   auto aligner = make_aligner(args, static_cast<int>(backbone->input_height()),
@@ -58,8 +48,8 @@ int run_compare(const std::vector<std::string>& argv_in) {
   const int64_t D = e.rows.dim(1);
   const double score = eval::cosine_similarity(e.rows.data(), e.rows.data() + D, D);
   std::printf("similarity %.4f (cosine, flip %s)\n", score, options.flip.c_str());
-  std::printf("%s (threshold %.4f from %s)\n", score > threshold ? "same" : "different", threshold,
-              threshold_source.c_str());
+  std::printf("%s (threshold %.4f from %s)\n", score > decision.value ? "same" : "different",
+              decision.value, decision.source.c_str());
   return 0;
 }
 

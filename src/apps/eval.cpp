@@ -1,4 +1,6 @@
 // `marginface eval --checkpoint ck.h5 (--lfw pairs.txt | --pairs list.txt | --bin X.bin ...) ...`
+#include <algorithm>
+#include <cmath>
 #include <cstdio>
 #include <filesystem>
 
@@ -37,6 +39,18 @@ eval::PairEvaluation evaluate_and_print(Backbone& backbone, const eval::PairList
     std::printf(
         "TAR@FAR=%g  %.4f%s\n", t.far, t.tar,
         t.reachable ? "" : "  (too few different-identity pairs to reach this FAR; interpolated)");
+  std::printf(
+      "operating points (same ⇔ similarity > threshold, exact from the %lld "
+      "different-identity pairs):\n",
+      (long long)r.negatives);
+  for (const auto& p : r.operating_points) {
+    if (p.reachable)
+      std::printf("  FAR %-7g threshold %.4f  TAR %.4f  (%lld false accepts)\n", p.far, p.threshold,
+                  p.tar, (long long)p.false_accepts);
+    else
+      std::printf("  FAR %-7g not measurable: %lld different-identity pairs, %g needed\n", p.far,
+                  (long long)r.negatives, std::ceil(1.0 / p.far));
+  }
   std::fflush(stdout);
   return e;
 }
@@ -85,9 +99,32 @@ void write_quality_curves(const Args& args, const eval::PairList& list,
   std::printf("wrote %s\n", args.get("quality-curve").c_str());
 }
 
-void store_threshold(const std::string& checkpoint, double threshold) {
-  store_verification_threshold(checkpoint, threshold);
-  std::printf("stored verification_threshold %.4f in %s\n", threshold, checkpoint.c_str());
+void store_threshold(const std::string& checkpoint, double threshold, const std::string& source) {
+  store_verification_threshold(checkpoint, threshold, source);
+  std::printf("stored verification_threshold %.4f (%s) in %s\n", threshold, source.c_str(),
+              checkpoint.c_str());
+}
+
+// --store-threshold (the mean 10-fold accuracy threshold) or --store-threshold-at-far F.
+void store_requested_threshold(const Args& args, const std::string& checkpoint,
+                               const eval::VerificationResult& r, const std::string& protocol) {
+  if (args.flag_set("store-threshold"))
+    store_threshold(checkpoint, r.threshold_mean(),
+                    "mean 10-fold accuracy threshold on " + protocol + " (" +
+                        std::to_string(r.pairs) + " pairs)");
+  if (!args.has("store-threshold-at-far")) return;
+  const double far = args.get_double("store-threshold-at-far");
+  const auto p = std::find_if(r.operating_points.begin(), r.operating_points.end(),
+                              [&](const eval::OperatingPoint& o) { return o.far == far; });
+  MF_CHECK(p != r.operating_points.end(), "--store-threshold-at-far ", far,
+           ": eval measures FAR 0.01, 0.001 and 0.0001");
+  MF_CHECK(p->reachable, "--store-threshold-at-far ", far, ": not measurable with ", r.negatives,
+           " different-identity pairs");
+  char tar[32];
+  std::snprintf(tar, sizeof tar, "%.4f", p->tar);
+  store_threshold(checkpoint, p->threshold,
+                  "FAR " + json::number(far) + " on " + protocol + " (" + std::to_string(r.pairs) +
+                      " pairs), TAR " + tar);
 }
 
 }  // namespace
@@ -120,6 +157,9 @@ int run_eval(const std::vector<std::string>& argv) {
   args.option("json", "write the metrics as JSON to this file");
   args.option("roc", "draw the ROC curve into this PNG");
   args.flag("store-threshold", "store the mean threshold in the checkpoint's /meta");
+  args.option("store-threshold-at-far",
+              "store the threshold of this FAR (0.01, 0.001, 0.0001) in the checkpoint's /meta, "
+              "for compare");
   args.option(
       "quality-curve",
       "draw the error-versus-reject curve into this PNG: pairs rejected by their lower "
@@ -164,7 +204,8 @@ int run_eval(const std::vector<std::string>& argv) {
 
   if (args.has("bin")) {
     MF_CHECK(!args.has("threshold-pairs"), "--threshold-pairs does not apply to --bin packs");
-    MF_CHECK(!args.flag_set("store-threshold") || args.all("bin").size() == 1,
+    MF_CHECK((!args.flag_set("store-threshold") && !args.has("store-threshold-at-far")) ||
+                 args.all("bin").size() == 1,
              "--store-threshold needs exactly one --bin pack (whose threshold to store?)");
     const std::vector<std::string> packs = args.all("bin");
     json::Value all = json::Value::object();
@@ -180,7 +221,7 @@ int run_eval(const std::vector<std::string>& argv) {
         eval::write_roc_png(
             packs.size() == 1 ? args.get("roc") : path_with_suffix(args.get("roc"), name),
             e.result.roc, name + " - " + checkpoint);
-      if (args.flag_set("store-threshold")) store_threshold(checkpoint, e.result.threshold_mean());
+      store_requested_threshold(args, checkpoint, e.result, name);
     }
     if (args.has("json")) json::write_file(args.get("json"), all.dump(2) + "\n");
     return 0;
@@ -201,7 +242,7 @@ int run_eval(const std::vector<std::string>& argv) {
   if (args.has("json")) eval::write_json(args.get("json"), r, info);
   if (args.has("roc"))
     eval::write_roc_png(args.get("roc"), r.roc, list.protocol + " - " + checkpoint);
-  if (args.flag_set("store-threshold")) store_threshold(checkpoint, r.threshold_mean());
+  store_requested_threshold(args, checkpoint, r, list.protocol);
   if (args.has("quality-curve")) write_quality_curves(args, list, options, e, checkpoint);
   return 0;
 }

@@ -5,8 +5,10 @@
 #include <algorithm>
 #include <cstdio>
 #include <filesystem>
+#include <optional>
 
 #include "apps/commands.h"
+#include "apps/decision_threshold.h"
 #include "apps/face_pipeline.h"
 #include "io/checkpoint.h"
 #include "tensor/parallel.h"
@@ -42,7 +44,9 @@ int run_search(const std::vector<std::string>& argv) {
             "The gallery is a folder of face images (embedded here) or an embeddings file from\n"
             "`marginface embed` (/embeddings, /paths); a gallery image's identity is the name of\n"
             "its parent folder. With --align, every image embedded here (queries, and a gallery\n"
-            "folder) is a raw photo, detected and aligned first.");
+            "folder) is a raw photo, detected and aligned first. With --threshold T, or\n"
+            "--threshold-at-far F --calibration eval.json, each match is marked as a match or not\n"
+            "at that operating point.");
   args.option("checkpoint", "model checkpoint (.h5)", "", true);
   args.option("gallery", "folder of face images, or an embeddings .h5 from `marginface embed`", "",
               true);
@@ -53,6 +57,7 @@ int run_search(const std::vector<std::string>& argv) {
               "flip test-time augmentation: off, sum, concat (default: the gallery file's, "
               "else sum)");
   add_align_options(args);
+  add_threshold_options(args);
   args.option("json", "also write the matches as JSON to this file");
   args.option("batch", "images per forward pass", "64");
   args.option("threads", "threads (0 = OMP_NUM_THREADS or all cores)", "0");
@@ -63,6 +68,12 @@ int run_search(const std::vector<std::string>& argv) {
   MF_CHECK(top > 0, "--top must be positive, got ", top);
 
   const std::string checkpoint = args.get("checkpoint"), gallery_spec = args.get("gallery");
+  // Only when asked for: a search without threshold options lists scores, as it always has.
+  const std::optional<DecisionThreshold> decision =
+      resolve_threshold(args, CheckpointMeta{}, checkpoint, false);
+  if (decision)
+    std::printf("a match: similarity above %.4f (from %s)\n", decision->value,
+                decision->source.c_str());
   MF_CHECK(args.has("probe") != args.has("query"),
            "give the probe images with --probe (or --query)");
   const std::string query_spec = args.has("probe") ? args.get("probe") : args.get("query");
@@ -132,13 +143,18 @@ int run_search(const std::vector<std::string>& argv) {
     for (size_t r = 0; r < matches.size(); ++r) {
       const std::string& path = gallery.paths[matches[r].index];
       const std::string identity = eval::identity_of(path);
-      std::printf("  %2zu. %.4f  %-24s %s\n", r + 1, matches[r].score,
-                  identity.empty() ? "?" : identity.c_str(), path.c_str());
+      const bool match = decision && matches[r].score > decision->value;
+      std::printf("  %2zu. %.4f  %-24s %s%s\n", r + 1, matches[r].score,
+                  identity.empty() ? "?" : identity.c_str(), path.c_str(),
+                  !decision ? ""
+                  : match   ? "  match"
+                            : "  no match");
       json::Value m = json::Value::object();
       m.set("rank", static_cast<int64_t>(r + 1))
           .set("score", matches[r].score)
           .set("identity", identity)
           .set("path", path);
+      if (decision) m.set("match", match);
       list.push_back(std::move(m));
     }
     json::Value entry = json::Value::object();
@@ -154,6 +170,8 @@ int run_search(const std::vector<std::string>& argv) {
         .set("top", top)
         .set("queries_failed", q.num_failed())
         .set("results", std::move(results));
+    if (decision)
+      report.set("threshold", decision->value).set("threshold_source", decision->source);
     json::write_file(args.get("json"), report.dump());
   }
   return 0;

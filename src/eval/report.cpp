@@ -1,11 +1,13 @@
 // The JSON report and the ROC plot of a verification result.
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
 #include <utility>
 
 #include "eval/verification.h"
 #include "report/chart.h"
 #include "util/error.h"
+#include "util/file.h"
 
 namespace mf::eval {
 
@@ -13,11 +15,29 @@ using report::LineChart;
 using report::Series;
 using report::write_line_chart;
 
+namespace {
+// The key of an operating point in the report: "0.01", "0.001", "0.0001" (%g).
+std::string far_key(double far) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%g", far);
+  return buf;
+}
+}  // namespace
+
 json::Value to_json(const VerificationResult& result, const ReportInfo& info) {
   json::Value tar = json::Value::object(), reachable = json::Value::object();
   for (const TarAtFar& t : result.tar_at_far) {
     tar.set(json::number(t.far), t.tar);
     reachable.set(json::number(t.far), t.reachable);
+  }
+  json::Value points = json::Value::object();
+  for (const OperatingPoint& p : result.operating_points) {
+    json::Value v = json::Value::object();
+    v.set("threshold", p.threshold)
+        .set("tar", p.tar)
+        .set("false_accepts", p.false_accepts)
+        .set("reachable", p.reachable);
+    points.set(far_key(p.far), std::move(v));
   }
   json::Value out = json::Value::object();
   out.set("accuracy_mean", result.accuracy_mean)
@@ -26,6 +46,7 @@ json::Value to_json(const VerificationResult& result, const ReportInfo& info) {
       .set("eer", result.eer)
       .set("tar_at_far", std::move(tar))
       .set("tar_at_far_reachable", std::move(reachable))
+      .set("operating_points", std::move(points))
       .set("thresholds", json::Value::array_of(result.thresholds))
       .set("threshold_mean", result.threshold_mean())
       .set("threshold_source", result.threshold_source)
@@ -42,6 +63,20 @@ json::Value to_json(const VerificationResult& result, const ReportInfo& info) {
 
 void write_json(const std::string& path, const VerificationResult& result, const ReportInfo& info) {
   json::write_file(path, to_json(result, info).dump());
+}
+
+double threshold_at_far_from_json(const std::string& path, double far) {
+  const json::Value report = json::parse(read_file(path, "calibration report"), path);
+  const json::Value* points = report.find("operating_points");
+  MF_CHECK(points, path,
+           ": no operating_points; write it with `marginface eval --lfw|--pairs ... --json`");
+  const json::Value* p = points->find(far_key(far));
+  MF_CHECK(p, path, ": no operating point at FAR ", far_key(far),
+           " (eval reports FAR 0.01, 0.001 and 0.0001)");
+  const json::Value* reachable = p->find("reachable");
+  MF_CHECK(reachable && reachable->as_bool(), path, ": FAR ", far_key(far),
+           " was not reachable on its pairs (too few different-identity pairs to measure it)");
+  return p->find("threshold")->as_double();
 }
 
 namespace {

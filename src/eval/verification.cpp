@@ -55,6 +55,9 @@ void pooled_metrics(std::span<const double> scores, std::span<const uint8_t> sam
   result.tar_at_far.clear();
   for (const double far : options.fars)
     result.tar_at_far.push_back(tar_at_far(result.roc, result.negatives, far));
+  result.operating_points.clear();
+  for (const double far : options.operating_fars)
+    result.operating_points.push_back(operating_point(scores, same, far));
 }
 
 }  // namespace
@@ -156,6 +159,36 @@ TarAtFar tar_at_far(const std::vector<RocPoint>& roc, int64_t negatives, double 
     out.tar = a.tar + (far - a.far) / (b.far - a.far) * (b.tar - a.tar);
   }
   return out;
+}
+
+OperatingPoint operating_point(std::span<const double> scores, std::span<const uint8_t> same,
+                               double far) {
+  check_inputs(scores, same, "operating_point");
+  MF_CHECK(far > 0 && far < 1, "operating_point: FAR ", far, " outside (0, 1)");
+  std::vector<double> impostors;
+  for (size_t i = 0; i < scores.size(); ++i)
+    if (!same[i]) impostors.push_back(scores[i]);
+  MF_CHECK(!impostors.empty() && impostors.size() < scores.size(),
+           "operating_point: needs same- and different-identity pairs");
+  std::sort(impostors.begin(), impostors.end(), std::greater<>());
+  const int64_t negatives = int64_t(impostors.size());
+  OperatingPoint p;
+  p.far = far;
+  p.reachable = double(negatives) >= std::ceil(1.0 / far - 1e-9);
+  const int64_t k =
+      std::min<int64_t>(int64_t(std::floor(far * double(negatives) + 1e-9)), negatives - 1);
+  p.threshold = impostors[k];
+  int64_t positives = 0, accepted = 0;
+  for (size_t i = 0; i < scores.size(); ++i) {
+    if (same[i]) {
+      ++positives;
+      accepted += scores[i] > p.threshold;
+    } else {
+      p.false_accepts += scores[i] > p.threshold;
+    }
+  }
+  p.tar = double(accepted) / double(positives);
+  return p;
 }
 
 double VerificationResult::threshold_mean() const {

@@ -60,9 +60,26 @@ struct TarAtFar {
 };
 TarAtFar tar_at_far(const std::vector<RocPoint>& roc, int64_t negatives, double far);
 
+// An operating point: the cosine threshold that accepts at most ⌊far·negatives⌋ different-identity
+// pairs ("same" ⇔ score > threshold, as count_correct and `compare`), read exactly from the
+// sorted impostor scores — the (k+1)-th highest, k = ⌊far·negatives⌋ — and the TAR there. The
+// answer to "what threshold gives FAR 1e-3?" (insightface#2239), which the accuracy threshold is
+// not. With fewer than ⌈1/far⌉ negatives the FAR cannot be measured: reachable = false, and the
+// threshold is then the highest impostor score (no impostor accepted).
+struct OperatingPoint {
+  double far = 0;             // asked for
+  double threshold = 0;       // accept ⇔ score > threshold
+  double tar = 0;             // same-identity pairs above the threshold / positives
+  int64_t false_accepts = 0;  // different-identity pairs above it (≤ ⌊far·negatives⌋)
+  bool reachable = false;
+};
+OperatingPoint operating_point(std::span<const double> scores, std::span<const uint8_t> same,
+                               double far);
+
 struct VerifyOptions {
   std::vector<double> fars = {1e-3, 1e-2};  // for tar_at_far
-  int slices = 10;                          // cross-validation slices of a single-fold list
+  std::vector<double> operating_fars = {1e-2, 1e-3, 1e-4};
+  int slices = 10;  // cross-validation slices of a single-fold list
 };
 
 struct VerificationResult {
@@ -75,7 +92,8 @@ struct VerificationResult {
   std::vector<double> thresholds;  // one per fold, applied to that fold
   double accuracy_mean = 0, accuracy_std = 0;
   double auc = 0, eer = 0;
-  std::vector<TarAtFar> tar_at_far;  // one per VerifyOptions::fars
+  std::vector<TarAtFar> tar_at_far;              // one per VerifyOptions::fars
+  std::vector<OperatingPoint> operating_points;  // one per VerifyOptions::operating_fars
   std::vector<RocPoint> roc;
   int64_t pairs = 0, positives = 0, negatives = 0;
 
@@ -104,10 +122,16 @@ struct ReportInfo {
 };
 
 // keys: accuracy_mean, accuracy_std, auc, eer, tar_at_far {"0.001": …, "0.01": …},
-// tar_at_far_reachable, thresholds, threshold_mean, threshold_source, fold_accuracies, pairs,
+// tar_at_far_reachable, operating_points {"0.001" (%g): {threshold, tar, false_accepts,
+// reachable}},
+// thresholds, threshold_mean, threshold_source, fold_accuracies, pairs,
 // positives, negatives, missing, protocol, flip, checkpoint.
 json::Value to_json(const VerificationResult& result, const ReportInfo& info);
 void write_json(const std::string& path, const VerificationResult& result, const ReportInfo& info);
+// The threshold of the operating point at `far` in an `eval --lfw|--pairs --json` report; an
+// error naming the file when it holds none for that FAR, or when the FAR was not reachable on its
+// pairs.
+double threshold_at_far_from_json(const std::string& path, double far);
 
 // The ROC curve as a PNG: TAR against FAR on a logarithmic axis (decades down to the smallest
 // non-zero FAR), with a grid, axis labels and `title` on top.

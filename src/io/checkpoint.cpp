@@ -27,6 +27,8 @@ void write_meta(h5::File& f, const CheckpointMeta& m) {
   f.write_attr("/meta", "config", m.config);
   if (m.verification_threshold)
     f.write_attr("/meta", "verification_threshold", *m.verification_threshold);
+  if (!m.verification_threshold_source.empty())
+    f.write_attr("/meta", "verification_threshold_source", m.verification_threshold_source);
   if (m.best_score) f.write_attr("/meta", "best_score", *m.best_score);
   if (!m.data_signature.empty()) f.write_attr("/meta", "data_signature", m.data_signature);
 }
@@ -53,6 +55,8 @@ CheckpointMeta read_meta(const h5::File& f) {
   if (f.has_attr("/meta", "config")) m.config = f.read_attr_string("/meta", "config");
   if (f.has_attr("/meta", "verification_threshold"))
     m.verification_threshold = f.read_attr_double("/meta", "verification_threshold");
+  if (f.has_attr("/meta", "verification_threshold_source"))
+    m.verification_threshold_source = f.read_attr_string("/meta", "verification_threshold_source");
   if (f.has_attr("/meta", "best_score")) m.best_score = f.read_attr_double("/meta", "best_score");
   // Values no writer produces (a hand-edited or damaged file) stop here, naming the attribute,
   // instead of as a huge allocation or a negative loop count later.
@@ -127,7 +131,8 @@ void load_checkpoint(const std::string& path, Module& model, Module* head, Optim
         f.exists("/identities") ? f.read_strings("/identities") : std::vector<std::string>{};
 }
 
-void store_verification_threshold(const std::string& path, double threshold) {
+void store_verification_threshold(const std::string& path, double threshold,
+                                  const std::string& source) {
   // Copy, update, rename: the original stays intact if anything fails.
   const std::string tmp = path + ".tmp";
   std::filesystem::copy_file(path, tmp, std::filesystem::copy_options::overwrite_existing);
@@ -135,6 +140,7 @@ void store_verification_threshold(const std::string& path, double threshold) {
     h5::File f(tmp, h5::File::Mode::kReadWrite);
     read_meta(f);
     f.write_attr("/meta", "verification_threshold", threshold);
+    f.write_attr("/meta", "verification_threshold_source", source);
     f.close();  // checked: a full disk fails here and the original stays as it was
   }
   h5::commit_atomic(tmp, path);

@@ -36,6 +36,7 @@ struct CheckpointMeta {
   std::string head;    // head type, empty when no head is stored
   std::string config;  // resolved YAML of the run
   std::optional<double> verification_threshold;
+  std::string verification_threshold_source;  // how it was chosen (e.g. "FAR 0.001 on …")
   // Training runs: the best evaluation score of the run up to this checkpoint (best.h5's score),
   // so a resumed run keeps choosing best.h5 by the same standard.
   std::optional<double> best_score;
@@ -64,11 +65,13 @@ void load_checkpoint(const std::string& path, Module& model, Module* head = null
                      Optimizer* optimizer = nullptr,
                      std::vector<std::string>* identities = nullptr);
 
-// Writes /meta verification_threshold into an existing checkpoint (atomically).
+// Writes /meta verification_threshold and verification_threshold_source (how it was chosen) into
+// an existing checkpoint (atomically).
 // The backbone a checkpoint was trained with (/meta backbone, width, embedding_size), its weights
 // loaded from /model. Errors name the file and, for a missing or misshapen tensor, the tensor.
 std::unique_ptr<Backbone> load_backbone(const std::string& checkpoint);
 
-void store_verification_threshold(const std::string& path, double threshold);
+void store_verification_threshold(const std::string& path, double threshold,
+                                  const std::string& source);
 
 }  // namespace mf

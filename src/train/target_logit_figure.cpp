@@ -23,7 +23,8 @@ bool write_target_logit_figure(const std::string& path,
   }
   for (const TargetLogitCurve& c : curves) {
     Rng rng(0);
-    const auto head = head_registry().create(c.type, c.params, 2, 2, rng);
+    // The curve depends on neither size; 3 classes is what every head accepts (AdaCos needs 3).
+    const auto head = head_registry().create(c.type, c.params, 2, 3, rng);
     if (!head->target_logit(0.0, {c.step})) continue;  // metric heads have no class logits
     chart.series.push_back({c.label, degrees, target_logit_curve(*head, theta, {c.step})});
   }

@@ -237,6 +237,7 @@ class Checkpointer {
   // checkpoints/step_N.h5, made last.h5.
   void save_step(int64_t step) {
     meta_.verification_threshold.reset();
+    meta_.verification_threshold_source.clear();
     run_.save_step_checkpoint(step, keep_, [&](const std::string& path) { save(path, step); });
     saved_step_ = step;
   }
@@ -246,6 +247,8 @@ class Checkpointer {
     const bool better = score && (!meta_.best_score || *score > *meta_.best_score);
     if (better) meta_.best_score = score;
     meta_.verification_threshold = threshold;
+    meta_.verification_threshold_source =
+        threshold ? "best 10-fold accuracy threshold of the training's LFW evaluation" : "";
     run_.save_last([&](const std::string& path) { save(path, step); });
     saved_step_ = step;
     if (better) run_.copy_last_to_best();

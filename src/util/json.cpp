@@ -57,6 +57,11 @@ double Value::as_double() const {
   return double_;
 }
 
+bool Value::as_bool() const {
+  MF_CHECK(kind_ == Kind::kBool, "json: expected true or false");
+  return bool_;
+}
+
 int64_t Value::as_int() const {
   if (kind_ == Kind::kDouble && double_ == std::floor(double_) && std::abs(double_) < 9e18)
     return static_cast<int64_t>(double_);

@@ -44,6 +44,7 @@ class Value {
   const Value* find(const std::string& key) const;
   // Scalars; a null reads as NaN (dump() writes non-finite numbers as null). Throw on a mismatch.
   double as_double() const;
+  bool as_bool() const;
   int64_t as_int() const;
   const std::string& as_string() const;
   Value& push_back(Value item);                    // arrays only

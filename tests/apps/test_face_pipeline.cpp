@@ -133,13 +133,44 @@ TEST(CompareCommand, threshold_comes_from_the_checkpoint_or_is_asked_for) {
   EXPECT_NE(r.output.find("stores no verification threshold: pass --threshold"), std::string::npos)
       << r.output;
   EXPECT_NE(r.output.find("--store-threshold"), std::string::npos) << r.output;
-  store_verification_threshold(ck, -0.75);
+  store_verification_threshold(ck, -0.75, "set by the test");
   r = marginface("compare --checkpoint " + shell_quote(ck) + " " + shell_quote(a) + " " +
                  shell_quote(b));
   ASSERT_EQ(r.status, 0) << r.output;
-  EXPECT_NE(r.output.find("same (threshold -0.7500 from " + ck + " /meta verification_threshold)"),
+  EXPECT_NE(r.output.find("same (threshold -0.7500 from " + ck +
+                          " /meta verification_threshold: set by the test)"),
             std::string::npos)
       << r.output;
+}
+
+// --threshold-at-far with an eval report: the threshold of that FAR's operating point; a FAR the
+// report does not hold, or could not measure, is an error naming the file.
+TEST(CompareCommand, threshold_at_a_far_from_an_eval_report) {
+  TempDir tmp;
+  const std::string ck = tiny_checkpoint(tmp);
+  const std::string a = write_face(tmp.path("a.png"), 1), b = write_face(tmp.path("b.png"), 2);
+  const std::string report = tmp.path("eval.json");
+  std::ofstream(report) << R"({"accuracy_mean": 0.9, "operating_points": {
+      "0.001": {"threshold": -0.75, "tar": 0.5, "false_accepts": 2, "reachable": true},
+      "0.0001": {"threshold": 0.9, "tar": 0.1, "false_accepts": 0, "reachable": false}}})";
+  const std::string base = "compare --checkpoint " + shell_quote(ck) + " " + shell_quote(a) + " " +
+                           shell_quote(b) + " --calibration " + shell_quote(report);
+  CommandResult r = marginface(base + " --threshold-at-far 0.001");
+  ASSERT_EQ(r.status, 0) << r.output;
+  EXPECT_NE(r.output.find("same (threshold -0.7500 from FAR 0.001 in " + report + ")"),
+            std::string::npos)
+      << r.output;
+  r = marginface(base + " --threshold-at-far 0.0001");
+  EXPECT_EQ(r.status, 1) << r.output;
+  EXPECT_NE(r.output.find("was not reachable"), std::string::npos) << r.output;
+  r = marginface(base + " --threshold-at-far 0.01");
+  EXPECT_EQ(r.status, 1) << r.output;
+  EXPECT_NE(r.output.find(report + ": no operating point at FAR 0.01"), std::string::npos)
+      << r.output;
+  r = marginface("compare --checkpoint " + shell_quote(ck) + " " + shell_quote(a) + " " +
+                 shell_quote(b) + " --threshold-at-far 0.001");
+  EXPECT_EQ(r.status, 1) << r.output;
+  EXPECT_NE(r.output.find("go together"), std::string::npos) << r.output;
 }
 
 // Regression (issue "Nothing lost, nothing silently wrong", item 7): --threshold nan was accepted

@@ -38,6 +38,74 @@ namespace {
 const std::vector<double> kScores = {0.9, 0.8, 0.6, 0.3, 0.7, 0.4, 0.2, 0.1};
 const std::vector<uint8_t> kSame = {1, 1, 1, 1, 0, 0, 0, 0};
 
+// Operating points on the example above (different pairs 0.7 0.4 0.2 0.1, same 0.9 0.8 0.6 0.3):
+//   FAR 0.25: ⌊0.25·4⌋ = 1 false accept allowed → threshold = the second-highest impostor, 0.4;
+//             above it: same 0.9 0.8 0.6 (TAR ¾), different 0.7 (1 false accept); measurable.
+//   FAR 0.5:  2 allowed → threshold 0.2; TAR 1, false accepts 0.7 and 0.4.
+//   FAR 0.1:  none allowed → threshold 0.7; TAR ½; 4 negatives cannot measure 0.1 (needs 10).
+TEST(OperatingPoint, HandComputed) {
+  OperatingPoint p = operating_point(kScores, kSame, 0.25);
+  EXPECT_DOUBLE_EQ(p.threshold, 0.4);
+  EXPECT_DOUBLE_EQ(p.tar, 0.75);
+  EXPECT_EQ(p.false_accepts, 1);
+  EXPECT_TRUE(p.reachable);
+  p = operating_point(kScores, kSame, 0.5);
+  EXPECT_DOUBLE_EQ(p.threshold, 0.2);
+  EXPECT_DOUBLE_EQ(p.tar, 1.0);
+  EXPECT_EQ(p.false_accepts, 2);
+  p = operating_point(kScores, kSame, 0.1);
+  EXPECT_DOUBLE_EQ(p.threshold, 0.7);
+  EXPECT_DOUBLE_EQ(p.tar, 0.5);
+  EXPECT_EQ(p.false_accepts, 0);
+  EXPECT_FALSE(p.reachable);
+}
+
+// Tied impostor scores at the threshold: "same ⇔ score > threshold" accepts none of them, so the
+// FAR stays below the one asked for (here 0 of the 1 allowed).
+TEST(OperatingPoint, TiesAtTheThresholdAreRejected) {
+  const std::vector<double> scores{0.5, 0.5, 0.5, 0.1, 0.6, 0.5};
+  const std::vector<uint8_t> same{0, 0, 0, 0, 1, 1};
+  const OperatingPoint p = operating_point(scores, same, 0.25);
+  EXPECT_DOUBLE_EQ(p.threshold, 0.5);
+  EXPECT_EQ(p.false_accepts, 0);
+  EXPECT_DOUBLE_EQ(p.tar, 0.5);
+  EXPECT_THROW(operating_point(scores, same, 0.0), Error);
+  EXPECT_THROW(operating_point(scores, std::vector<uint8_t>(6, 1), 0.1), Error);
+}
+
+// Against brute force: the threshold is an impostor score, at most ⌊far·n⌋ impostors lie above
+// it, and no lower impostor score would keep that bound.
+TEST(OperatingPoint, MatchesBruteForceOnRandomScores) {
+  Rng rng(5);
+  for (int trial = 0; trial < 50; ++trial) {
+    std::vector<double> scores;
+    std::vector<uint8_t> same;
+    for (int i = 0; i < 200; ++i) {
+      same.push_back(rng.uniform() < 0.5);
+      scores.push_back(std::round(rng.uniform(-1, 1) * 50) / 50 + (same.back() ? 0.3 : 0.0));
+    }
+    for (double far : {0.01, 0.05, 0.2}) {
+      const OperatingPoint p = operating_point(scores, same, far);
+      int64_t negatives = 0, above = 0;
+      double lowest_ok = 1e9;
+      for (size_t i = 0; i < scores.size(); ++i)
+        if (!same[i]) {
+          ++negatives;
+          above += scores[i] > p.threshold;
+        }
+      const int64_t allowed = int64_t(std::floor(far * double(negatives)));
+      EXPECT_LE(above, allowed);
+      for (size_t i = 0; i < scores.size(); ++i) {
+        if (same[i]) continue;
+        int64_t a = 0;
+        for (size_t j = 0; j < scores.size(); ++j) a += !same[j] && scores[j] > scores[i];
+        if (a <= allowed) lowest_ok = std::min(lowest_ok, scores[i]);
+      }
+      EXPECT_DOUBLE_EQ(p.threshold, lowest_ok) << "far " << far;
+    }
+  }
+}
+
 TEST(BestThreshold, HandComputedWithTiesInAccuracy) {
   const Threshold t = best_threshold(kScores, kSame);
   EXPECT_DOUBLE_EQ(t.value, 0.25);

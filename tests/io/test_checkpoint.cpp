@@ -90,8 +90,9 @@ TEST(Checkpoint, round_trip_restores_everything) {
   EXPECT_EQ(m.epoch, 3);
   EXPECT_EQ(m.config, meta.config);
   EXPECT_FALSE(m.verification_threshold.has_value());
-  store_verification_threshold(path, 0.3125);
+  store_verification_threshold(path, 0.3125, "FAR 0.001 on pairs");
   EXPECT_DOUBLE_EQ(*read_checkpoint_meta(path).verification_threshold, 0.3125);
+  EXPECT_EQ(read_checkpoint_meta(path).verification_threshold_source, "FAR 0.001 on pairs");
 }
 
 // Regression (issue "Nothing lost, nothing silently wrong", item 7): a checkpoint with NaN

@@ -8,11 +8,13 @@
 #include <sstream>
 
 #include "io/config.h"
+#include "losses/head.h"
 #include "support/faces.h"
 #include "support/temp_dir.h"
 #include "tensor/rng.h"
 #include "train/ablation.h"
 #include "train/ablation_report.h"
+#include "train/target_logit_figure.h"
 #include "util/error.h"
 
 namespace mf::test {
@@ -200,6 +202,18 @@ TEST(Ablation, refuses_to_train_on_a_test_identity) {
     EXPECT_NE(std::string(e.what()).find("P"), std::string::npos) << e.what();
   }
   EXPECT_FALSE(fs::exists(dir / "leak" / "softmax" / "log.jsonl"));
+}
+
+// Regression: the figure built every head with two classes, which AdaCos refuses (s = √2·log(C − 1)
+// is 0 for C = 2), so an ablation with adacos failed after its last head. Every registered head
+// gets through it (the metric heads are left out of the chart).
+TEST(AblationReport, the_target_logit_figure_takes_every_head) {
+  TempDir dir;
+  std::vector<TargetLogitCurve> curves;
+  for (const std::string& type : head_registry().names())
+    curves.push_back({type, type, Params("head"), 100});
+  EXPECT_TRUE(write_target_logit_figure(dir.path("t.png"), curves));
+  EXPECT_TRUE(fs::exists(dir.path("t.png")));
 }
 
 // The per-fold comparison, worked out by hand. Baseline folds all 0.80.
