@@ -18,8 +18,10 @@
 //    per batch the step used, in order, with the embedding values and batch_stats of that batch's
 //    forward; a step skipped for a non-finite loss updates nothing. It is not a gradient, and
 //    the gradient checks exclude it: they see the state as a constant.
-//  * Names are PyTorch-style so checkpoints store them under /head: class weights "weight" (K, D),
-//    "bias" (K), a learned scale "s" (1); the center-loss buffer "centers" (K, D).
+//  * Names are PyTorch-style so checkpoints store them under /head: class weights "weight" (K, D)
+//    (K·G, D for sub-centres), "bias" (K), a learned scale "s" (1); buffers: "centers" (K, D),
+//    CurricularFace's "t", AdaFace's "batch_mean" and "batch_std", AdaCos's "s", ElasticFace's
+//    "draw_seed" (1 each).
 #pragma once
 
 #include <cstdint>
