@@ -34,16 +34,16 @@ std::optional<DecisionThreshold> resolve_threshold(const Args& args, const Check
                              std::string("FAR ") + text + " in " + report};
   }
   if (meta.verification_threshold)
-    return DecisionThreshold{
-        *meta.verification_threshold,
-        checkpoint + " /meta verification_threshold" +
-            (meta.verification_threshold_source.empty()
-                 ? ""
-                 : ": " + meta.verification_threshold_source)};
+    return DecisionThreshold{*meta.verification_threshold,
+                             checkpoint + " /meta verification_threshold" +
+                                 (meta.verification_threshold_source.empty()
+                                      ? ""
+                                      : ": " + meta.verification_threshold_source)};
   MF_CHECK(!required, checkpoint,
            " stores no verification threshold: pass --threshold T, or --threshold-at-far 0.001 "
            "--calibration eval.json, or store one with `marginface eval --checkpoint ",
-           checkpoint, " --lfw pairs.txt --root DIR --store-threshold` (or --store-threshold-at-far "
+           checkpoint,
+           " --lfw pairs.txt --root DIR --store-threshold` (or --store-threshold-at-far "
            "0.001)");
   return std::nullopt;
 }
