@@ -4,7 +4,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 command -v clang-format >/dev/null || { echo "check_format: clang-format is not installed (scripts/install_deps.sh)"; exit 1; }
-mapfile -t files < <(git ls-files 'src/*.cpp' 'src/*.h' 'tests/*.cpp' 'tests/*.h' 'bench/*.cpp' 'bench/*.h' 2>/dev/null ||
+# Tracked files plus new ones not yet added (--others): a new file is formatted before its commit.
+mapfile -t files < <(git ls-files --cached --others --exclude-standard 'src/*.cpp' 'src/*.h' \
+                       'tests/*.cpp' 'tests/*.h' 'bench/*.cpp' 'bench/*.h' 2>/dev/null ||
                      find src tests bench -name '*.cpp' -o -name '*.h')
 if [[ ${1:-} == --fix ]]; then
   clang-format -i "${files[@]}"
