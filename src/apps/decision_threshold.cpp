@@ -1,10 +1,7 @@
 #include "apps/decision_threshold.h"
 
-#include <cstdio>
-
 #include "eval/verification.h"
 #include "util/error.h"
-#include "util/json.h"
 
 namespace mf::apps {
 
@@ -28,10 +25,8 @@ std::optional<DecisionThreshold> resolve_threshold(const Args& args, const Check
     const double far = args.get_double("threshold-at-far");
     MF_CHECK(far > 0 && far < 1, "--threshold-at-far must be in (0, 1), got ", far);
     const std::string report = args.get("calibration");
-    char text[32];
-    std::snprintf(text, sizeof text, "%g", far);
     return DecisionThreshold{eval::threshold_at_far_from_json(report, far),
-                             std::string("FAR ") + text + " in " + report};
+                             "FAR " + eval::far_text(far) + " in " + report};
   }
   if (meta.verification_threshold)
     return DecisionThreshold{*meta.verification_threshold,

@@ -123,8 +123,8 @@ void store_requested_threshold(const Args& args, const std::string& checkpoint,
   char tar[32];
   std::snprintf(tar, sizeof tar, "%.4f", p->tar);
   store_threshold(checkpoint, p->threshold,
-                  "FAR " + json::number(far) + " on " + protocol + " (" + std::to_string(r.pairs) +
-                      " pairs), TAR " + tar);
+                  "FAR " + eval::far_text(far) + " on " + protocol + " (" +
+                      std::to_string(r.pairs) + " pairs), TAR " + tar);
 }
 
 }  // namespace

@@ -2,7 +2,6 @@
 
 #include <algorithm>
 #include <cmath>
-#include <cstdio>
 #include <limits>
 #include <numeric>
 
@@ -92,10 +91,8 @@ void write_quality_curve_png(const std::string& path, const std::vector<QualityC
   for (const QualityCurve& c : curves) {
     report::Series error{c.label + ": 1 - accuracy", c.rejected, {}};
     for (double a : c.accuracy) error.y.push_back(1.0 - a);
-    char far[32];
-    std::snprintf(far, sizeof far, "%g", c.far);
     chart.series.push_back(std::move(error));
-    chart.series.push_back({c.label + ": FNMR @ FAR " + far, c.rejected, c.fnmr});
+    chart.series.push_back({c.label + ": FNMR @ FAR " + far_text(c.far), c.rejected, c.fnmr});
   }
   report::write_line_chart(path, chart);
 }

@@ -1,7 +1,6 @@
 // The JSON report and the ROC plot of a verification result.
 #include <algorithm>
 #include <cmath>
-#include <cstdio>
 #include <utility>
 
 #include "eval/verification.h"
@@ -14,15 +13,6 @@ namespace mf::eval {
 using report::LineChart;
 using report::Series;
 using report::write_line_chart;
-
-namespace {
-// The key of an operating point in the report: "0.01", "0.001", "0.0001" (%g).
-std::string far_key(double far) {
-  char buf[32];
-  std::snprintf(buf, sizeof buf, "%g", far);
-  return buf;
-}
-}  // namespace
 
 json::Value to_json(const VerificationResult& result, const ReportInfo& info) {
   json::Value tar = json::Value::object(), reachable = json::Value::object();
@@ -37,7 +27,7 @@ json::Value to_json(const VerificationResult& result, const ReportInfo& info) {
         .set("tar", p.tar)
         .set("false_accepts", p.false_accepts)
         .set("reachable", p.reachable);
-    points.set(far_key(p.far), std::move(v));
+    points.set(far_text(p.far), std::move(v));
   }
   json::Value out = json::Value::object();
   out.set("accuracy_mean", result.accuracy_mean)
@@ -70,11 +60,11 @@ double threshold_at_far_from_json(const std::string& path, double far) {
   const json::Value* points = report.find("operating_points");
   MF_CHECK(points, path,
            ": no operating_points; write it with `marginface eval --lfw|--pairs ... --json`");
-  const json::Value* p = points->find(far_key(far));
-  MF_CHECK(p, path, ": no operating point at FAR ", far_key(far),
+  const json::Value* p = points->find(far_text(far));
+  MF_CHECK(p, path, ": no operating point at FAR ", far_text(far),
            " (eval reports FAR 0.01, 0.001 and 0.0001)");
   const json::Value* reachable = p->find("reachable");
-  MF_CHECK(reachable && reachable->as_bool(), path, ": FAR ", far_key(far),
+  MF_CHECK(reachable && reachable->as_bool(), path, ": FAR ", far_text(far),
            " was not reachable on its pairs (too few different-identity pairs to measure it)");
   return p->find("threshold")->as_double();
 }

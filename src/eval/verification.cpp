@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
 #include <limits>
 #include <numeric>
 #include <utility>
@@ -159,6 +160,12 @@ TarAtFar tar_at_far(const std::vector<RocPoint>& roc, int64_t negatives, double 
     out.tar = a.tar + (far - a.far) / (b.far - a.far) * (b.tar - a.tar);
   }
   return out;
+}
+
+std::string far_text(double far) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%g", far);
+  return buf;
 }
 
 OperatingPoint operating_point(std::span<const double> scores, std::span<const uint8_t> same,

@@ -75,6 +75,9 @@ struct OperatingPoint {
 };
 OperatingPoint operating_point(std::span<const double> scores, std::span<const uint8_t> same,
                                double far);
+// A FAR as text ("%g": "0.01", "0.001", "0.0001"): the operating points' keys in the JSON report
+// and how every command names a FAR.
+std::string far_text(double far);
 
 struct VerifyOptions {
   std::vector<double> fars = {1e-3, 1e-2};  // for tar_at_far
