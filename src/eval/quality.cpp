@@ -24,19 +24,12 @@ QualityCurve error_versus_reject(std::span<const double> scores, std::span<const
   MF_CHECK(same.size() == P && quality.size() == P && (folds.empty() || folds.size() == P),
            "error_versus_reject: ", P, " scores, ", same.size(), " labels, ", quality.size(),
            " qualities, ", folds.size(), " folds");
-  MF_CHECK(far > 0 && far < 1, "error_versus_reject: FAR ", far, " is outside (0, 1)");
   for (double q : quality)
     MF_CHECK(std::isfinite(q), "error_versus_reject: a pair quality is not finite");
   QualityCurve curve;
   curve.far = far;
-  std::vector<double> impostors;
-  for (size_t i = 0; i < P; ++i)
-    if (!same[i]) impostors.push_back(scores[i]);
-  MF_CHECK(!impostors.empty() && impostors.size() < P,
-           "error_versus_reject: needs same- and different-identity pairs");
-  std::sort(impostors.begin(), impostors.end(), std::greater<>());
-  const size_t k = static_cast<size_t>(std::floor(far * double(impostors.size())));
-  curve.threshold = std::nextafter(impostors[std::min(k, impostors.size() - 1)],
+  // The operating point's threshold (accept ⇔ score > it), as the least double above it here.
+  curve.threshold = std::nextafter(operating_point(scores, same, far).threshold,
                                    std::numeric_limits<double>::infinity());
 
   std::vector<size_t> order(P);  // lowest quality first, ties by index

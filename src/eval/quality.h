@@ -24,8 +24,7 @@ struct QualityCurve {
 // For each fraction r (ascending, each in [0, 0.9]) the ⌊r·P⌋ pairs of lowest quality (ties: the
 // earlier pair first) are dropped and the rest is cross-validated over `folds` (empty: ten
 // consecutive slices; a fold left empty is dropped) as verify() does. The threshold is fixed once
-// on every pair: the score above which at most ⌊far·negatives⌋ different-identity pairs lie (so FAR
-// ≤ far).
+// on every pair: eval's operating point at `far` (operating_point, verification.h).
 QualityCurve error_versus_reject(std::span<const double> scores, std::span<const uint8_t> same,
                                  std::span<const int> folds, std::span<const double> quality,
                                  double far, const std::vector<double>& fractions);
