@@ -71,6 +71,14 @@ void print_quality_curve(const eval::QualityCurve& c) {
                 c.accuracy[i], c.fnmr[i]);
 }
 
+// A checkpoint's legend label: its run folder's name (RUN/checkpoints/last.h5 → RUN), else the
+// path.
+std::string run_label(const std::string& checkpoint) {
+  const std::string run =
+      std::filesystem::path(checkpoint).parent_path().parent_path().filename().string();
+  return run.empty() ? checkpoint : run;
+}
+
 // --quality-curve: this checkpoint's error-versus-reject curve and those of --quality-compare.
 void write_quality_curves(const Args& args, const eval::PairList& list,
                           const eval::PairEvalOptions& options, const eval::PairEvaluation& e,
@@ -80,18 +88,14 @@ void write_quality_curves(const Args& args, const eval::PairList& list,
   const auto fractions = eval::default_reject_fractions();
   std::vector<eval::QualityCurve> curves{
       eval::error_versus_reject(e.scores, e.same, e.folds, e.pair_quality, far, fractions)};
-  curves.back().label =
-      std::filesystem::path(checkpoint).parent_path().parent_path().filename().string();
-  if (curves.back().label.empty()) curves.back().label = checkpoint;
+  curves.back().label = run_label(checkpoint);
   for (const std::string& other : args.all("quality-compare")) {
     auto net = load_backbone(other);
     std::printf("embedding with %s for the comparison curve\n", other.c_str());
     const eval::PairEvaluation o = eval::evaluate_pairs(*net, list, options);
     curves.push_back(
         eval::error_versus_reject(o.scores, o.same, o.folds, o.pair_quality, far, fractions));
-    curves.back().label =
-        std::filesystem::path(other).parent_path().parent_path().filename().string();
-    if (curves.back().label.empty()) curves.back().label = other;
+    curves.back().label = run_label(other);
   }
   for (const auto& c : curves) print_quality_curve(c);
   eval::write_quality_curve_png(args.get("quality-curve"), curves,

@@ -17,10 +17,14 @@ int64_t Embeddings::num_failed() const {
 }
 
 namespace {
-void normalize_row(float* row, int64_t D) {
+double l2_norm(const float* row, int64_t D) {
   double sq = 0;
   for (int64_t d = 0; d < D; ++d) sq += double(row[d]) * row[d];
-  const double inv = 1.0 / std::max(std::sqrt(sq), 1e-12);
+  return std::sqrt(sq);
+}
+
+void normalize_row(float* row, int64_t D) {
+  const double inv = 1.0 / std::max(l2_norm(row, D), 1e-12);
   for (int64_t d = 0; d < D; ++d) row[d] = static_cast<float>(row[d] * inv);
 }
 
@@ -42,11 +46,7 @@ void embed_into(Backbone& backbone, const Tensor& batch, const std::string& flip
   for (int64_t r = 0; r < n; ++r) {
     float* row = out.data() + ok[r] * out_dim;
     const float* fr = f.data() + r * D;
-    if (norms) {
-      double sq = 0;
-      for (int64_t d = 0; d < D; ++d) sq += double(fr[d]) * fr[d];
-      norms[ok[r]] = static_cast<float>(std::sqrt(sq));
-    }
+    if (norms) norms[ok[r]] = static_cast<float>(l2_norm(fr, D));
     if (flip == "off") {
       std::memcpy(row, fr, D * sizeof(float));
     } else if (flip == "sum") {
