@@ -58,24 +58,22 @@ class ElasticFaceHead final : public ClassifierHead {
         elastic_margins(uint64_t(seed_.data()[0]), step.step, N, o_.m, o_.sigma);
     if (o_.plus) margins = paired_by_cosine(margins, cos.value(), labels);
     std::vector<kernels::MarginSpec> specs(N);
-    for (int64_t n = 0; n < N; ++n)
-      specs[n] = o_.arc
-                     ? kernels::MarginSpec{.kind = kernels::MarginKind::kArc,
-                                           .m = margins[n],
-                                           .guard = false}
-                     : kernels::MarginSpec{.kind = kernels::MarginKind::kCosine, .m = margins[n]};
+    for (int64_t n = 0; n < N; ++n) specs[n] = spec(margins[n]);
     return classification_output(margin_logits(cos, labels, specs, float(o_.s)), labels);
   }
 
   // At the mean margin m.
   std::optional<double> target_logit(double theta, const StepInfo&) const override {
-    const kernels::MarginSpec spec =
-        o_.arc ? kernels::MarginSpec{.kind = kernels::MarginKind::kArc, .m = o_.m, .guard = false}
-               : kernels::MarginSpec{.kind = kernels::MarginKind::kCosine, .m = o_.m};
-    return kernels::apply_margin(spec, std::cos(theta)).f;
+    return kernels::apply_margin(spec(o_.m), std::cos(theta)).f;
   }
 
  private:
+  // The arc form without the fallback, or the cosine form, at margin m.
+  kernels::MarginSpec spec(double m) const {
+    if (o_.arc) return {.kind = kernels::MarginKind::kArc, .m = m, .guard = false};
+    return {.kind = kernels::MarginKind::kCosine, .m = m};
+  }
+
   // ElasticFace+: the r-th largest target cosine gets the r-th smallest margin (stable on ties).
   std::vector<double> paired_by_cosine(std::vector<double> margins, const Tensor& cos,
                                        const Labels& labels) const {
