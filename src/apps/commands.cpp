@@ -14,6 +14,8 @@ const std::vector<Command>& commands() {
       {"align", "detect and align the faces in a folder of photos (112x112 / 112x96)", run_align},
       {"compare", "1:1: cosine similarity of two faces, same or different", run_compare},
       {"search", "1:N: the gallery faces most similar to each query", run_search},
+      {"export", "export a checkpoint's backbone as ONNX (OpenCV dnn, FaceRecognizerSF)",
+       run_export},
       {"bench", "time a training or inference step, per op", run_bench},
       {"info", "show the build, thread and BLAS configuration", run_info},
       {"describe", "show a backbone's parameters and GFLOPs per stage", run_describe},

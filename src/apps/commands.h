@@ -27,5 +27,6 @@ int run_search(const std::vector<std::string>& args);
 int run_bench(const std::vector<std::string>& args);
 int run_describe(const std::vector<std::string>& args);
 int run_clean(const std::vector<std::string>& args);
+int run_export(const std::vector<std::string>& args);
 
 }  // namespace mf::apps

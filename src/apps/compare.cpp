@@ -5,8 +5,8 @@
 #include "apps/commands.h"
 #include "apps/decision_threshold.h"
 #include "apps/face_pipeline.h"
+#include "apps/model_source.h"
 #include "eval/search.h"
-#include "io/checkpoint.h"
 #include "tensor/parallel.h"
 #include "util/args.h"
 #include "util/error.h"
@@ -20,8 +20,9 @@ int run_compare(const std::vector<std::string>& argv_in) {
             "\"same\" when it exceeds the threshold: --threshold, or --threshold-at-far with the\n"
             "--calibration report of `marginface eval --json`, else the checkpoint's stored one\n"
             "(`marginface eval --store-threshold` or `--store-threshold-at-far`).\n"
-            "Without --align the images must be aligned 112x112 crops.");
-  args.option("checkpoint", "model checkpoint (.h5)", "", true);
+            "Without --align the images must be aligned 112x112 crops. --model model.onnx runs an\n"
+            "export of `marginface export` through OpenCV dnn instead of a checkpoint.");
+  add_model_options(args);
   add_threshold_options(args);
   args.option("flip", "flip test-time augmentation: off, sum, concat", "sum");
   add_align_options(args);
@@ -33,21 +34,19 @@ int run_compare(const std::vector<std::string>& argv_in) {
            " (marginface compare --checkpoint ck.h5 IMAGE_A IMAGE_B)");
   set_num_threads(args.get_int("threads", 0, 1024));  // 0: all cores
 
-  const std::string checkpoint = args.get("checkpoint");
-  const CheckpointMeta meta = read_checkpoint_meta(checkpoint);
-  const DecisionThreshold decision = *resolve_threshold(args, meta, checkpoint, true);
-
-  auto backbone = load_backbone(checkpoint);
+  EmbeddingModel model = load_embedding_model(args);
+  const DecisionThreshold decision = *resolve_threshold(args, model.meta, model.path, true);
+  Backbone* backbone = model.backbone.get();
   auto aligner = make_aligner(args, static_cast<int>(backbone->input_height()),
                               static_cast<int>(backbone->input_width()));
   eval::EmbedOptions options;
-  options.flip = args.get("flip");
+  options.flip = model.flip_to_run(args.get("flip"));
   options.crop_center = backbone->input_width() != backbone->input_height();
   const eval::Embeddings e = eval::embed_files(*backbone, images, options, aligner.get());
   MF_CHECK(e.num_failed() == 0, e.errors.front());
   const int64_t D = e.rows.dim(1);
   const double score = eval::cosine_similarity(e.rows.data(), e.rows.data() + D, D);
-  std::printf("similarity %.4f (cosine, flip %s)\n", score, options.flip.c_str());
+  std::printf("similarity %.4f (cosine, flip %s)\n", score, args.get("flip").c_str());
   std::printf("%s (threshold %.4f from %s)\n", score > decision.value ? "same" : "different",
               decision.value, decision.source.c_str());
   return 0;

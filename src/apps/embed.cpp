@@ -18,6 +18,7 @@
 #include <sstream>
 
 #include "apps/commands.h"
+#include "apps/model_source.h"
 #include "data/image.h"
 #include "h5/file.h"
 #include "io/checkpoint.h"
@@ -74,7 +75,7 @@ int run_embed(const std::vector<std::string>& argv) {
       "embed",
       "Embeds face images with a checkpoint's backbone into one HDF5 file: /embeddings (N x D,\n"
       "L2-normalised), /paths, /meta (checkpoint, flip). Images must be aligned (112x112).");
-  args.option("checkpoint", "model checkpoint (.h5)", "", true);
+  add_model_options(args);
   args.option("images",
               "a folder (walked recursively for .jpg .jpeg .png .bmp .pgm, sorted) or a text file "
               "with one image path per line",
@@ -86,7 +87,7 @@ int run_embed(const std::vector<std::string>& argv) {
   args.option("threads", "threads (0 = OMP_NUM_THREADS or all cores)", "0");
   args.flag("skip-missing", "leave missing or unreadable images out (counted) instead of failing");
   if (!args.parse(argv)) return 0;
-  args.check_outputs_are_not_inputs({"out"}, {"checkpoint", "images"});
+  args.check_outputs_are_not_inputs({"out"}, {"checkpoint", "model", "images"});
   set_num_threads(args.get_int("threads", 0, 1024));  // 0: all cores
 
   const std::string images = args.get("images"), root = args.get("root");
@@ -99,17 +100,18 @@ int run_embed(const std::vector<std::string>& argv) {
     list = read_list(images, root);
   }
 
-  const std::string checkpoint = args.get("checkpoint");
-  const CheckpointMeta meta = read_checkpoint_meta(checkpoint);
-  auto backbone = load_backbone(checkpoint);
+  EmbeddingModel model = load_embedding_model(args);
+  const std::string& checkpoint = model.path;
+  const CheckpointMeta& meta = model.meta;
+  Backbone* backbone = model.backbone.get();
   eval::EmbedOptions options;
-  options.flip = args.get("flip");
+  options.flip = model.flip_to_run(args.get("flip"));
   options.batch_size = args.get_int("batch");
   options.crop_center = backbone->input_width() != backbone->input_height();
   const int64_t N = static_cast<int64_t>(list.files.size());
   std::printf("embedding %lld images with %s (%s, D = %lld), flip %s\n", (long long)N,
               checkpoint.c_str(), meta.backbone.c_str(), (long long)backbone->embedding_size(),
-              options.flip.c_str());
+              args.get("flip").c_str());
   std::fflush(stdout);
 
   // In chunks, to report progress on large folders.
@@ -169,7 +171,7 @@ int run_embed(const std::vector<std::string>& argv) {
     f.write_strings("/paths", kept_names);
     if (!skipped.empty()) f.write_strings("/skipped", skipped);
     f.write_attr("/meta", "checkpoint", checkpoint);
-    f.write_attr("/meta", "flip", options.flip);
+    f.write_attr("/meta", "flip", args.get("flip"));
     f.write_attr("/meta", "backbone", meta.backbone);
     f.write_attr("/meta", "embedding_size", backbone->embedding_size());
     f.write_attr("/meta", "skipped", static_cast<int64_t>(skipped.size()));

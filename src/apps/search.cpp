@@ -10,7 +10,7 @@
 #include "apps/commands.h"
 #include "apps/decision_threshold.h"
 #include "apps/face_pipeline.h"
-#include "io/checkpoint.h"
+#include "apps/model_source.h"
 #include "tensor/parallel.h"
 #include "util/args.h"
 #include "util/error.h"
@@ -46,8 +46,9 @@ int run_search(const std::vector<std::string>& argv) {
             "its parent folder. With --align, every image embedded here (queries, and a gallery\n"
             "folder) is a raw photo, detected and aligned first. With --threshold T, or\n"
             "--threshold-at-far F --calibration eval.json, each match is marked as a match or not\n"
-            "at that operating point.");
-  args.option("checkpoint", "model checkpoint (.h5)", "", true);
+            "at that operating point. --model model.onnx runs an export of `marginface export`\n"
+            "through OpenCV dnn instead of a checkpoint.");
+  add_model_options(args);
   args.option("gallery", "folder of face images, or an embeddings .h5 from `marginface embed`", "",
               true);
   args.option("probe", "a face image or a folder of them");
@@ -62,12 +63,14 @@ int run_search(const std::vector<std::string>& argv) {
   args.option("batch", "images per forward pass", "64");
   args.option("threads", "threads (0 = OMP_NUM_THREADS or all cores)", "0");
   if (!args.parse(argv)) return 0;
-  args.check_outputs_are_not_inputs({"json"}, {"checkpoint", "gallery", "probe", "query"});
+  args.check_outputs_are_not_inputs({"json"}, {"checkpoint", "model", "gallery", "probe", "query"});
   set_num_threads(args.get_int("threads", 0, 1024));  // 0: all cores
   const int64_t top = args.get_int("top");
   MF_CHECK(top > 0, "--top must be positive, got ", top);
 
-  const std::string checkpoint = args.get("checkpoint"), gallery_spec = args.get("gallery");
+  const std::string gallery_spec = args.get("gallery");
+  EmbeddingModel model = load_embedding_model(args);
+  const std::string& checkpoint = model.path;
   // Only when asked for: a search without threshold options lists scores, as it always has.
   const std::optional<DecisionThreshold> decision =
       resolve_threshold(args, CheckpointMeta{}, checkpoint, false);
@@ -83,7 +86,7 @@ int run_search(const std::vector<std::string>& argv) {
                                                : std::vector<std::string>{query_spec};
   MF_CHECK(!queries.empty(), "no images under --probe '", query_spec, "'");
 
-  auto backbone = load_backbone(checkpoint);
+  Backbone* backbone = model.backbone.get();
   auto aligner = make_aligner(args, static_cast<int>(backbone->input_height()),
                               static_cast<int>(backbone->input_width()));
   eval::EmbedOptions options;
@@ -92,17 +95,18 @@ int run_search(const std::vector<std::string>& argv) {
 
   // The gallery: rows and paths of the images that could be embedded.
   eval::Gallery gallery;
+  std::string flip;  // as asked (options.flip is "off" when the model sums the flip itself)
   if (is_h5(gallery_spec) && !fs::is_directory(gallery_spec)) {
     gallery = eval::read_embeddings_file(gallery_spec);
-    options.flip = args.has("flip")       ? args.get("flip")
-                   : gallery.flip.empty() ? "sum"
-                                          : gallery.flip;
-    MF_CHECK(gallery.flip.empty() || gallery.flip == options.flip, gallery_spec,
-             " was embedded with flip ", gallery.flip, ", but --flip is ", options.flip);
+    flip = args.has("flip") ? args.get("flip") : gallery.flip.empty() ? "sum" : gallery.flip;
+    MF_CHECK(gallery.flip.empty() || gallery.flip == flip, gallery_spec, " was embedded with flip ",
+             gallery.flip, ", but --flip is ", flip);
+    options.flip = model.flip_to_run(flip);
   } else {
     MF_CHECK(fs::is_directory(gallery_spec), "--gallery '", gallery_spec,
              "' is neither a folder nor an embeddings .h5 file");
-    options.flip = args.has("flip") ? args.get("flip") : "sum";
+    flip = args.has("flip") ? args.get("flip") : "sum";
+    options.flip = model.flip_to_run(flip);
     const std::vector<std::string> files = eval::list_image_files(gallery_spec);
     MF_CHECK(!files.empty(), "no images under --gallery '", gallery_spec, "'");
     std::printf("embedding %zu gallery images from %s\n", files.size(), gallery_spec.c_str());
@@ -126,8 +130,8 @@ int run_search(const std::vector<std::string>& argv) {
            "none of the queries could be embedded; first error: ", q.errors.front());
   const int64_t D = q.rows.dim(1);
   MF_CHECK(gallery.embeddings.dim(1) == D, "the gallery's embeddings have ",
-           gallery.embeddings.dim(1), " values but this checkpoint (flip ", options.flip,
-           ") gives ", D, "; embed the gallery with the same checkpoint and --flip");
+           gallery.embeddings.dim(1), " values but this model (flip ", flip, ") gives ", D,
+           "; embed the gallery with the same checkpoint and --flip");
 
   json::Value results = json::Value::array();
   for (size_t i = 0, failed = 0; i < queries.size(); ++i) {
@@ -166,7 +170,7 @@ int run_search(const std::vector<std::string>& argv) {
     report.set("checkpoint", checkpoint)
         .set("gallery", gallery_spec)
         .set("gallery_size", static_cast<int64_t>(gallery.paths.size()))
-        .set("flip", options.flip)
+        .set("flip", flip)
         .set("top", top)
         .set("queries_failed", q.num_failed())
         .set("results", std::move(results));

@@ -12,6 +12,7 @@ namespace mf {
 
 namespace {
 thread_local bool g_grad_enabled = true;
+thread_local OpTracer* g_tracer = nullptr;
 bool g_anomaly = false;
 }  // namespace
 
@@ -23,6 +24,12 @@ NoGradGuard::NoGradGuard() : previous_(g_grad_enabled) {
 }
 NoGradGuard::~NoGradGuard() {
   g_grad_enabled = previous_;
+}
+TraceGuard::TraceGuard(OpTracer& tracer) : previous_(g_tracer) {
+  g_tracer = &tracer;
+}
+TraceGuard::~TraceGuard() {
+  g_tracer = previous_;
 }
 void set_anomaly_detection(bool on) {
   g_anomaly = on;
@@ -125,7 +132,8 @@ void GradSlots::add(size_t i, const Tensor& g, bool g_is_spare) {
     s.grad = g_is_spare ? g : g.clone();
 }
 
-Var record(const char* op, Tensor value, const std::vector<Var>& inputs, BackwardFn backward) {
+Var record(const char* op, Tensor value, const std::vector<Var>& inputs, BackwardFn backward,
+           std::initializer_list<OpAttribute> attributes) {
   std::string layer;
   if (g_profiling) {
     const auto now = ProfileClock::now();
@@ -142,6 +150,7 @@ Var record(const char* op, Tensor value, const std::vector<Var>& inputs, Backwar
                ") at flat index ", i, " of its output ", value.shape());
   }
   Var out(std::move(value), false);
+  if (g_tracer) g_tracer->on_op(op, inputs, out, attributes);
   if (!g_grad_enabled) return out;
   bool any = false;
   for (const Var& v : inputs) any = any || v.requires_grad();

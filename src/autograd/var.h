@@ -12,6 +12,7 @@
 #pragma once
 
 #include <functional>
+#include <initializer_list>
 #include <memory>
 #include <string>
 #include <vector>
@@ -91,9 +92,43 @@ struct Node {
   std::string layer;  // profiling only: op and shapes, the key of the per-layer time table
 };
 
+// An op setting its inputs do not carry (a convolution's stride, BatchNorm's eps and running
+// statistics), passed to record() for a graph tracer (`marginface export`): a number, or a tensor
+// when `tensor` is defined.
+struct OpAttribute {
+  OpAttribute(const char* attribute_name, double value) : name(attribute_name), number(value) {}
+  OpAttribute(const char* attribute_name, Tensor value)
+      : name(attribute_name), tensor(std::move(value)) {}
+  const char* name;
+  double number = 0;
+  Tensor tensor;
+};
+
 // Wraps an op's output. Records a Node when grad mode is on and some input requires a gradient;
-// otherwise the closure is dropped and the output is a constant.
-Var record(const char* op, Tensor value, const std::vector<Var>& inputs, BackwardFn backward);
+// otherwise the closure is dropped and the output is a constant. Every call is also reported to
+// the installed OpTracer, if any, with `attributes`.
+Var record(const char* op, Tensor value, const std::vector<Var>& inputs, BackwardFn backward,
+           std::initializer_list<OpAttribute> attributes = {});
+
+// Sees every op run on its thread while installed by a TraceGuard: the graph of one forward pass,
+// with the handles of its inputs and output (Var::state() identifies a value) and the op's
+// attributes. An op that returns its input unchanged (dropout in eval mode) reports nothing.
+class OpTracer {
+ public:
+  virtual ~OpTracer() = default;
+  virtual void on_op(const char* op, const std::vector<Var>& inputs, const Var& output,
+                     std::initializer_list<OpAttribute> attributes) = 0;
+};
+class TraceGuard {
+ public:
+  explicit TraceGuard(OpTracer& tracer);
+  ~TraceGuard();
+  TraceGuard(const TraceGuard&) = delete;
+  TraceGuard& operator=(const TraceGuard&) = delete;
+
+ private:
+  OpTracer* previous_;
+};
 
 // Runs the backward pass from a one-element Var (or from `seed`, its gradient, for any shape).
 void backward(const Var& root, const Tensor& seed = Tensor());

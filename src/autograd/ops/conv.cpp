@@ -68,25 +68,29 @@ Var conv2d(const Var& x, const Var& weight, const Var& bias, const Conv2dOptions
     pg.W = Wo;
     pg.stride = 1;
     run_forward(y.data(), picked.data(), wv.data(), bias_data, pg, bf16);
-    return record("conv2d", std::move(y), inputs,
-                  [picked, wv, g, pg, has_bias, bf16](const Tensor& dy, GradSlots& slots) {
-                    Tensor dpicked = slots.wants(0) ? Tensor::zeros(picked.shape()) : Tensor();
-                    run_backward(dpicked.defined() ? dpicked.data() : nullptr,
-                                 slots.data_or_null(1), has_bias ? slots.data_or_null(2) : nullptr,
-                                 dy.data(), picked.data(), wv.data(), pg, bf16);
-                    if (dpicked.defined())
-                      kernels::subsample_backward<float>(slots.grad(0).data(), dpicked.data(),
-                                                         g.N * g.C, g.H, g.W, g.stride, pg.H, pg.W);
-                  });
+    return record(
+        "conv2d", std::move(y), inputs,
+        [picked, wv, g, pg, has_bias, bf16](const Tensor& dy, GradSlots& slots) {
+          Tensor dpicked = slots.wants(0) ? Tensor::zeros(picked.shape()) : Tensor();
+          run_backward(dpicked.defined() ? dpicked.data() : nullptr, slots.data_or_null(1),
+                       has_bias ? slots.data_or_null(2) : nullptr, dy.data(), picked.data(),
+                       wv.data(), pg, bf16);
+          if (dpicked.defined())
+            kernels::subsample_backward<float>(slots.grad(0).data(), dpicked.data(), g.N * g.C, g.H,
+                                               g.W, g.stride, pg.H, pg.W);
+        },
+        {{"stride", double(g.stride)}, {"pad", double(g.pad)}, {"groups", double(g.groups)}});
   }
 
   run_forward(y.data(), xv.data(), wv.data(), bias_data, g, bf16);
-  return record("conv2d", std::move(y), inputs,
-                [xv, wv, g, has_bias, bf16](const Tensor& dy, GradSlots& slots) {
-                  run_backward(slots.data_or_null(0), slots.data_or_null(1),
-                               has_bias ? slots.data_or_null(2) : nullptr, dy.data(), xv.data(),
-                               wv.data(), g, bf16);
-                });
+  return record(
+      "conv2d", std::move(y), inputs,
+      [xv, wv, g, has_bias, bf16](const Tensor& dy, GradSlots& slots) {
+        run_backward(slots.data_or_null(0), slots.data_or_null(1),
+                     has_bias ? slots.data_or_null(2) : nullptr, dy.data(), xv.data(), wv.data(), g,
+                     bf16);
+      },
+      {{"stride", double(g.stride)}, {"pad", double(g.pad)}, {"groups", double(g.groups)}});
 }
 
 }  // namespace mf

@@ -65,7 +65,11 @@ Var batch_norm(const Var& x, const Var& gamma, const Var& beta, Tensor running_m
               slots.data_or_null(0), slots.data_or_null(1), slots.data_or_null(2), dy.data(),
               yv.data(), gv.defined() ? gv.data() : nullptr, bv.defined() ? bv.data() : nullptr,
               invstd.data(), training, N, C, S);
-        });
+        },
+        {{"eps", o.eps},
+         {"training", o.training ? 1.0 : 0.0},
+         {"running_mean", running_mean},
+         {"running_var", running_var}});
   }
   return record(
       "batch_norm", std::move(y), inputs,
@@ -74,7 +78,11 @@ Var batch_norm(const Var& x, const Var& gamma, const Var& beta, Tensor running_m
                                            slots.data_or_null(2), dy.data(), xv.data(), mean.data(),
                                            invstd.data(), gv.defined() ? gv.data() : nullptr,
                                            training, N, C, S);
-      });
+      },
+      {{"eps", o.eps},
+       {"training", o.training ? 1.0 : 0.0},
+       {"running_mean", running_mean},
+       {"running_var", running_var}});
 }
 
 Var batch_norm_prelu(const Var& x, const Var& gamma, const Var& beta, Tensor running_mean,
@@ -109,7 +117,11 @@ Var batch_norm_prelu(const Var& x, const Var& gamma, const Var& beta, Tensor run
             slots.data_or_null(0), slots.data_or_null(1), slots.data_or_null(2),
             slots.data_or_null(3), dp.data(), pv.data(), gv.defined() ? gv.data() : nullptr,
             bv.defined() ? bv.data() : nullptr, av.data(), invstd.data(), training, N, C, S);
-      });
+      },
+      {{"eps", o.eps},
+       {"training", o.training ? 1.0 : 0.0},
+       {"running_mean", running_mean},
+       {"running_var", running_var}});
 }
 
 Var prelu(const Var& x, const Var& alpha) {
@@ -132,10 +144,12 @@ Var l2_normalize(const Var& x, float eps) {
   const int64_t N = x.dim(0), D = x.dim(1);
   Tensor y = Tensor::empty(x.shape()), norms = Tensor::empty({N});
   kernels::l2_normalize_forward<float>(y.data(), norms.data(), x.value().data(), N, D, eps);
-  return record("l2_normalize", y, {x}, [y, norms, N, D, eps](const Tensor& dy, GradSlots& slots) {
-    kernels::l2_normalize_backward<float>(slots.grad(0).data(), dy.data(), y.data(), norms.data(),
-                                          N, D, eps);
-  });
+  return record("l2_normalize", y, {x},
+                [y, norms, N, D, eps](const Tensor& dy, GradSlots& slots) {
+                  kernels::l2_normalize_backward<float>(slots.grad(0).data(), dy.data(), y.data(),
+                                                        norms.data(), N, D, eps);
+                },
+                {{"eps", eps}});
 }
 
 }  // namespace mf

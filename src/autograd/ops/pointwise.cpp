@@ -103,9 +103,12 @@ Var sigmoid(const Var& x) {
 Var affine(const Var& x, float alpha, float beta) {
   Tensor y = Tensor::empty(x.shape());
   kernels::affine_forward<float>(y.data(), x.value().data(), alpha, beta, y.numel());
-  return record("affine", std::move(y), {x}, [alpha](const Tensor& dy, GradSlots& slots) {
-    kernels::affine_backward<float>(slots.grad(0).data(), dy.data(), alpha, dy.numel());
-  });
+  return record("affine", std::move(y), {x},
+                [alpha](const Tensor& dy, GradSlots& slots) {
+                  kernels::affine_backward<float>(slots.grad(0).data(), dy.data(), alpha,
+                                                  dy.numel());
+                },
+                {{"alpha", alpha}, {"beta", beta}});
 }
 
 Var clamp(const Var& x, float lo, float hi) {

@@ -45,9 +45,12 @@ Var max_pool2d(const Var& x, int64_t kernel, int64_t stride, int64_t pad) {
   Tensor y = Tensor::empty({g.N, g.C, g.Ho(), g.Wo()});
   auto argmax = std::make_shared<std::vector<int32_t>>(y.numel());
   kernels::max_pool_forward<float>(y.data(), argmax->data(), x.value().data(), g);
-  return record("max_pool2d", std::move(y), {x}, [argmax, g](const Tensor& dy, GradSlots& slots) {
-    kernels::max_pool_backward<float>(slots.grad(0).data(), dy.data(), argmax->data(), g);
-  });
+  return record("max_pool2d", std::move(y), {x},
+                [argmax, g](const Tensor& dy, GradSlots& slots) {
+                  kernels::max_pool_backward<float>(slots.grad(0).data(), dy.data(), argmax->data(),
+                                                    g);
+                },
+                {{"kernel", double(kernel)}, {"stride", double(stride)}, {"pad", double(pad)}});
 }
 
 Var log_softmax(const Var& x) {
