@@ -13,6 +13,10 @@ the LFW pairs file, with NumPy only (no code shared with the C++), and compares.
         --eval eval.json
 
 Exit status 0 when every threshold agrees to 1e-5 and every count exactly.
+
+With --calibration other.json instead of --eval (thresholds chosen on other pairs, e.g. LFW View 1
+pairsDevTrain), it prints the FAR and TAR each threshold really gives on these pairs: how well an
+operating point carries over to pairs it was not chosen on.
 """
 
 import argparse
@@ -57,6 +61,7 @@ def main():
     parser.add_argument("--write-list", help="write the pairs' images, one per line, and stop")
     parser.add_argument("--embeddings")
     parser.add_argument("--eval")
+    parser.add_argument("--calibration", help="eval JSON of other pairs: apply its thresholds here")
     args = parser.parse_args()
     pairs = read_lfw_pairs(args.pairs)
     if args.write_list:
@@ -73,6 +78,17 @@ def main():
     b = rows[[index[p[1]] for p in pairs]]
     scores = np.sum(a * b, axis=1)  # rows are L2-normalised
     same = np.array([p[2] == 1 for p in pairs])
+    if args.calibration:
+        with open(args.calibration) as f:
+            chosen = json.load(f)["operating_points"]
+        negatives, positives = int(np.sum(~same)), int(np.sum(same))
+        for key, point in chosen.items():
+            t = point["threshold"]
+            false_accepts = int(np.sum(scores[~same] > t))
+            print(f"FAR {key}: threshold {t:.4f} (from {args.calibration}) gives FAR "
+                  f"{false_accepts / negatives:.4f} ({false_accepts}/{negatives}) and TAR "
+                  f"{np.sum(scores[same] > t) / positives:.4f} on {args.pairs}")
+        return 0
     with open(args.eval) as f:
         reported = json.load(f)["operating_points"]
     ok = True
