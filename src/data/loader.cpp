@@ -5,6 +5,7 @@
 #include <cstring>
 #include <map>
 #include <numeric>
+#include <opencv2/imgproc.hpp>
 
 #include "util/error.h"
 
@@ -78,6 +79,18 @@ std::vector<std::vector<int64_t>> pk_batches(const std::vector<int64_t>& labels,
   return batches;
 }
 
+namespace {
+// Runs `transform` on each channel plane of a normalised (3, H, W) image as a float cv::Mat.
+template <class F>
+void per_plane(float* image, int H, int W, F&& transform) {
+  for (int ch = 0; ch < 3; ++ch) {
+    cv::Mat plane(H, W, CV_32F, image + int64_t(ch) * H * W);
+    cv::Mat out = transform(plane);
+    out.copyTo(plane);
+  }
+}
+}  // namespace
+
 void augment(float* image, int H, int W, const AugmentConfig& c, Rng& rng) {
   const int64_t plane = int64_t(H) * W;
   if (c.flip && rng.uniform() < 0.5)
@@ -110,6 +123,37 @@ void augment(float* image, int H, int W, const AugmentConfig& c, Rng& rng) {
       const double p = (image[i] * 127.5 + 127.5) * brightness;
       const double q = std::clamp(contrast * (p - mean) + mean, 0.0, 255.0);
       image[i] = static_cast<float>((q - 127.5) / 127.5);
+    }
+  }
+  // These three draw random numbers only when enabled and after the ones above, so a config
+  // without them sees the same images as before they existed.
+  if (c.rotation > 0) {
+    const double degrees = c.rotation * rng.uniform(-1.0, 1.0);
+    const cv::Mat m =
+        cv::getRotationMatrix2D(cv::Point2f((W - 1) / 2.0f, (H - 1) / 2.0f), degrees, 1.0);
+    per_plane(image, H, W, [&](const cv::Mat& p) {
+      cv::Mat out;
+      cv::warpAffine(p, out, m, p.size(), cv::INTER_LINEAR, cv::BORDER_CONSTANT, cv::Scalar(-1.0));
+      return out;
+    });
+  }
+  if (c.low_resolution > 0 && rng.uniform() < c.low_resolution) {
+    const double scale = c.low_resolution_min + (1.0 - c.low_resolution_min) * rng.uniform();
+    const cv::Size small(std::max(1, int(std::lround(W * scale))),
+                         std::max(1, int(std::lround(H * scale))));
+    per_plane(image, H, W, [&](const cv::Mat& p) {
+      cv::Mat shrunk, back;
+      cv::resize(p, shrunk, small, 0, 0, cv::INTER_AREA);
+      cv::resize(shrunk, back, p.size(), 0, 0, cv::INTER_LINEAR);
+      return back;
+    });
+  }
+  if (c.grayscale > 0 && rng.uniform() < c.grayscale) {
+    // Channels are R, G, B (backbone contract): Y = 0.299 R + 0.587 G + 0.114 B; an affine map,
+    // so it holds on normalised values too.
+    for (int64_t i = 0; i < plane; ++i) {
+      const float y = 0.299f * image[i] + 0.587f * image[plane + i] + 0.114f * image[2 * plane + i];
+      image[i] = image[plane + i] = image[2 * plane + i] = y;
     }
   }
 }

@@ -36,6 +36,15 @@ struct AugmentConfig {
   bool flip = false;  // horizontal mirror with probability 1/2
   int crop = 0;       // pad by `crop` pixels (zero = black) and crop back at a random offset
   float color_jitter = 0.0f;  // brightness and contrast scaled by U(1 − j, 1 + j)
+  // With this probability the image becomes grey (ITU-R BT.601 luma in all three channels): a
+  // third of the shared training faces are greyscale while LFW is colour.
+  float grayscale = 0.0f;
+  // With this probability the image is shrunk to a side of U(low_resolution_min, 1) × its size
+  // and enlarged back (bilinear, as insightface's DALI pipeline blurs): robustness to low-quality
+  // test photos.
+  float low_resolution = 0.0f;
+  float low_resolution_min = 0.25f;
+  float rotation = 0.0f;  // rotate by U(−r, r) degrees about the centre (black border)
 };
 // Applies augmentation to one normalised image (3, H, W) in place.
 void augment(float* image, int H, int W, const AugmentConfig& config, Rng& rng);

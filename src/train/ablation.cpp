@@ -37,6 +37,10 @@ struct Setup {
   std::string protocol;  // lfw-view2 | lfw-view1 | none
   std::string lfw_root, pairs, threshold_pairs, people;
   bool view1_add_train_data = false;
+  // lfw-view1: train on LFW's peopleDevTrain identities (View 1's training half); false keeps
+  // data.train (identities disjoint from LFW) and only tests on View 1's pairs: the development
+  // protocol for choosing a recipe for non-LFW training data.
+  bool view1_lfw_training = true;
   bool plot_features = false;
   int64_t features_per_identity = 40;
   std::string baseline;            // the head the others are compared with fold by fold
@@ -66,6 +70,7 @@ Setup read_setup(const AblationOptions& o) {
       p.get_string("lfw.threshold_pairs", view1 ? lfw_dir + "/pairsDevTrain.txt" : "");
   a.people = p.get_string("lfw.train_people", lfw_dir + "/peopleDevTrain.txt");
   a.view1_add_train_data = p.get_bool("view1_add_train_data", false);
+  a.view1_lfw_training = p.get_bool("view1_lfw_training", true);
   a.plot_features = p.get_bool("plot_features", false);
   a.features_per_identity = p.get_int("features_per_identity", 40, 1, 100000);
   const bool baseline_given = p.has("baseline");
@@ -145,7 +150,7 @@ HeadRun head_config(const Setup& a, const std::string& name, const std::string& 
   if (!head.has("type")) own.push_back("head.type=" + name);
   own.push_back("train.output_dir=" + head_dir(a, name).string());
   own.push_back("eval.lfw.pairs=");  // the ablation evaluates once training is done
-  if (a.protocol == "lfw-view1") {
+  if (a.protocol == "lfw-view1" && a.view1_lfw_training) {
     std::vector<std::string> sources{view1_list};
     if (a.view1_add_train_data)
       for (const auto& s : c.section("data").get_list("train")) sources.push_back(s);
@@ -280,7 +285,8 @@ HeadResult run_head(const Setup& a, const std::string& name, const HeadRun& run,
 
 AblationReport run_ablation(const AblationOptions& o) {
   const Setup a = read_setup(o);
-  const std::string view1_list = a.protocol == "lfw-view1" ? write_view1_list(a) : "";
+  const std::string view1_list =
+      a.protocol == "lfw-view1" && a.view1_lfw_training ? write_view1_list(a) : "";
 
   // Every head's config is built and checked before the first one trains, and so is the rule
   // that no training identity appears in the test pairs.

@@ -44,6 +44,14 @@ TrainSettings read_train_settings(const Config& cfg) {
     s.loader.augment.crop = static_cast<int>(data.get_int("augment.crop", 0, 0, 64));
     s.loader.augment.color_jitter =
         static_cast<float>(data.get_double("augment.color_jitter", 0.0, 0.0, 0.9));
+    s.loader.augment.grayscale =
+        static_cast<float>(data.get_double("augment.grayscale", 0.0, 0.0, 1.0));
+    s.loader.augment.low_resolution =
+        static_cast<float>(data.get_double("augment.low_resolution", 0.0, 0.0, 1.0));
+    s.loader.augment.low_resolution_min =
+        static_cast<float>(data.get_double("augment.low_resolution_min", 0.25, 0.05, 1.0));
+    s.loader.augment.rotation =
+        static_cast<float>(data.get_double("augment.rotation", 0.0, 0.0, 45.0));
   }
   data.finish("data");
 

@@ -61,6 +61,14 @@ TEST(AblateCli, the_committed_configs_are_valid_on_the_shared_data) {
       out);
   EXPECT_EQ(r.status, 1) << r.output;
   EXPECT_NE(r.output.find("shares identities with the test pairs"), std::string::npos) << r.output;
+  // The recipe study: View 1's test pairs, but the config's own (non-LFW) training data, so no
+  // LFW training list is written.
+  fs::remove_all(out);
+  r = ablate("--config configs/recipe_study.yaml --check", out);
+  EXPECT_EQ(r.status, 0) << r.output;
+  EXPECT_NE(r.output.find("6 heads; configs valid; protocol lfw-view1"), std::string::npos)
+      << r.output;
+  EXPECT_FALSE(fs::exists(out / "view1_train.txt"));
   fs::remove_all(out);
 }
 

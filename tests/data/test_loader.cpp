@@ -200,5 +200,74 @@ TEST(Augment, flip_mirrors_and_crop_shifts) {
   EXPECT_EQ(black + kept, 18);  // every pixel is either an input pixel or padding
 }
 
+TEST(Augment, grayscale_is_the_bt601_luma_in_every_channel) {
+  const int H = 1, W = 2;
+  // Pixel 0: R = 1, G = 0, B = −1 → Y = 0.299 − 0.114 = 0.185; pixel 1: all 0.5 → 0.5.
+  std::vector<float> img{1.0f, 0.5f, 0.0f, 0.5f, -1.0f, 0.5f};
+  Rng rng(1);
+  augment(img.data(), H, W, {.grayscale = 1.0f}, rng);
+  for (int ch = 0; ch < 3; ++ch) {
+    EXPECT_NEAR(img[ch * 2 + 0], 0.185f, 1e-6f) << "channel " << ch;
+    EXPECT_NEAR(img[ch * 2 + 1], 0.5f, 1e-6f) << "channel " << ch;
+  }
+  std::vector<float> untouched{1.0f, 0.5f, 0.0f, 0.5f, -1.0f, 0.5f};
+  auto copy = untouched;
+  augment(copy.data(), H, W, {.grayscale = 0.0f}, rng);
+  EXPECT_EQ(copy, untouched);
+}
+
+TEST(Augment, rotation_moves_a_point_where_the_rotation_matrix_says) {
+  const int H = 41, W = 41;
+  for (uint64_t seed : {2u, 5u, 9u}) {
+    // A bright 3×3 spot at (x0, y0) on black, in every channel.
+    std::vector<float> img(3 * H * W, -1.0f);
+    const int x0 = 30, y0 = 12;
+    for (int ch = 0; ch < 3; ++ch)
+      for (int dy = -1; dy <= 1; ++dy)
+        for (int dx = -1; dx <= 1; ++dx) img[ch * H * W + (y0 + dy) * W + x0 + dx] = 1.0f;
+    Rng probe(seed);
+    const double degrees = 30.0 * probe.uniform(-1.0, 1.0);  // the only draw with rotation alone
+    Rng rng(seed);
+    augment(img.data(), H, W, {.rotation = 30.0f}, rng);
+    // A counter-clockwise rotation by θ about c on the image (y down): x' − cx = cosθ (x − cx)
+    // + sinθ (y − cy), y' − cy = −sinθ (x − cx) + cosθ (y − cy).
+    const double t = degrees * M_PI / 180.0, c = (W - 1) / 2.0;
+    const double xe = c + std::cos(t) * (x0 - c) + std::sin(t) * (y0 - c);
+    const double ye = c - std::sin(t) * (x0 - c) + std::cos(t) * (y0 - c);
+    const auto peak = std::max_element(img.begin(), img.begin() + H * W) - img.begin();
+    EXPECT_NEAR(double(peak % W), xe, 1.0) << "seed " << seed << ", " << degrees << " degrees";
+    EXPECT_NEAR(double(peak / W), ye, 1.0) << "seed " << seed << ", " << degrees << " degrees";
+    EXPECT_EQ(img[0], -1.0f);  // the border stays black
+  }
+}
+
+TEST(Augment, low_resolution_keeps_flat_images_and_blurs_fine_detail) {
+  const int H = 16, W = 16;
+  std::vector<float> flat(3 * H * W, 0.25f), checker(3 * H * W);
+  for (int i = 0; i < 3 * H * W; ++i) checker[i] = ((i % W) + (i / W)) % 2 ? 1.0f : -1.0f;
+  Rng rng(4);
+  augment(flat.data(), H, W, {.low_resolution = 1.0f, .low_resolution_min = 0.25f}, rng);
+  for (float v : flat) ASSERT_NEAR(v, 0.25f, 1e-6f);
+  // A seed whose drawn side is at most half the size (draws: apply?, then the scale): area
+  // averaging to ≤ 8×8 and back leaves the one-pixel checkerboard near 0.
+  uint64_t seed = 0;
+  for (;; ++seed) {
+    Rng probe(seed);
+    probe.uniform();
+    if (0.25 + 0.75 * probe.uniform() <= 0.5) break;
+  }
+  Rng blur_rng(seed);
+  augment(checker.data(), H, W, {.low_resolution = 1.0f, .low_resolution_min = 0.25f}, blur_rng);
+  double mean_abs = 0;
+  for (float v : checker) mean_abs += std::abs(v);
+  EXPECT_LT(mean_abs / checker.size(), 0.5);
+  // Scale 1 (low_resolution_min = 1) resizes to the same size: the image is unchanged.
+  std::vector<float> same(3 * H * W);
+  for (int i = 0; i < 3 * H * W; ++i) same[i] = float(i % 7) / 7.0f;
+  auto copy = same;
+  augment(copy.data(), H, W, {.low_resolution = 1.0f, .low_resolution_min = 1.0f}, rng);
+  EXPECT_EQ(copy, same);
+}
+
 }  // namespace
 }  // namespace mf::test
