@@ -84,6 +84,7 @@ void save_checkpoint(const std::string& path, const CheckpointContents& c) {
     f.set_checksums(true);  // Fletcher-32 on every tensor, verified by HDF5 on load
     save_module(f, "/model", *c.model);
     if (c.head) save_module(f, "/head", *c.head);
+    if (c.ema) save_module(f, "/ema", *c.ema);
     if (c.optimizer)
       for (const auto& [name, t] : c.optimizer->state()) f.write_tensor("/optimizer/" + name, t);
     if (!c.identities.empty()) f.write_strings("/identities", c.identities);
@@ -131,6 +132,13 @@ void load_checkpoint(const std::string& path, Module& model, Module* head, Optim
         f.exists("/identities") ? f.read_strings("/identities") : std::vector<std::string>{};
 }
 
+bool load_weight_average(const std::string& path, Module& average) {
+  h5::File f(path, h5::File::Mode::kRead);
+  if (!f.exists("/ema")) return false;
+  load_module(f, "/ema", average);
+  return true;
+}
+
 void store_verification_threshold(const std::string& path, double threshold,
                                   const std::string& source) {
   // Copy, update, rename: the original stays intact if anything fails.
@@ -157,6 +165,7 @@ std::unique_ptr<Backbone> load_backbone(const std::string& checkpoint) {
   Rng rng(0);
   auto backbone = builtin_backbones().create(meta.backbone, p, rng);
   load_checkpoint(checkpoint, *backbone);
+  load_weight_average(checkpoint, *backbone);  // the average replaces the last weights if kept
   return backbone;
 }
 

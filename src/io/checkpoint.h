@@ -50,6 +50,7 @@ struct CheckpointContents {
   const Module* model = nullptr;         // required
   const Module* head = nullptr;          // optional
   const Optimizer* optimizer = nullptr;  // optional
+  const Module* ema = nullptr;           // optional: the weight average (train.ema_decay), /ema
   std::vector<std::string> identities;   // optional
 };
 
@@ -65,12 +66,17 @@ void load_checkpoint(const std::string& path, Module& model, Module* head = null
                      Optimizer* optimizer = nullptr,
                      std::vector<std::string>* identities = nullptr);
 
-// Writes /meta verification_threshold and verification_threshold_source (how it was chosen) into
-// an existing checkpoint (atomically).
+// Loads the weight average (/ema, written by runs with train.ema_decay) into `average`; false,
+// with `average` untouched, when the checkpoint holds none.
+bool load_weight_average(const std::string& path, Module& average);
+
 // The backbone a checkpoint was trained with (/meta backbone, width, embedding_size), its weights
-// loaded from /model. Errors name the file and, for a missing or misshapen tensor, the tensor.
+// loaded from /model, or from /ema (the weight average) when the run kept one. Errors name the
+// file and, for a missing or misshapen tensor, the tensor.
 std::unique_ptr<Backbone> load_backbone(const std::string& checkpoint);
 
+// Writes /meta verification_threshold and verification_threshold_source (how it was chosen) into
+// an existing checkpoint (atomically).
 void store_verification_threshold(const std::string& path, double threshold,
                                   const std::string& source);
 

@@ -99,6 +99,7 @@ TrainSettings read_train_settings(const Config& cfg) {
   MF_CHECK(s.precision == kernels::ConvPrecision::fp32 || kernels::bf16::available(&why),
            cfg.source(), ": train.precision: bf16 is not available here: ", why);
   s.max_nonfinite = train.get_int("max_nonfinite_steps", 20, 1);
+  s.ema_decay = train.get_double("ema_decay", 0.0, 0.0, 0.99999);
   train.finish("train");
 
   Params eval = cfg.section("eval");

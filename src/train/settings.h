@@ -44,6 +44,7 @@ struct TrainSettings {
   kernels::ConvPrecision precision = kernels::ConvPrecision::fp32;
   std::string output_dir;
   int64_t max_nonfinite = 20;
+  double ema_decay = 0.0;  // 0: off; otherwise the weight average's decay (train/weight_average.h)
   // eval
   std::string lfw_pairs, lfw_root, lfw_flip = "sum";
   int64_t lfw_every = 0;

@@ -18,6 +18,7 @@
 #include "train/evaluation.h"
 #include "train/progress.h"
 #include "train/run_folder.h"
+#include "train/weight_average.h"
 #include "util/error.h"
 #include "util/stop_signal.h"
 
@@ -146,7 +147,12 @@ struct Parts {
   std::unique_ptr<DataLoader> loader;
   std::unique_ptr<Optimizer> optimizer;
   std::unique_ptr<LrSchedule> schedule;
+  // train.ema_decay > 0: a second backbone holding the weight average, evaluated and exported.
+  std::unique_ptr<Backbone> ema_backbone;
+  std::unique_ptr<WeightAverage> ema;
   int64_t steps_per_epoch = 0, total_steps = 0;
+
+  Backbone& evaluated() { return ema_backbone ? *ema_backbone : *backbone; }
 };
 
 Parts assemble(const TrainSettings& s) {
@@ -174,6 +180,12 @@ Parts assemble(const TrainSettings& s) {
   p.optimizer = optimizer_registry().create(s.optimizer, s.optimizer_params,
                                             make_groups(*p.backbone, *p.head, s));
   p.schedule = schedule_registry().create(s.schedule, s.schedule_params, s.lr, p.total_steps);
+  if (s.ema_decay > 0) {
+    Rng unused(0);
+    p.ema_backbone = builtin_backbones().create(s.backbone, s.backbone_params, unused);
+    p.ema = std::make_unique<WeightAverage>(*p.backbone, *p.ema_backbone, s.ema_decay);
+    p.ema->reset();  // from the (possibly model.init) starting weights
+  }
   return p;
 }
 
@@ -222,6 +234,12 @@ class Checkpointer {
         "\n  now:        ", meta_.data_signature,
         "\nresuming would not continue the same run; pass --resume-changed to continue anyway");
     load_checkpoint(path, *parts_.backbone, parts_.head.get(), parts_.optimizer.get());
+    if (parts_.ema) {
+      parts_.ema->reset();
+      if (!load_weight_average(path, *parts_.ema_backbone))
+        std::printf("%s holds no weight average; train.ema_decay starts one from its weights\n",
+                    path.c_str());
+    }
     meta_.best_score = meta.best_score;
     if (!meta_.best_score) {  // a run folder from before best_score was stored in checkpoints
       double score = 0;
@@ -263,7 +281,8 @@ class Checkpointer {
 
  private:
   void save(const std::string& path, int64_t step) {
-    const int64_t bad = nonfinite_values(*parts_.backbone) + nonfinite_values(*parts_.head);
+    const int64_t bad = nonfinite_values(*parts_.backbone) + nonfinite_values(*parts_.head) +
+                        (parts_.ema_backbone ? nonfinite_values(*parts_.ema_backbone) : 0);
     MF_CHECK(bad == 0, "the weights became non-finite by step ", step, " (", bad,
              " values); no checkpoint was written. Resuming starts from ", rollback_point(),
              ". Try a lower optim.lr, optim.clip_grad_norm, or head.margin_warmup_steps");
@@ -274,6 +293,7 @@ class Checkpointer {
     c.model = parts_.backbone.get();
     c.head = parts_.head.get();
     c.optimizer = parts_.optimizer.get();
+    c.ema = parts_.ema_backbone.get();
     c.identities = parts_.data->identities();
     save_checkpoint(path, c);
   }
@@ -369,6 +389,7 @@ TrainSummary train(const Config& cfg, const TrainOptions& o) {
       parts.loader->start_epoch(epoch, (step % steps_per_epoch) * s.grad_accum);
     }
     const StepResult r = train_step(trainee, *parts.loader, step, s.grad_accum, s.clip_grad_norm);
+    if (r.finite && parts.ema) parts.ema->update(step);
     ++step;
     if (r.finite) {
       nonfinite_run = 0;
@@ -390,7 +411,7 @@ TrainSummary train(const Config& cfg, const TrainOptions& o) {
     const bool last = step == total_steps;
     if (step % s.checkpoint_every == 0 || last) checkpoints.save_step(step);
     if (evaluation.due(step, last)) {
-      const EvalOutcome e = evaluation.run(*parts.backbone, step, last);
+      const EvalOutcome e = evaluation.run(parts.evaluated(), step, last);
       for (const auto& record : e.records) run.append(record);
       if (e.lfw) std::tie(summary.lfw_accuracy, summary.lfw_std) = *e.lfw;
       if (!e.targets.empty()) summary.target_accuracy = e.targets;
