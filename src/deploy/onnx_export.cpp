@@ -298,9 +298,10 @@ std::string emit_ops(GraphWriter& w, const std::vector<TracedOp>& ops, const Var
   return it->second;
 }
 
-void set_input(onnx::GraphProto& graph, const std::string& name, int64_t batch,
-               const std::vector<int64_t>& dims) {
-  onnx::ValueInfoProto* v = graph.add_input();
+// A float tensor's name and shape for the graph's input or output list: the batch dimension
+// first (the symbol "N" when dynamic), then `dims`.
+void describe_value(onnx::ValueInfoProto* v, const std::string& name, int64_t batch,
+                    const std::vector<int64_t>& dims) {
   v->set_name(name);
   auto* type = v->mutable_type()->mutable_tensor_type();
   type->set_elem_type(onnx::TensorProto::FLOAT);
@@ -310,19 +311,6 @@ void set_input(onnx::GraphProto& graph, const std::string& name, int64_t batch,
   else
     shape->add_dim()->set_dim_param("N");
   for (int64_t d : dims) shape->add_dim()->set_dim_value(d);
-}
-
-void set_output(onnx::GraphProto& graph, const std::string& name, int64_t batch, int64_t D) {
-  onnx::ValueInfoProto* v = graph.add_output();
-  v->set_name(name);
-  auto* type = v->mutable_type()->mutable_tensor_type();
-  type->set_elem_type(onnx::TensorProto::FLOAT);
-  auto* shape = type->mutable_shape();
-  if (batch > 0)
-    shape->add_dim()->set_dim_value(batch);
-  else
-    shape->add_dim()->set_dim_param("N");
-  shape->add_dim()->set_dim_value(D);
 }
 
 }  // namespace
@@ -394,7 +382,7 @@ OnnxExportSummary export_onnx(Backbone& backbone, const std::string& path,
   } else {
     summary.input_meaning = "RGB, (pixel − 127.5) / 127.5, as marginface embed feeds its backbone";
   }
-  set_input(graph, summary.input_name, options.batch, {3, in_h, in_w});
+  describe_value(graph.add_input(), summary.input_name, options.batch, {3, in_h, in_w});
 
   std::string y = emit_ops(w, recorder.ops, input, x, output, "");
   if (options.flip_sum) {
@@ -422,7 +410,7 @@ OnnxExportSummary export_onnx(Backbone& backbone, const std::string& path,
   onnx::NodeProto* last = graph.mutable_node(graph.node_size() - 1);
   last->set_output(0, "embedding");
   summary.output_name = "embedding";
-  set_output(graph, summary.output_name, options.batch, D);
+  describe_value(graph.add_output(), summary.output_name, options.batch, {D});
   summary.output_meaning = std::string(options.flip_sum ? "f(x) + f(mirror(x))" : "f(x)") +
                            (options.l2norm ? ", L2-normalised" : ", raw (normalise it yourself)");
 

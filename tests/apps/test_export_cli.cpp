@@ -12,6 +12,7 @@
 #include "h5/file.h"
 #include "io/checkpoint.h"
 #include "layers/backbones/registry.h"
+#include "support/faces.h"
 #include "support/process.h"
 #include "support/temp_dir.h"
 #include "util/params.h"
@@ -29,17 +30,6 @@ double similarity_of(const std::string& output) {
   std::smatch m;
   if (!std::regex_search(output, m, std::regex("similarity (-?[0-9.]+)"))) return NAN;
   return std::stod(m[1]);
-}
-
-std::string write_face(const std::string& path, unsigned seed) {
-  cv::Mat noise(112, 112, CV_8UC3);
-  cv::RNG rng(seed);
-  rng.fill(noise, cv::RNG::UNIFORM, 0, 256);
-  cv::Mat smooth;
-  cv::GaussianBlur(noise, smooth, cv::Size(0, 0), 2.0);
-  fs::create_directories(fs::path(path).parent_path());
-  EXPECT_TRUE(cv::imwrite(path, smooth));
-  return path;
 }
 
 // ir_se18 (width 0.0625, D = 16) with a stored operating point of 0.25.

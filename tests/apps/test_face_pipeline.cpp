@@ -17,6 +17,7 @@
 
 #include "io/checkpoint.h"
 #include "layers/backbones/registry.h"
+#include "support/faces.h"
 #include "support/fixtures.h"
 #include "support/process.h"
 #include "support/temp_dir.h"
@@ -54,18 +55,6 @@ std::vector<Line> matches_of(const std::string& output) {
        it != std::sregex_iterator(); ++it)
     out.push_back({std::stod((*it)[1]), (*it)[2], (*it)[3]});
   return out;
-}
-
-std::string write_face(const std::string& path, unsigned seed) {
-  cv::Mat noise(112, 112, CV_8UC3);
-  cv::RNG rng(seed);
-  rng.fill(noise, cv::RNG::UNIFORM, 0, 256);
-  cv::Mat smooth;
-  cv::GaussianBlur(noise, smooth, cv::Size(0, 0), 2.0);
-  cv::normalize(smooth, smooth, 0, 255, cv::NORM_MINMAX);
-  fs::create_directories(fs::path(path).parent_path());
-  EXPECT_TRUE(cv::imwrite(path, smooth));
-  return path;
 }
 
 // A randomly initialised ir18 (width 0.0625, D = 16) saved as a checkpoint without a threshold.

@@ -16,6 +16,7 @@
 #include "h5/file.h"
 #include "io/checkpoint.h"
 #include "layers/backbones/registry.h"
+#include "support/faces.h"
 #include "support/fixtures.h"
 #include "support/temp_dir.h"
 #include "util/error.h"
@@ -25,19 +26,6 @@ namespace mf::test {
 namespace {
 
 namespace fs = std::filesystem;
-
-// A smooth random 112×112 BGR image written as PNG (lossless), distinct per seed.
-std::string write_face(const std::string& path, unsigned seed) {
-  cv::Mat noise(112, 112, CV_8UC3);
-  cv::RNG rng(seed);
-  rng.fill(noise, cv::RNG::UNIFORM, 0, 256);
-  cv::Mat smooth;
-  cv::GaussianBlur(noise, smooth, cv::Size(0, 0), 2.0);
-  cv::normalize(smooth, smooth, 0, 255, cv::NORM_MINMAX);
-  fs::create_directories(fs::path(path).parent_path());
-  EXPECT_TRUE(cv::imwrite(path, smooth));
-  return path;
-}
 
 // ir18 at width 0.0625 with 16-d embeddings, randomly initialised, saved as a checkpoint and
 // loaded back into a fresh network (as `compare` and `search` do).

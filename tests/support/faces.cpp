@@ -3,12 +3,26 @@
 #include <cstdio>
 #include <opencv2/core.hpp>
 #include <opencv2/imgcodecs.hpp>
+#include <opencv2/imgproc.hpp>
 
 #include "tensor/rng.h"
+#include "util/error.h"
 
 namespace mf::test {
 
 namespace fs = std::filesystem;
+
+std::string write_face(const std::string& path, unsigned seed) {
+  cv::Mat noise(112, 112, CV_8UC3);
+  cv::RNG rng(seed);
+  rng.fill(noise, cv::RNG::UNIFORM, 0, 256);
+  cv::Mat smooth;
+  cv::GaussianBlur(noise, smooth, cv::Size(0, 0), 2.0);
+  cv::normalize(smooth, smooth, 0, 255, cv::NORM_MINMAX);
+  fs::create_directories(fs::path(path).parent_path());
+  MF_CHECK(cv::imwrite(path, smooth), "test: cannot write ", path);
+  return path;
+}
 
 void make_people(const fs::path& root, const std::vector<std::string>& names, int per_identity,
                  uint64_t seed, PeopleStyle style) {

@@ -18,6 +18,11 @@ struct PeopleStyle {
 void make_people(const std::filesystem::path& root, const std::vector<std::string>& names,
                  int per_identity, uint64_t seed, PeopleStyle style = {});
 
+// A smooth random 112×112 BGR image (blurred uniform noise, stretched to 0…255) written to
+// `path` (folders created), distinct per seed: a stand-in face for commands that embed images.
+// Returns `path`.
+std::string write_face(const std::string& path, unsigned seed);
+
 // The common training set: 4 identities id0..id3 × 6 PNGs under `root`; returns root.
 std::filesystem::path make_faces(const std::filesystem::path& root);
 
