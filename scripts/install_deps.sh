@@ -8,6 +8,7 @@ set -euo pipefail
 packages=(g++ make cmake pkg-config libeigen3-dev libopenblas-dev libopenblas-openmp-dev libopencv-dev libyaml-cpp-dev
           libhdf5-dev libgtest-dev libbenchmark-dev clang-format
           libonnx-dev libprotobuf-dev  # ONNX export (marginface export)
+          libopenmpi-dev openmpi-bin  # data-parallel training (mpirun -np N marginface train)
           clang libclang-rt-14-dev)  # clang: the libFuzzer harnesses (scripts/fuzz.sh)
 if [[ "${MF_WITH_TORCH:-0}" == 1 ]]; then
   packages+=(python3-torch python3-h5py python3-matplotlib python3-opencv)

@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "apps/commands.h"
+#include "dist/communicator.h"
 #include "util/error.h"
 #include "util/stop_signal.h"
 
@@ -33,15 +34,16 @@ int main(int argc, char** argv) {
   if (name == "train" || name == "ablate") mf::install_stop_handlers();
   for (const auto& c : mf::apps::commands()) {
     if (name != c.name) continue;
+    int code = 1;
     try {
-      return c.run(std::vector<std::string>(argv + 2, argv + argc));
+      code = c.run(std::vector<std::string>(argv + 2, argv + argc));
     } catch (const mf::Error& e) {
       std::fprintf(stderr, "marginface %s: error: %s\n", c.name, e.what());
-      return 1;
     } catch (const std::exception& e) {
       std::fprintf(stderr, "marginface %s: unexpected error: %s\n", c.name, e.what());
-      return 1;
     }
+    mf::dist::finish(code);  // under mpirun: a rank's error ends the whole job
+    return code;
   }
   std::fprintf(stderr, "marginface: unknown command '%s'\n\n", name.c_str());
   print_usage();

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <vector>
 
 #include "autograd/var.h"
@@ -38,6 +39,13 @@ struct BatchNormOptions {
 // place in training mode and read in eval mode.
 Var batch_norm(const Var& x, const Var& gamma, const Var& beta, Tensor running_mean,
                Tensor running_var, const BatchNormOptions& options);
+// SyncBN (model.sync_bn): `sum` completes per-channel sums over the processes of a data-parallel
+// run (n doubles in place → their sum over the processes), so every training-mode batch norm
+// normalises with the global batch's statistics and its backward with the global sums. Installed
+// by the trainer for the run; an empty function (the default) = per-process statistics.
+using ChannelSum = std::function<void(double* values, int64_t n)>;
+void set_batch_norm_sync(ChannelSum sum);
+
 Var prelu(const Var& x, const Var& alpha);  // x (N, C, ...) , alpha (C)
 // prelu(batch_norm(x, …), alpha) in one pass that keeps only its output for the backward (BN's
 // input and output are recovered from it: needs every γ away from 0 and every α > 0, else it runs

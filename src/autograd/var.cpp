@@ -4,6 +4,7 @@
 #include <chrono>
 #include <cmath>
 #include <map>
+#include <unordered_map>
 #include <unordered_set>
 
 #include "util/error.h"
@@ -167,6 +168,10 @@ Var record(const char* op, Tensor value, const std::vector<Var>& inputs, Backwar
 }
 
 void backward(const Var& root, const Tensor& seed) {
+  backward(root, seed, LeafReadyFn());
+}
+
+void backward(const Var& root, const Tensor& seed, const LeafReadyFn& leaf_ready) {
   MF_CHECK(root.defined(), "backward: undefined root");
   if (!root.requires_grad()) return;  // nothing upstream wants a gradient
   GradState* root_state = root.state()->tape.get();
@@ -197,6 +202,14 @@ void backward(const Var& root, const Tensor& seed) {
     stack.pop_back();
   }
 
+  // For leaf_ready: how many nodes still have to add into each leaf's gradient.
+  std::unordered_map<const GradState*, int> pending_uses;
+  if (leaf_ready)
+    for (const auto& state : order)
+      if (state->producer)
+        for (const auto& input : state->producer->inputs)
+          if (!input->producer && input->requires_grad) ++pending_uses[input.get()];
+
   Tensor seed_value = seed.defined() ? seed.clone() : Tensor::full(root.shape(), 1.0f);
   if (root_state->grad.defined())
     root_state->grad.add_(seed_value);
@@ -218,6 +231,10 @@ void backward(const Var& root, const Tensor& seed) {
       }
     }
     state->grad = Tensor();  // an intermediate's gradient is consumed
+    if (leaf_ready)
+      for (const auto& input : node->inputs)
+        if (!input->producer && input->requires_grad && --pending_uses[input.get()] == 0)
+          leaf_ready(input.get());
   }
 }
 

@@ -132,6 +132,12 @@ class TraceGuard {
 
 // Runs the backward pass from a one-element Var (or from `seed`, its gradient, for any shape).
 void backward(const Var& root, const Tensor& seed = Tensor());
+// The same, calling `leaf_ready(leaf)` as soon as a leaf's gradient (a parameter's) is final: when
+// the last node that feeds it has run. Data-parallel training starts the gradient allreduce of
+// the layers whose backward is done while the earlier layers still compute (DDP's buckets).
+// Leaves the graph never reaches are not reported.
+using LeafReadyFn = std::function<void(const GradState* leaf)>;
+void backward(const Var& root, const Tensor& seed, const LeafReadyFn& leaf_ready);
 
 bool grad_enabled();
 // While alive, ops record nothing (evaluation, optimizer updates). Nests.

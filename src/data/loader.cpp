@@ -161,6 +161,8 @@ void augment(float* image, int H, int W, const AugmentConfig& c, Rng& rng) {
 DataLoader::DataLoader(const TrainingSet& data, const LoaderConfig& config)
     : data_(data), config_(config) {
   MF_CHECK(config.threads >= 1, "data.loader_threads must be at least 1");
+  MF_CHECK(config.ranks >= 1 && config.rank >= 0 && config.rank < config.ranks,
+           "internal: loader rank ", config.rank, " of ", config.ranks);
   MF_CHECK(data.size() > 0, "the training set is empty");
   if (config.sampler == "pk") {
     config_.batch_size = config.p * config.k;
@@ -221,7 +223,10 @@ void DataLoader::start_epoch(int64_t epoch, int64_t first_batch) {
 }
 
 Batch DataLoader::make_batch(int64_t b) {
-  const auto& indices = batches_[b];
+  const auto& global = batches_[b];
+  const int64_t size = static_cast<int64_t>(global.size());
+  const std::vector<int64_t> indices(global.begin() + size * config_.rank / config_.ranks,
+                                     global.begin() + size * (config_.rank + 1) / config_.ranks);
   const int H = data_.height(), W = data_.width();
   const int64_t image_size = 3 * int64_t(H) * W;
   std::vector<float> buffer(indices.size() * image_size);

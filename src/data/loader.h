@@ -59,6 +59,10 @@ struct LoaderConfig {
   int prefetch = 4;                // batches decoded ahead
   bool fail_on_bad_image = false;  // otherwise skip the image, count it and warn once
   uint64_t seed = 0;
+  // Data-parallel runs: this process loads only its slice of each global batch, images
+  // [B·rank/ranks, B·(rank+1)/ranks) of it. The global batches and each image's augmentation stay
+  // functions of (seed, epoch, index), so N processes together see what one process sees.
+  int rank = 0, ranks = 1;
 };
 
 struct Batch {
@@ -75,7 +79,7 @@ class DataLoader {
   DataLoader& operator=(const DataLoader&) = delete;
 
   int64_t batches_per_epoch() const;
-  int64_t batch_size() const { return config_.batch_size; }  // p × k for the pk sampler
+  int64_t batch_size() const { return config_.batch_size; }  // p × k for the pk sampler; global
   // Starts producing epoch `epoch` from batch `first_batch` (resume in the middle of an epoch).
   void start_epoch(int64_t epoch, int64_t first_batch = 0);
   // The next batch of the epoch, or nullopt at its end. Rethrows a worker's error (a bad image

@@ -59,7 +59,8 @@ TrainSettings read_train_settings(const Config& cfg) {
   s.backbone = model.get_string("backbone", "ir50");
   s.init = model.get_string("init", "");
   s.init_head = model.get_bool("init_head", true);
-  s.backbone_params = model.except({"backbone", "init", "init_head"});
+  s.sync_bn = model.get_bool("sync_bn", false);
+  s.backbone_params = model.except({"backbone", "init", "init_head", "sync_bn"});
   model.finish("model");
 
   Params head = cfg.section("head");
@@ -100,6 +101,9 @@ TrainSettings read_train_settings(const Config& cfg) {
            cfg.source(), ": train.precision: bf16 is not available here: ", why);
   s.max_nonfinite = train.get_int("max_nonfinite_steps", 20, 1);
   s.ema_decay = train.get_double("ema_decay", 0.0, 0.0, 0.99999);
+  s.dist_timeout = train.get_double_open_low("dist_timeout", 600.0, 0.0, 1e6);
+  s.allreduce_bucket_mb = train.get_double_open_low("allreduce_bucket_mb", 4.0, 0.0, 4096.0);
+  s.allreduce_overlap = train.get_bool("allreduce_overlap", true);
   train.finish("train");
 
   Params eval = cfg.section("eval");

@@ -26,6 +26,7 @@ struct TrainSettings {
   Params backbone_params;
   std::string init;
   bool init_head = true;  // model.init_head: also take the head from model.init when types match
+  bool sync_bn = false;   // model.sync_bn: BatchNorm statistics over every process of the run
   // head
   std::string head_type;
   Params head_params;
@@ -45,6 +46,10 @@ struct TrainSettings {
   std::string output_dir;
   int64_t max_nonfinite = 20;
   double ema_decay = 0.0;  // 0: off; otherwise the weight average's decay (train/weight_average.h)
+  // Data-parallel runs (mpirun): the bound on any wait for the other processes, in seconds; the
+  // gradient buckets' size; whether their allreduce overlaps backward (off: all after backward).
+  double dist_timeout = 600.0, allreduce_bucket_mb = 4.0;
+  bool allreduce_overlap = true;
   // eval
   std::string lfw_pairs, lfw_root, lfw_flip = "sum";
   int64_t lfw_every = 0;

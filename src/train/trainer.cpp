@@ -4,17 +4,22 @@
 #include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <memory>
+#include <optional>
+#include <thread>
 
 #include "data/loader.h"
+#include "dist/communicator.h"
 #include "io/checkpoint.h"
 #include "io/config.h"
 #include "layers/backbones/registry.h"
 #include "losses/head.h"
 #include "optim/optimizer.h"
 #include "tensor/parallel.h"
+#include "train/data_parallel.h"
 #include "train/evaluation.h"
 #include "train/progress.h"
 #include "train/run_folder.h"
@@ -44,6 +49,16 @@ class StopOnSignal {
  private:
   bool owner_;
 };
+
+// Kernel threads of one process: train.threads, else OMP_NUM_THREADS, else the cores shared out
+// among the processes of the job on this machine (mpirun -np 2 on 2 cores: 1 each).
+int threads_per_process(int configured) {
+  if (configured > 0 || std::getenv("OMP_NUM_THREADS")) return configured;
+  const char* local = std::getenv("OMPI_COMM_WORLD_LOCAL_SIZE");
+  const int per_machine = local ? std::max(1, std::atoi(local)) : 1;
+  if (per_machine == 1) return configured;
+  return std::max(1, static_cast<int>(std::thread::hardware_concurrency()) / per_machine);
+}
 
 double seconds_since(Clock::time_point t) {
   return std::chrono::duration<double>(Clock::now() - t).count();
@@ -91,8 +106,11 @@ int64_t nonfinite_values(const Module& m) {
 //   statistics).
 // A non-finite loss skips the update (weights and optimizer state stay as they were); the step's
 // remaining batches are still drawn so the loader stays at step × grad_accum.
+// Data-parallel (dp): every process agrees on each batch's image count and finiteness before its
+// backward, scales its loss by its share of the global batch's images, and the gradients are
+// summed over the processes (GradientSync) before the identical update everywhere.
 StepResult train_step(Trainee& t, DataLoader& loader, int64_t step, int64_t grad_accum,
-                      double clip_grad_norm) {
+                      double clip_grad_norm, DataParallel* dp) {
   t.optimizer.zero_grad();
   StepResult r;
   struct Seen {
@@ -104,21 +122,46 @@ StepResult train_step(Trainee& t, DataLoader& loader, int64_t step, int64_t grad
   for (int64_t micro = 0; micro < grad_accum; ++micro) {
     std::optional<Batch> batch = loader.next();  // images (B, 3, H, W)
     MF_CHECK(batch.has_value(), "internal: the loader ran out of batches within an epoch");
-    if (!r.finite || batch->labels.size() < 2) continue;      // < 2: everything unreadable
+    const int64_t n = static_cast<int64_t>(batch->labels.size());
+    double too_small = !r.finite || n < 2;                       // < 2: everything unreadable
+    if (dp) dp->comm.sum(&too_small, 1, "the batch agreement");  // forward runs on all or none
+    if (too_small > 0) continue;
     Var embeddings = t.backbone.forward(Var(batch->images));  // (B, D)
     HeadOutput out = t.head.forward(embeddings, batch->labels, {step});
     const double loss = out.loss.value().item();
-    if (!std::isfinite(loss)) {
-      r.finite = false;
-      continue;
+    double share = 1.0;  // of the global batch's images
+    if (dp) {
+      double agree[2] = {double(n), std::isfinite(loss) ? 0.0 : 1.0};
+      dp->comm.sum(agree, 2, "the loss agreement");
+      if (agree[1] > 0) {
+        r.finite = false;
+        continue;
+      }
+      share = double(n) / agree[0];
+      r.images += static_cast<int64_t>(agree[0]);
+    } else {
+      if (!std::isfinite(loss)) {
+        r.finite = false;
+        continue;
+      }
+      r.images += batch->images.dim(0);
     }
-    backward(affine(out.loss, 1.0f / static_cast<float>(grad_accum)));
-    r.loss += loss / double(grad_accum);
-    r.accuracy += out.accuracy / double(grad_accum);
-    r.images += batch->images.dim(0);
+    const bool last = micro + 1 == grad_accum;
+    const float scale = static_cast<float>(share / double(grad_accum));
+    backward(affine(out.loss, dp ? scale : 1.0f / static_cast<float>(grad_accum)), Tensor(),
+             dp && last ? dp->gradients.hook() : LeafReadyFn());
+    r.loss += share * loss / double(grad_accum);
+    r.accuracy += share * out.accuracy / double(grad_accum);
     seen.push_back({embeddings.value(), batch->labels, out.batch_stats});
   }
   if (!r.finite) return r;
+  if (dp) {
+    dp->gradients.finish();
+    double means[2] = {r.loss, r.accuracy};  // shares → the global batch's means
+    dp->comm.sum(means, 2, "the step's loss");
+    r.loss = means[0];
+    r.accuracy = means[1];
+  }
   if (clip_grad_norm > 0) t.optimizer.clip_grad_norm(clip_grad_norm);
   r.lr = t.schedule.lr(step);
   t.optimizer.step(r.lr);
@@ -155,7 +198,7 @@ struct Parts {
   Backbone& evaluated() { return ema_backbone ? *ema_backbone : *backbone; }
 };
 
-Parts assemble(const TrainSettings& s) {
+Parts assemble(const TrainSettings& s, const dist::Communicator& comm) {
   Parts p;
   Rng init_rng(s.seed);
   p.backbone = builtin_backbones().create(s.backbone, s.backbone_params, init_rng);
@@ -171,6 +214,8 @@ Parts assemble(const TrainSettings& s) {
   }
   LoaderConfig loader = s.loader;
   loader.seed = s.seed;
+  loader.rank = comm.rank();
+  loader.ranks = comm.size();
   p.loader = std::make_unique<DataLoader>(*p.data, loader);
   const int64_t batches_per_epoch = p.loader->batches_per_epoch();
   MF_CHECK(batches_per_epoch >= s.grad_accum, "one epoch has ", batches_per_epoch,
@@ -316,11 +361,29 @@ class ConvPrecisionScope {
   kernels::ConvPrecision previous_ = kernels::conv_precision();
 };
 
-void print_end(const TrainSummary& summary, int64_t first_step, const RunFolder& run) {
-  if (stop_signal())
+// model.sync_bn in a data-parallel run: batch norms use the statistics of every process's slice
+// for the run (autograd/ops.h set_batch_norm_sync); whatever runs after it gets them per process.
+class SyncBatchNormScope {
+ public:
+  explicit SyncBatchNormScope(dist::Communicator* comm) : on_(comm != nullptr) {
+    if (on_)
+      set_batch_norm_sync(
+          [comm](double* values, int64_t n) { comm->sum(values, n, "SyncBN's statistics"); });
+  }
+  ~SyncBatchNormScope() {
+    if (on_) set_batch_norm_sync(nullptr);
+  }
+
+ private:
+  bool on_;
+};
+
+// `signal`: the signal that stopped the run (on this process or, data-parallel, on any), or 0.
+void print_end(const TrainSummary& summary, int64_t first_step, const RunFolder& run, int signal) {
+  if (signal)
     std::printf(
         "stopped by signal %d at step %lld; checkpoint saved, continue with --resume auto\n",
-        int(stop_signal()), (long long)summary.steps);
+        signal, (long long)summary.steps);
   if (summary.steps == first_step)
     std::printf("nothing to train: the run already reached step %lld", (long long)summary.steps);
   else
@@ -339,45 +402,82 @@ TrainSummary train(const Config& cfg, const TrainOptions& o) {
   const auto start = Clock::now();
   const StopOnSignal stop_on_signal;
   const TrainSettings s = read_train_settings(cfg);
-  set_num_threads(s.threads);
+  // Data-parallel under mpirun (train/data_parallel.h): rank 0 alone owns the run folder (lock,
+  // log, checkpoints, evaluation); the others train their slices and follow its state.
+  dist::Communicator& comm = dist::world();
+  comm.set_timeout(s.dist_timeout);
+  const bool parallel = comm.size() > 1, root = comm.is_root();
+  set_num_threads(parallel ? threads_per_process(s.threads) : s.threads);
   const ConvPrecisionScope precision(s.precision);
+  const SyncBatchNormScope sync_bn(parallel && s.sync_bn ? &comm : nullptr);
 
-  RunFolder run(s.output_dir);
-  const std::string resume =
-      o.resume == "auto" ? (run.has_run() ? run.last_checkpoint() : "") : o.resume;
-  MF_CHECK(!resume.empty() || !run.has_run(), "'", s.output_dir, "' already holds a run (",
-           run.last_checkpoint(),
-           "); continue it with --resume auto, or choose another train.output_dir");
-  Parts parts = assemble(s);
+  std::optional<RunFolder> run;
+  std::string resume;
+  if (root) {
+    run.emplace(s.output_dir);
+    resume = o.resume == "auto" ? (run->has_run() ? run->last_checkpoint() : "") : o.resume;
+    MF_CHECK(!resume.empty() || !run->has_run(), "'", s.output_dir, "' already holds a run (",
+             run->last_checkpoint(),
+             "); continue it with --resume auto, or choose another train.output_dir");
+  }
+  Parts parts = assemble(s, comm);
+  MF_CHECK(parts.loader->batch_size() >= 2 * comm.size(), cfg.source(), ": data.batch_size ",
+           parts.loader->batch_size(), " is the global batch of ", comm.size(),
+           " processes; each needs at least 2 images (BatchNorm)");
   Trainee trainee{*parts.backbone, *parts.head, *parts.optimizer, *parts.schedule};
-  Checkpointer checkpoints(run, parts, s, cfg);
+  std::optional<Checkpointer> checkpoints;
+  if (root) checkpoints.emplace(*run, parts, s, cfg);
   int64_t step = 0;
   if (!resume.empty()) {
-    step = checkpoints.resume(resume, s, o.resume_changed);
+    step = checkpoints->resume(resume, s, o.resume_changed);
     std::printf("resuming %s at step %lld\n", resume.c_str(), (long long)step);
   }
-  run.write_config(cfg.to_yaml());
-  // Drops records of steps after the checkpoint (a run stopped between checkpoints; without a
-  // checkpoint, every record of a run killed before its first one).
-  const double time_before = run.truncate_log_after(step);
-  const TrainingEvaluation evaluation(
-      s, parts.backbone->input_width() != parts.backbone->input_height());  // 112×96: crop
+  std::optional<GradientSync> gradients;
+  std::optional<DataParallel> dp;
+  if (parallel) {  // every process continues from rank 0's step and state
+    comm.broadcast(&step, sizeof step, 0, "the start of training (step from rank 0)");
+    std::vector<Module*> modules{parts.backbone.get(), parts.head.get()};
+    if (parts.ema_backbone) modules.push_back(parts.ema_backbone.get());
+    broadcast_from_root(comm, modules, *parts.optimizer);
+    std::vector<Var> params = parts.backbone->parameters();
+    for (const Var& p : parts.head->parameters()) params.push_back(p);
+    gradients.emplace(comm, std::move(params), int64_t(s.allreduce_bucket_mb * (1 << 20)),
+                      s.allreduce_overlap);
+    dp.emplace(DataParallel{comm, *gradients});
+  }
+  double time_before = 0;
+  std::optional<TrainingEvaluation> evaluation;
+  if (root) {
+    run->write_config(cfg.to_yaml());
+    // Drops records of steps after the checkpoint (a run stopped between checkpoints; without a
+    // checkpoint, every record of a run killed before its first one).
+    time_before = run->truncate_log_after(step);
+    evaluation.emplace(
+        s, parts.backbone->input_width() != parts.backbone->input_height());  // 112×96: crop
+  }
   const int64_t total_steps = parts.total_steps, steps_per_epoch = parts.steps_per_epoch;
-  std::printf(
-      "training %s + %s on %lld images of %lld identities: %lld steps (%lld per epoch), batch %lld "
-      "× %lld, %d threads%s\n",
-      s.backbone.c_str(), s.head_type.c_str(), (long long)parts.data->size(),
-      (long long)parts.data->num_classes(), (long long)total_steps, (long long)steps_per_epoch,
-      (long long)parts.loader->batch_size(), (long long)s.grad_accum, num_threads(),
-      s.precision == kernels::ConvPrecision::bf16 ? ", bf16 convolutions" : "");
+  if (root)
+    std::printf(
+        "training %s + %s on %lld images of %lld identities: %lld steps (%lld per epoch), batch "
+        "%lld × %lld, %d threads%s%s\n",
+        s.backbone.c_str(), s.head_type.c_str(), (long long)parts.data->size(),
+        (long long)parts.data->num_classes(), (long long)total_steps, (long long)steps_per_epoch,
+        (long long)parts.loader->batch_size(), (long long)s.grad_accum, num_threads(),
+        s.precision == kernels::ConvPrecision::bf16 ? ", bf16 convolutions" : "",
+        parallel ? (" per process, " + std::to_string(comm.size()) + " processes (" +
+                    std::to_string(gradients->buckets()) + " gradient buckets" +
+                    (s.sync_bn ? ", SyncBN" : "") + ")")
+                       .c_str()
+                 : "");
 
   TrainSummary summary;
   summary.output_dir = s.output_dir;
   parts.backbone->train();
   parts.head->train();
   const int64_t first_step = step;
-  Progress progress(first_step, total_steps, s.log_every, o.quiet);
+  Progress progress(first_step, total_steps, s.log_every, o.quiet || !root);
   int64_t epoch = -1, nonfinite_run = 0, updates = 0, images = 0;
+  int stopped_by = 0;                 // the signal that stopped the run
   bool stop = false, killed = false;  // killed: stop_after, a kill without the final checkpoint
   while (step < total_steps && !stop) {
     // Each epoch holds whole steps: with grad_accum not dividing the batches per epoch, the last
@@ -388,7 +488,8 @@ TrainSummary train(const Config& cfg, const TrainOptions& o) {
       epoch = step_epoch;
       parts.loader->start_epoch(epoch, (step % steps_per_epoch) * s.grad_accum);
     }
-    const StepResult r = train_step(trainee, *parts.loader, step, s.grad_accum, s.clip_grad_norm);
+    const StepResult r = train_step(trainee, *parts.loader, step, s.grad_accum, s.clip_grad_norm,
+                                    dp ? &*dp : nullptr);
     if (r.finite && parts.ema) parts.ema->update(step);
     ++step;
     if (r.finite) {
@@ -398,27 +499,33 @@ TrainSummary train(const Config& cfg, const TrainOptions& o) {
       StepRecord record{step, step_epoch, r.loss, r.accuracy, r.lr, 0, 0};
       record.images_per_s = progress.count(r.loss, r.accuracy, r.images);
       record.time = time_before + progress.seconds();
-      run.append(record.to_json());
+      if (root) run->append(record.to_json());
       summary.final_loss = r.loss;
       summary.final_accuracy = r.accuracy;
       progress.report(step, step_epoch, r.lr);
     } else {
       ++summary.skipped_steps;
-      std::fprintf(stderr, "warning: non-finite loss at step %lld; update skipped\n",
-                   (long long)step);
+      if (root)
+        std::fprintf(stderr, "warning: non-finite loss at step %lld; update skipped\n",
+                     (long long)step);
       if (++nonfinite_run >= s.max_nonfinite) break;  // to the rollback below, without a save
     }
     const bool last = step == total_steps;
-    if (step % s.checkpoint_every == 0 || last) checkpoints.save_step(step);
-    if (evaluation.due(step, last)) {
-      const EvalOutcome e = evaluation.run(parts.evaluated(), step, last);
-      for (const auto& record : e.records) run.append(record);
+    if (root && (step % s.checkpoint_every == 0 || last)) checkpoints->save_step(step);
+    if (root && evaluation->due(step, last)) {
+      const EvalOutcome e = evaluation->run(parts.evaluated(), step, last);
+      for (const auto& record : e.records) run->append(record);
       if (e.lfw) std::tie(summary.lfw_accuracy, summary.lfw_std) = *e.lfw;
       if (!e.targets.empty()) summary.target_accuracy = e.targets;
-      checkpoints.save_evaluated(step, e.threshold, e.score);
+      checkpoints->save_evaluated(step, e.threshold, e.score);
     }
     if (o.stop_after > 0 && step >= o.stop_after) stop = killed = true;
-    if (stop_signal()) stop = true;
+    double signal = stop_signal();  // a signal to any process stops them all at this step
+    if (parallel) comm.max(&signal, 1, "the stop agreement");
+    if (signal > 0) {
+      stop = true;
+      stopped_by = static_cast<int>(signal);
+    }
   }
 
   // Every way out of the loop ends here.
@@ -430,12 +537,19 @@ TrainSummary train(const Config& cfg, const TrainOptions& o) {
   // but a checkpoint past the failing steps would skip them on resume): roll back.
   MF_CHECK(nonfinite_run < s.max_nonfinite, "the loss was not finite for ", nonfinite_run,
            " steps in a row (steps ", step - nonfinite_run + 1, "-", step,
-           "); stopping. Resuming starts from ", checkpoints.rollback_point(),
+           "); stopping. Resuming starts from ",
+           root ? checkpoints->rollback_point() : "rank 0's last checkpoint",
            ". Try a lower optim.lr, optim.clip_grad_norm, or head.margin_warmup_steps");
-  if (checkpoints.saved_step() != step && step > first_step && !killed)
-    checkpoints.save_step(step);  // stopped by a signal between checkpoints
+  if (root && checkpoints->saved_step() != step && step > first_step && !killed)
+    checkpoints->save_step(step);  // stopped by a signal between checkpoints
   summary.finished = step == total_steps;
-  print_end(summary, first_step, run);
+  if (root) {
+    print_end(summary, first_step, *run, stopped_by);
+    if (parallel && step > first_step)
+      std::printf("gradient allreduce: %.1f ms per step blocked after backward (%s)\n",
+                  1e3 * gradients->take_exposed_seconds() / double(step - first_step),
+                  s.allreduce_overlap ? "the rest overlapped backward" : "overlap off");
+  }
   MF_CHECK(updates > 0 || step == first_step, "every one of the ", step - first_step,
            " steps had a non-finite loss: nothing was learned");
   return summary;

@@ -42,9 +42,21 @@ struct StepResult {
   double lr = 0;  // the learning rate of the update
 };
 
-// One optimizer step: grad_accum batches from `loader`, backward, clip, update.
+class GradientSync;
+namespace dist {
+class Communicator;
+}
+// A data-parallel run's processes (train/data_parallel.h); absent for one process.
+struct DataParallel {
+  dist::Communicator& comm;
+  GradientSync& gradients;
+};
+
+// One optimizer step: grad_accum batches from `loader`, backward, clip, update. With `dp`, each
+// batch is this process's slice of the global batch and the result (loss, accuracy, images) is
+// the global batch's.
 StepResult train_step(Trainee& trainee, DataLoader& loader, int64_t step, int64_t grad_accum,
-                      double clip_grad_norm);
+                      double clip_grad_norm, DataParallel* dp = nullptr);
 
 struct TrainOptions {
   std::string config_path;

@@ -32,11 +32,55 @@ void check_batch_norm(const char* op, const Var& x, const Var& gamma, const Var&
     MF_CHECK(running_var.shape() == cs, op, ": running_var ", running_var.shape(), " for input ",
              xs);
 }
+ChannelSum& batch_norm_sync() {
+  static ChannelSum sum;
+  return sum;
+}
+
+// Training-mode batch norm with SyncBN's global statistics (kernels::synced_moments).
+Var synced_batch_norm(const Var& x, const Var& gamma, const Var& beta, Tensor running_mean,
+                      Tensor running_var, const BatchNormOptions& o) {
+  const ChannelSum sum_all = batch_norm_sync();
+  const Shape& xs = x.shape();
+  const int64_t N = xs[0], C = xs[1], S = xs.rank() == 4 ? xs[2] * xs[3] : 1;
+  const Shape cs{C};
+  Tensor xv = x.value();
+  Tensor gv = gamma.defined() ? gamma.value() : Tensor();
+  Tensor bv = beta.defined() ? beta.value() : Tensor();
+  std::vector<double> moments(2 * C);
+  const int64_t M = kernels::synced_moments(xv.data(), N, C, S, moments.data(), sum_all);
+  Tensor y = Tensor::empty(xs), mean = Tensor::empty(cs), invstd = Tensor::empty(cs);
+  kernels::batchnorm_forward<float>(
+      y.data(), mean.data(), invstd.data(), xv.data(), gv.defined() ? gv.data() : nullptr,
+      bv.defined() ? bv.data() : nullptr, running_mean.defined() ? running_mean.data() : nullptr,
+      running_var.defined() ? running_var.data() : nullptr, true, o.momentum, o.eps, N, C, S,
+      nullptr, moments.data(), M);
+  std::vector<Var> inputs{x, gamma.defined() ? gamma : Var(Tensor::full(cs, 1.0f)),
+                          beta.defined() ? beta : Var(Tensor::zeros(cs))};
+  return record("batch_norm", std::move(y), inputs,
+                [xv, gv, mean, invstd, N, C, S, M, sum_all](const Tensor& dy, GradSlots& slots) {
+                  std::vector<double> sums(2 * C);
+                  kernels::batchnorm_backward_synced<float>(
+                      slots.data_or_null(0), slots.data_or_null(1), slots.data_or_null(2),
+                      dy.data(), xv.data(), mean.data(), invstd.data(),
+                      gv.defined() ? gv.data() : nullptr, N, C, S, M, sums.data(), sum_all);
+                },
+                {{"eps", o.eps},
+                 {"training", 1.0},
+                 {"running_mean", running_mean},
+                 {"running_var", running_var}});
+}
 }  // namespace
+
+void set_batch_norm_sync(ChannelSum sum) {
+  batch_norm_sync() = std::move(sum);
+}
 
 Var batch_norm(const Var& x, const Var& gamma, const Var& beta, Tensor running_mean,
                Tensor running_var, const BatchNormOptions& o) {
   check_batch_norm("batch_norm", x, gamma, beta, running_mean, running_var, o);
+  if (o.training && batch_norm_sync())
+    return synced_batch_norm(x, gamma, beta, running_mean, running_var, o);
   const Shape& xs = x.shape();
   const int64_t N = xs[0], C = xs[1], S = xs.rank() == 4 ? xs[2] * xs[3] : 1;
   const Shape cs{C};
@@ -98,7 +142,7 @@ Var batch_norm_prelu(const Var& x, const Var& gamma, const Var& beta, Tensor run
   const float* g_ptr = gv.defined() ? gv.data() : nullptr;
   const float* b_ptr = bv.defined() ? bv.data() : nullptr;
   if (!kernels::batchnorm_output_invertible(g_ptr, b_ptr, C) ||
-      !kernels::prelu_invertible(av.data(), C))
+      !kernels::prelu_invertible(av.data(), C) || (o.training && batch_norm_sync()))
     return prelu(batch_norm(x, gamma, beta, running_mean, running_var, o), alpha);
 
   Tensor p = Tensor::empty(xs), mean = Tensor::empty(cs), invstd = Tensor::empty(cs);

@@ -46,17 +46,25 @@ void channel_moments(const T* x, int64_t N, int64_t C, int64_t S, int64_t c, dou
 }
 
 // With alpha non-null the output is PReLU(BN(x)) with slopes alpha (C), in the same pass.
+// `moments` (training only; null = this batch's): the mean (C) then the biased variance (C) to
+// normalise with, computed over `M_moments` values per channel (SyncBN: the global batch's).
 template <class T>
 void batchnorm_forward(T* y, T* mean, T* invstd, const T* x, const T* gamma, const T* beta,
                        T* running_mean, T* running_var, bool training, T momentum, T eps, int64_t N,
-                       int64_t C, int64_t S, const T* alpha = nullptr) {
-  const int64_t M = N * S;
+                       int64_t C, int64_t S, const T* alpha = nullptr,
+                       const double* moments = nullptr, int64_t M_moments = 0) {
+  const int64_t M = moments ? M_moments : N * S;
 #pragma omp parallel for schedule(static) if (N * C * S >= kParallelMinWork)
   for (int64_t c = 0; c < C; ++c) {
     T m, v;
     if (training) {
       double dm, dv;
-      channel_moments(x, N, C, S, c, &dm, &dv);
+      if (moments) {
+        dm = moments[c];
+        dv = moments[C + c];
+      } else {
+        channel_moments(x, N, C, S, c, &dm, &dv);
+      }
       m = static_cast<T>(dm);
       v = static_cast<T>(dv);
       if (running_mean) running_mean[c] = (1 - momentum) * running_mean[c] + momentum * m;
@@ -136,6 +144,95 @@ void batchnorm_backward_xhat(T* dx, T* dgamma, T* dbeta, const T* dy, const T* s
 #pragma omp simd
         for (int64_t s = 0; s < S; ++s) dxc[s] += g * dyc[s];
       }
+    }
+  }
+}
+
+// SyncBN's moments over every process of a data-parallel run (Peng et al., "MegDet", CVPR 2018,
+// Sec. 4.2): two passes, each a per-channel sum completed by `sum_all` (C values → their sum over
+// the processes): the mean, then Σ(x − mean)². Fills moments (2C: mean, biased variance); returns
+// the global count M.
+template <class T, class SumAll>
+int64_t synced_moments(const T* x, int64_t N, int64_t C, int64_t S, double* moments,
+                       SumAll sum_all) {
+  double count = double(N * S);
+  sum_all(&count, 1);
+#pragma omp parallel for schedule(static) if (N * C * S >= kParallelMinWork)
+  for (int64_t c = 0; c < C; ++c) {
+    double sum = 0;
+    for (int64_t n = 0; n < N; ++n) {
+      const T* xc = x + (n * C + c) * S;
+      double row = 0;
+#pragma omp simd reduction(+ : row)
+      for (int64_t s = 0; s < S; ++s) row += double(xc[s]);
+      sum += row;
+    }
+    moments[c] = sum;
+  }
+  sum_all(moments, C);
+  for (int64_t c = 0; c < C; ++c) moments[c] /= count;
+#pragma omp parallel for schedule(static) if (N * C * S >= kParallelMinWork)
+  for (int64_t c = 0; c < C; ++c) {
+    const double m = moments[c];
+    double sq = 0;
+    for (int64_t n = 0; n < N; ++n) {
+      const T* xc = x + (n * C + c) * S;
+      double row = 0;
+#pragma omp simd reduction(+ : row)
+      for (int64_t s = 0; s < S; ++s) row += (double(xc[s]) - m) * (double(xc[s]) - m);
+      sq += row;
+    }
+    moments[C + c] = sq;
+  }
+  sum_all(moments + C, C);
+  for (int64_t c = 0; c < C; ++c) moments[C + c] /= count;
+  return static_cast<int64_t>(count);
+}
+
+// SyncBN's backward (training): dx needs Σdy and Σdy·x̂ over the global batch, so the per-channel
+// sums go through `sum_all` (2C values) and M is the global count. dγ and dβ stay this process's
+// share: the trainer sums parameter gradients over the processes.
+//   dx = γ·invstd/M · (M·dy − Σdy − x̂·Σ(dy·x̂)),  x̂ = (x − mean)·invstd
+template <class T, class SumAll>
+void batchnorm_backward_synced(T* dx, T* dgamma, T* dbeta, const T* dy, const T* x, const T* mean,
+                               const T* invstd, const T* gamma, int64_t N, int64_t C, int64_t S,
+                               int64_t M_total, double* sums /* 2C scratch */, SumAll sum_all) {
+#pragma omp parallel for schedule(static) if (N * C * S >= kParallelMinWork)
+  for (int64_t c = 0; c < C; ++c) {
+    const T m = mean[c], is = invstd[c];
+    double sum_dy = 0, sum_dy_xhat = 0;
+    for (int64_t n = 0; n < N; ++n) {
+      const T* xc = x + (n * C + c) * S;
+      const T* dyc = dy + (n * C + c) * S;
+      double row_dy = 0, row_dy_xhat = 0;
+#pragma omp simd reduction(+ : row_dy, row_dy_xhat)
+      for (int64_t s = 0; s < S; ++s) {
+        row_dy += double(dyc[s]);
+        row_dy_xhat += double(dyc[s]) * double((xc[s] - m) * is);
+      }
+      sum_dy += row_dy;
+      sum_dy_xhat += row_dy_xhat;
+    }
+    if (dgamma) dgamma[c] += static_cast<T>(sum_dy_xhat);
+    if (dbeta) dbeta[c] += static_cast<T>(sum_dy);
+    sums[c] = sum_dy;
+    sums[C + c] = sum_dy_xhat;
+  }
+  sum_all(sums, 2 * C);
+  if (!dx) return;
+  const double M = double(M_total);
+#pragma omp parallel for schedule(static) if (N * C * S >= kParallelMinWork)
+  for (int64_t c = 0; c < C; ++c) {
+    const T m = mean[c], is = invstd[c];
+    const T g = (gamma ? gamma[c] : T(1)) * is;
+    const T mean_dy = static_cast<T>(sums[c] / M), mean_dy_xhat = static_cast<T>(sums[C + c] / M);
+    for (int64_t n = 0; n < N; ++n) {
+      const T* xc = x + (n * C + c) * S;
+      const T* dyc = dy + (n * C + c) * S;
+      T* dxc = dx + (n * C + c) * S;
+#pragma omp simd
+      for (int64_t s = 0; s < S; ++s)
+        dxc[s] += g * (dyc[s] - mean_dy - (xc[s] - m) * is * mean_dy_xhat);
     }
   }
 }

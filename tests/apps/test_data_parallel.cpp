@@ -1,0 +1,234 @@
+// Data-parallel training over MPI on loopback (`mpirun --oversubscribe -np N marginface train`):
+//  * with model.sync_bn, 2 and 3 processes end K = 3 steps with the weights one process reaches on
+//  the
+//    same global batch, to float rounding amplified by K steps of training (tolerance below);
+//  * without sync_bn, N processes compute what one process computes with the global batch cut
+//    into N micro-batches (optim.grad_accum = N, batch B/N): BatchNorm's per-process statistics
+//    are the only difference, and it is exactly that one;
+//  * a 2-process checkpoint resumes on 1 and on 3 processes and ends where an uninterrupted
+//    one-process run ends;
+//  * a process that hangs (SIGSTOP) makes the others stop within train.dist_timeout with a
+//    message naming the wait, and the job exits non-zero.
+// Skipped (with the reason) where mpirun is not installed; CI installs OpenMPI.
+#include <gtest/gtest.h>
+#include <signal.h>
+
+#include <chrono>
+#include <cmath>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <string>
+#include <thread>
+
+#include "h5/file.h"
+#include "support/faces.h"
+#include "support/process.h"
+#include "support/temp_dir.h"
+
+namespace mf::test {
+namespace {
+
+namespace fs = std::filesystem;
+
+// K = 3 SGD steps at lr 0.02 of a width-1/16 IResNet-18 with an ArcFace head on synthetic faces.
+// Float sums in another order are all that differs, but this tiny network amplifies them fast
+// (measured: one process at 1 vs 2 kernel threads differs by 1.4e-5 of the weights' scale after 3
+// steps, by 1e-3 after 4). N processes add yet another order. Bound after 3 steps: 1e-4 of the
+// largest rms of any tensor (measured 1.4e-5 for 2 processes, 2.3e-5 for 3).
+constexpr int kSteps = 3;
+constexpr double kTolerance = 1e-4;
+
+bool have_mpirun() {
+  return run_command("command -v mpirun").status == 0;
+}
+
+// mpirun as CI runs it: as root allowed, more processes than cores allowed, one kernel thread each.
+std::string mpirun(int n) {
+  return "OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMP_NUM_THREADS=1 mpirun "
+         "--oversubscribe --mca btl self,vader -np " +
+         std::to_string(n) + " ";
+}
+
+CommandResult train(const std::string& launcher, const std::string& config,
+                    const std::string& extra) {
+  return run_command("OMP_NUM_THREADS=1 " + launcher + shell_quote(MF_MARGINFACE_BIN) +
+                     " train --config " + shell_quote(config) + " " + extra);
+}
+
+// The parameters (and, with buffers, the BatchNorm running statistics) of a checkpoint.
+std::map<std::string, std::vector<float>> weights(const std::string& path, bool buffers) {
+  h5::File f(path, h5::File::Mode::kRead);
+  std::map<std::string, std::vector<float>> out;
+  for (const std::string group : {"model", "head"})
+    for (const std::string& name : f.list(group)) {
+      const bool buffer = name.find("running_") != std::string::npos ||
+                          name.find("num_batches") != std::string::npos;
+      if (buffer && !buffers) continue;
+      const Tensor t = f.read_tensor(group + "/" + name);
+      out[group + "/" + name].assign(t.data(), t.data() + t.numel());
+    }
+  return out;
+}
+
+// max |a − b| over every value, divided by the largest rms of any tensor of `a`.
+double relative_difference(const std::map<std::string, std::vector<float>>& a,
+                           const std::map<std::string, std::vector<float>>& b) {
+  double diff = 0, scale = 0;
+  for (const auto& [name, x] : a) {
+    const auto it = b.find(name);
+    if (it == b.end() || it->second.size() != x.size()) {
+      ADD_FAILURE() << name << " missing or of another size";
+      return 1e9;
+    }
+    double sq = 0;
+    for (size_t i = 0; i < x.size(); ++i) {
+      diff = std::max(diff, std::abs(double(x[i]) - double(it->second[i])));
+      sq += double(x[i]) * double(x[i]);
+    }
+    if (!x.empty()) scale = std::max(scale, std::sqrt(sq / double(x.size())));
+  }
+  return diff / scale;
+}
+
+class DataParallel : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (!have_mpirun()) GTEST_SKIP() << "mpirun not found (apt-get install openmpi-bin)";
+    make_people(dir_ / "faces", {"a", "b", "c", "d", "e", "f", "g", "h"}, 6, 11);
+    config_ = dir_.write("run.yaml",
+                         "seed: 5\n"
+                         "data:\n"
+                         "  train: [" +
+                             (dir_ / "faces").string() +
+                             "]\n"
+                             "  batch_size: 24\n"
+                             "  augment: {flip: true}\n"
+                             "  loader_threads: 1\n"
+                             "model: {backbone: ir18, width: 0.0625, embedding_size: "
+                             "16}\n"
+                             "head: {type: arcface, s: 16, m: 0.3}\n"
+                             "optim: {type: sgd, lr: 0.02}\n"
+                             "train: {max_steps: " +
+                             std::to_string(kSteps) +
+                             ", checkpoint_every: 2, threads: 1, "
+                             "log_every: 1}\n");
+  }
+  std::string run(const std::string& name) const { return dir_.path(name); }
+  std::string last(const std::string& name) const {
+    return dir_.path(name + "/checkpoints/last.h5");
+  }
+
+  TempDir dir_;
+  std::string config_;
+};
+
+TEST_F(DataParallel, SyncBnOnTwoAndThreeProcessesEqualsOneProcess) {
+  CommandResult r = train("", config_, "--set train.output_dir=" + run("one"));
+  ASSERT_EQ(r.status, 0) << r.output;
+  const auto one = weights(last("one"), true);
+  for (int n : {2, 3}) {
+    const std::string name = "sync" + std::to_string(n);
+    r = train(mpirun(n), config_, "--set model.sync_bn=true --set train.output_dir=" + run(name));
+    ASSERT_EQ(r.status, 0) << r.output;
+    EXPECT_NE(r.output.find(std::to_string(n) + " processes"), std::string::npos) << r.output;
+    // Running statistics included: SyncBN's are those of the global batch too.
+    EXPECT_LT(relative_difference(one, weights(last(name), true)), kTolerance) << n << " processes";
+  }
+  // Only rank 0 wrote the run: one log line per step.
+  std::ifstream log(run("sync3") + "/log.jsonl");
+  int lines = 0;
+  for (std::string line; std::getline(log, line);) lines += line.find("\"step\"") != line.npos;
+  EXPECT_EQ(lines, kSteps);
+}
+
+TEST_F(DataParallel, WithoutSyncBnTwoProcessesEqualOneProcessWithTwoMicroBatches) {
+  CommandResult r = train(mpirun(2), config_, "--set train.output_dir=" + run("two"));
+  ASSERT_EQ(r.status, 0) << r.output;
+  r = train(
+      "", config_,
+      "--set data.batch_size=12 --set optim.grad_accum=2 --set train.output_dir=" + run("accum"));
+  ASSERT_EQ(r.status, 0) << r.output;
+  const auto two = weights(last("two"), false);
+  EXPECT_LT(relative_difference(weights(last("accum"), false), two), kTolerance);
+  // …and that difference is real: one process on the whole batch ends elsewhere.
+  r = train("", config_, "--set train.output_dir=" + run("one"));
+  ASSERT_EQ(r.status, 0) << r.output;
+  EXPECT_GT(relative_difference(weights(last("one"), false), two), 10 * kTolerance);
+}
+
+TEST_F(DataParallel, TwoProcessCheckpointResumesOnOneAndThree) {
+  // A constant learning rate: a 2-step run continued to 3 steps is then the 3-step run.
+  const std::string same = "--set model.sync_bn=true --set schedule.type=constant ";
+  CommandResult r = train("", config_, same + "--set train.output_dir=" + run("whole"));
+  ASSERT_EQ(r.status, 0) << r.output;
+  const auto whole = weights(last("whole"), true);
+  r = train(mpirun(2), config_,
+            same + "--set train.max_steps=2 --set train.output_dir=" + run("half"));
+  ASSERT_EQ(r.status, 0) << r.output;
+  for (int n : {1, 3}) {
+    const std::string name = "resumed" + std::to_string(n);
+    fs::copy(run("half"), run(name), fs::copy_options::recursive);
+    r = train(n == 1 ? "" : mpirun(n), config_,
+              same + "--resume auto --set train.output_dir=" + run(name));
+    ASSERT_EQ(r.status, 0) << r.output;
+    EXPECT_NE(r.output.find("resuming"), std::string::npos) << r.output;
+    EXPECT_LT(relative_difference(whole, weights(last(name), true)), kTolerance) << n;
+  }
+}
+
+TEST_F(DataParallel, AHungProcessStopsTheJobWithinTheTimeout) {
+  // Rank 1 stops itself (SIGSTOP) once training runs (the log has a step; the bound covers
+  // training, not MPI's own start-up): the others wait at most dist_timeout (3 s).
+  const auto t0 = std::chrono::steady_clock::now();
+  const CommandResult r = run_command(
+      mpirun(2) + "sh -c " +
+      shell_quote("if [ \"$OMPI_COMM_WORLD_RANK\" = 1 ]; then (while [ ! -s " + run("hung") +
+                  "/log.jsonl ]; do sleep 0.1; done; kill -STOP $$) & fi; "
+                  "exec env OMP_NUM_THREADS=1 " +
+                  std::string(MF_MARGINFACE_BIN) + " train --config " + config_ +
+                  " --set train.max_steps=100000 --set train.dist_timeout=3 "
+                  "--set train.output_dir=" +
+                  run("hung")) +
+      " 2>&1");
+  const double seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  EXPECT_NE(r.status, 0) << r.output;
+  EXPECT_NE(r.output.find("no answer from the other ranks within"), std::string::npos) << r.output;
+  EXPECT_LT(seconds, 60) << r.output;
+}
+
+TEST_F(DataParallel, AKilledProcessEndsTheJob) {
+  const auto t0 = std::chrono::steady_clock::now();
+  const CommandResult r = run_command(
+      mpirun(2) + "sh -c " +
+      shell_quote("if [ \"$OMPI_COMM_WORLD_RANK\" = 1 ]; then (sleep 1; kill -KILL $$) & fi; "
+                  "exec env OMP_NUM_THREADS=1 " +
+                  std::string(MF_MARGINFACE_BIN) + " train --config " + config_ +
+                  " --set train.max_steps=100000 --set train.output_dir=" + run("killed")) +
+      " 2>&1");
+  const double seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  EXPECT_NE(r.status, 0) << r.output;
+  EXPECT_NE(r.output.find("signal 9"), std::string::npos) << r.output;  // mpirun names it
+  EXPECT_LT(seconds, 30) << r.output;
+}
+
+TEST_F(DataParallel, SigintToOneProcessStopsAllWithACheckpoint) {
+  const CommandResult r = run_command(
+      mpirun(2) + "sh -c " +
+      shell_quote("if [ \"$OMPI_COMM_WORLD_RANK\" = 1 ]; then (sleep 2; kill -INT $$) & fi; "
+                  "exec env OMP_NUM_THREADS=1 " +
+                  std::string(MF_MARGINFACE_BIN) + " train --config " + config_ +
+                  " --set train.max_steps=100000 --set train.checkpoint_every=100000 "
+                  "--set train.output_dir=" +
+                  run("interrupted")) +
+      " 2>&1");
+  EXPECT_EQ(r.status, 3) << r.output;  // every process stopped at the same step, rank 0 saved it
+  EXPECT_NE(r.output.find("stopped by signal 2"), std::string::npos) << r.output;
+  EXPECT_TRUE(fs::exists(last("interrupted"))) << r.output;
+}
+
+}  // namespace
+}  // namespace mf::test
