@@ -19,7 +19,7 @@ STEPS=${STEPS:-40}
 ROUNDS=${ROUNDS:-3}
 THREADS=${THREADS:-2}
 DATA=${DATA:-../shared/data/aligned/celeba}
-BIN="$(pwd)/$BUILD_DIR/bin/marginface"
+BIN=${BIN:-"$(pwd)/$BUILD_DIR/bin/marginface"}
 OUT=$(mktemp -d /tmp/bench_dp.XXXXXX)
 [[ -x "$BIN" ]] || { echo "bench_data_parallel: $BIN not found; run scripts/build.sh" >&2; exit 1; }
 [[ -d "$DATA" ]] || { echo "bench_data_parallel: $DATA not found" >&2; exit 1; }

@@ -9,8 +9,10 @@
 
 #include "apps/commands.h"
 #include "autograd/ops.h"
+#include "dist/communicator.h"
 #include "layers/backbones/registry.h"
 #include "losses/head.h"
+#include "losses/partial_fc.h"
 #include "optim/optimizer.h"
 #include "tensor/allocator.h"
 #include "tensor/kernels/gemm_bf16.h"
@@ -27,6 +29,32 @@ double peak_rss_mib() {
   getrusage(RUSAGE_SELF, &usage);
   return usage.ru_maxrss / 1024.0;  // kilobytes on Linux
 }
+// The sum over the processes of a gradient the size of `backbone`'s parameters, in one MPI
+// allreduce after a barrier (so waiting for a slower process is not counted): the communication
+// alone, for the scaling model (scripts/scaling_model.py).
+int bench_allreduce(const Backbone& backbone, int iters, int warmup) {
+  dist::Communicator& comm = dist::world();
+  int64_t n = 0;
+  for (const Var& p : backbone.parameters()) n += p.value().numel();
+  std::vector<float> buffer(n, 1.0f);
+  std::vector<double> ms;
+  for (int i = 0; i < warmup + iters; ++i) {
+    comm.barrier("the allreduce benchmark");
+    const auto t0 = std::chrono::steady_clock::now();
+    comm.sum(buffer.data(), n, "the allreduce benchmark");
+    const double t = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    if (i >= warmup) ms.push_back(1e3 * t);
+  }
+  std::sort(ms.begin(), ms.end());
+  if (comm.is_root())
+    std::printf(
+        "allreduce of %lld floats (%.1f MiB) over %d processes: %.2f ms (median of %d; "
+        "min %.2f, max %.2f), %.2f GiB/s algorithm bandwidth\n",
+        (long long)n, n * 4.0 / 1048576.0, comm.size(), ms[ms.size() / 2], iters, ms.front(),
+        ms.back(), n * 4.0 / (ms[ms.size() / 2] * 1e-3) / 1073741824.0);
+  return 0;
+}
+
 }  // namespace
 
 int run_bench(const std::vector<std::string>& argv) {
@@ -40,16 +68,21 @@ int run_bench(const std::vector<std::string>& argv) {
   args.option("embedding-size", "embedding size D", "512");
   args.option("head", "head type (train mode)", "arcface");
   args.option("classes", "number of classes K", "1000");
+  args.option("partial-fc", "Partial FC sample rate in (0, 1]; 1 = the full head", "1");
   args.option("batch", "batch size", "32");
   args.option("threads", "threads (0 = OMP_NUM_THREADS or all cores)", "0");
-  args.option("mode", "train or infer", "train");
+  args.option("mode",
+              "train, infer, or allreduce (under mpirun: the gradient allreduce of the "
+              "backbone's parameters alone, each timed after a barrier)",
+              "train");
   args.option("precision", "convolution GEMMs: fp32 (exact) or bf16 (AMX fast path)", "fp32");
   args.option("iters", "timed iterations", "5");
   args.option("warmup", "untimed iterations first", "1");
   args.option("json", "write the results as JSON to this file");
   if (!args.parse(argv)) return 0;
   const std::string mode = args.get("mode");
-  MF_CHECK(mode == "train" || mode == "infer", "--mode must be train or infer (got '", mode, "')");
+  MF_CHECK(mode == "train" || mode == "infer" || mode == "allreduce",
+           "--mode must be train, infer or allreduce (got '", mode, "')");
   const int batch = args.get_int("batch"), iters = args.get_int("iters"),
             warmup = args.get_int("warmup");
   MF_CHECK(batch >= 2 && iters >= 1 && warmup >= 0, "need --batch ≥ 2, --iters ≥ 1, --warmup ≥ 0");
@@ -61,9 +94,11 @@ int run_bench(const std::vector<std::string>& argv) {
   bp.set("width", args.get("width"));
   bp.set("embedding_size", args.get("embedding-size"));
   auto backbone = builtin_backbones().create(args.get("backbone"), bp, rng);
+  if (mode == "allreduce") return bench_allreduce(*backbone, iters, warmup);
   const int64_t K = args.get_int("classes");
-  auto head =
-      head_registry().create(args.get("head"), Params("head"), backbone->embedding_size(), K, rng);
+  Params head_params("head");
+  head_params.set("partial_fc.sample_rate", args.get("partial-fc"));
+  auto head = create_head(args.get("head"), head_params, backbone->embedding_size(), K, rng);
   double macs = 0;
   for (const auto& st : backbone->stages()) macs += static_cast<double>(st.macs);
   const double gflop_per_image = 2e-9 * macs * (mode == "train" ? 3.0 : 1.0);
@@ -89,6 +124,8 @@ int run_bench(const std::vector<std::string>& argv) {
       profile_mark();
       HeadOutput out = head->forward(backbone->forward(Var(images)), labels, {0});
       backward(out.loss);
+      if (out.sparse)  // Partial FC: only the sampled rows
+        sgd.add_sparse_rows(out.sparse->param, out.sparse->rows, out.sparse->rows_weight.grad());
       sgd.step(0.01);
     } else {
       backbone->eval();

@@ -52,7 +52,7 @@ void timed_wait(const Communicator& c, MPI_Request* request, const char* what, d
     if (flag) return;
     const double waited = std::chrono::duration<double>(Clock::now() - start).count();
     if (waited > timeout) abort_job(c, what, waited);
-    if (polls < 1000)
+    if (polls < 1000000000)
       sched_yield();
     else
       std::this_thread::sleep_for(std::chrono::microseconds(100));

@@ -21,13 +21,15 @@ Tensor Module::register_buffer(const std::string& name, Tensor init) {
 void Module::collect_parameters(const std::string& prefix,
                                 std::vector<std::pair<std::string, Var>>& out) const {
   for (const auto& [name, v] : params_) out.emplace_back(prefix + name, v);
-  for (const auto& [name, child] : children_) child->collect_parameters(prefix + name + ".", out);
+  for (const auto& [name, child] : children_)  // an unnamed child shares its parent's names
+    child->collect_parameters(name.empty() ? prefix : prefix + name + ".", out);
 }
 
 void Module::collect_buffers(const std::string& prefix,
                              std::vector<std::pair<std::string, Tensor>>& out) const {
   for (const auto& [name, b] : buffers_) out.emplace_back(prefix + name, b);
-  for (const auto& [name, child] : children_) child->collect_buffers(prefix + name + ".", out);
+  for (const auto& [name, child] : children_)
+    child->collect_buffers(name.empty() ? prefix : prefix + name + ".", out);
 }
 
 std::vector<std::pair<std::string, Var>> Module::named_parameters() const {

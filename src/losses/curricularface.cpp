@@ -38,7 +38,8 @@ class CurricularFaceHead final : public ClassifierHead {
     const int64_t N = x.dim(0);
     double mean_target = 0;  // of the clamped target cosines, as the authors' code
     for (int64_t n = 0; n < N; ++n)
-      mean_target += std::clamp(double(cos.value().data()[n * K_ + labels[n]]), -1.0, 1.0);
+      mean_target +=
+          std::clamp(double(cos.value().data()[n * classes_in_use() + labels[n]]), -1.0, 1.0);
     mean_target /= double(N);
     HeadOutput out = classification_output(
         curricular_logits(cos, labels, m_, updated_t(mean_target), float(s_)), labels);

@@ -81,7 +81,7 @@ class ElasticFaceHead final : public ClassifierHead {
     std::vector<int64_t> order(N);
     std::iota(order.begin(), order.end(), 0);
     auto target = [&](int64_t n) {
-      return std::clamp(cos.data()[n * K_ + labels[n]], -1.0f, 1.0f);
+      return std::clamp(cos.data()[n * classes_in_use() + labels[n]], -1.0f, 1.0f);
     };
     std::stable_sort(order.begin(), order.end(),
                      [&](int64_t a, int64_t b) { return target(a) > target(b); });

@@ -50,12 +50,12 @@ double argmax_accuracy(const Tensor& scores, const Labels& labels) {
 
 HeadOutput classification_output(const Var& logits, const Labels& labels) {
   return {cross_entropy(logits, labels), logits.value(), argmax_accuracy(logits.value(), labels),
-          Tensor()};
+          Tensor(), std::nullopt};
 }
 
 ClassifierHead::ClassifierHead(const char* type, int64_t embedding_size, int64_t num_classes,
                                Rng& rng, int64_t rows_per_class)
-    : type_(type), D_(embedding_size), K_(num_classes) {
+    : type_(type), D_(embedding_size), K_(num_classes), G_(rows_per_class) {
   MF_CHECK(D_ > 0 && K_ > 1, "head '", type_, "': needs embedding size > 0 and at least two ",
            "classes, got D = ", D_, ", K = ", K_);
   const int64_t rows = K_ * rows_per_class;
@@ -72,12 +72,26 @@ void ClassifierHead::check_input(const Var& embeddings, const Labels& labels) co
   MF_CHECK(static_cast<int64_t>(labels.size()) == embeddings.dim(0), "head '", type_,
            "': ", labels.size(), " labels for ", embeddings.dim(0), " embeddings");
   for (size_t n = 0; n < labels.size(); ++n)
-    MF_CHECK(labels[n] >= 0 && labels[n] < K_, "head '", type_, "': label ", labels[n], " of row ",
-             n, " is outside [0, ", K_, ") (num_classes = ", K_, ")");
+    MF_CHECK(labels[n] >= 0 && labels[n] < classes_in_use(), "head '", type_, "': label ",
+             labels[n], " of row ", n, " is outside [0, ", classes_in_use(),
+             ") (num_classes = ", classes_in_use(), ")");
 }
 
 Var ClassifierHead::cosine(const Var& embeddings) const {
-  return linear(l2_normalize(embeddings), l2_normalize(weight_));  // (N, K)
+  return linear(l2_normalize(embeddings), l2_normalize(class_weight()));  // (N, K)
+}
+
+void ClassifierHead::use_class_subset(Var class_weight, int64_t classes) {
+  MF_CHECK(class_weight.shape() == Shape({classes * G_, D_}), "head '", type_,
+           "': a class subset of ", classes, " classes needs weights (", classes * G_, ", ", D_,
+           "), got ", class_weight.shape());
+  subset_weight_ = std::move(class_weight);
+  subset_classes_ = classes;
+}
+
+void ClassifierHead::use_all_classes() {
+  subset_weight_ = Var();
+  subset_classes_ = 0;
 }
 
 }  // namespace mf

@@ -26,6 +26,7 @@
 
 #include <cstdint>
 #include <optional>
+#include <string>
 #include <vector>
 
 #include "autograd/ops.h"
@@ -39,11 +40,22 @@ struct StepInfo {
   int64_t step = 0;  // optimizer steps taken before this forward
 };
 
+// Partial FC: the forward used only some rows of a (K, D) parameter, through `rows_weight`, a leaf
+// (R, D) holding those rows. After backward the trainer hands its gradient to the optimizer as an
+// update of those rows only (Optimizer::add_sparse_rows); the other rows and their optimizer
+// state are not touched.
+struct SparseRows {
+  std::string param;          // the parameter's name in the head ("weight")
+  std::vector<int64_t> rows;  // (R) row indices, ascending
+  Var rows_weight;            // (R, D)
+};
+
 struct HeadOutput {
   Var loss;       // scalar: batch mean
   Tensor logits;  // (N, K) classifier logits, or (N, N) scores for metric heads
   double accuracy = 0;
   Tensor batch_stats;  // this batch's statistics for after_step (heads with running statistics)
+  std::optional<SparseRows> sparse;  // Partial FC only
 };
 
 class Head : public Module {
@@ -81,17 +93,35 @@ HeadOutput classification_output(const Var& logits, const Labels& labels);
 // sub-centres), Xavier-uniform initialised (ronghuaiyang's ArcMarginProduct; the cosine heads are
 // invariant to the rows' scale anyway).
 class ClassifierHead : public Head {
+ public:
+  // Partial FC (losses/partial_fc.h): until use_all_classes(), forward sees only K' classes whose
+  // weight rows are `class_weight` (K'·G, D), and labels are positions among those K'.
+  void use_class_subset(Var class_weight, int64_t classes);
+  void use_all_classes();
+  int64_t num_classes() const { return K_; }
+  int64_t rows_per_class() const { return G_; }
+  const Var& full_weight() const { return weight_; }
+  const char* type() const { return type_; }
+
  protected:
   ClassifierHead(const char* type, int64_t embedding_size, int64_t num_classes, Rng& rng,
                  int64_t rows_per_class = 1);
   // Checks embeddings (N, D) and labels; names the head in the error.
   void check_input(const Var& embeddings, const Labels& labels) const;
-  // Cosine matrix x̂·Ŵᵀ (N, K·G) with x̂ = x / max(‖x‖, 1e-12) and Ŵ likewise per row.
+  // Cosine matrix x̂·Ŵᵀ (N, K·G) with x̂ = x / max(‖x‖, 1e-12) and Ŵ likewise per row (of the
+  // classes in use: all K, or Partial FC's K').
   Var cosine(const Var& embeddings) const;
+  // The class weights forward uses (K·G, D), or Partial FC's subset (K'·G, D); their class count.
+  const Var& class_weight() const { return subset_weight_.defined() ? subset_weight_ : weight_; }
+  int64_t classes_in_use() const { return subset_weight_.defined() ? subset_classes_ : K_; }
 
   const char* type_;
-  int64_t D_, K_;
+  int64_t D_, K_, G_ = 1;
   Var weight_;
+
+ private:
+  Var subset_weight_;
+  int64_t subset_classes_ = 0;
 };
 
 }  // namespace mf

@@ -28,8 +28,8 @@ class LSoftmaxHead final : public ClassifierHead {
 
   HeadOutput forward(const Var& x, const Labels& labels, const StepInfo& step) override {
     check_input(x, labels);
-    const Var cos_margin = margin_logits(cosine(x), labels, o_.spec(step), 1.0f);  // (N, K)
-    const Var weight_norms = reshape(row_norm(weight_), {1, K_});                  // (1, K)
+    const Var cos_margin = margin_logits(cosine(x), labels, o_.spec(step), 1.0f);       // (N, K)
+    const Var weight_norms = reshape(row_norm(class_weight()), {1, classes_in_use()});  // (1, K)
     return classification_output(mul(mul(cos_margin, row_norm(x)), weight_norms), labels);
   }
 

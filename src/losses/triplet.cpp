@@ -96,8 +96,8 @@ class TripletHead final : public Head {
       }
       correct += nearest >= 0 && labels[nearest] == labels[i];
     }
-    return {triplet_loss(f, triplets, float(alpha_)), scores, double(correct) / double(N),
-            Tensor()};
+    return {triplet_loss(f, triplets, float(alpha_)), scores, double(correct) / double(N), Tensor(),
+            std::nullopt};
   }
 
  private:

@@ -12,6 +12,42 @@ Optimizer::Optimizer(std::vector<ParamGroup> groups) : groups_(std::move(groups)
 void Optimizer::zero_grad() {
   for (auto& g : groups_)
     for (auto& [name, p] : g.params) p.zero_grad();
+  sparse_.clear();
+}
+
+void Optimizer::add_sparse_rows(const std::string& name, const std::vector<int64_t>& rows,
+                                const Tensor& grad) {
+  const Var* param = nullptr;
+  for (const auto& g : groups_)
+    for (const auto& [n, p] : g.params)
+      if (n == name) param = &p;
+  MF_CHECK(param, "add_sparse_rows: no parameter '", name, "' in the optimizer");
+  const Shape& shape = param->value().shape();
+  const int64_t R = static_cast<int64_t>(rows.size());
+  MF_CHECK(shape.rank() == 2 && grad.shape() == Shape({R, shape[1]}), "add_sparse_rows: gradient ",
+           grad.shape(), " for ", R, " rows of ", name, " ", shape);
+  SparseGrad& s = sparse_[name];
+  s.D = shape[1];
+  for (int64_t r = 0; r < R; ++r) {
+    MF_CHECK(rows[r] >= 0 && rows[r] < shape[0], "add_sparse_rows: row ", rows[r], " of ", name,
+             " ", shape);
+    auto [it, fresh] = s.slot.emplace(rows[r], int64_t(s.grad.size()) / s.D);
+    if (fresh) s.grad.resize(s.grad.size() + size_t(s.D), 0.0f);
+    float* dst = s.grad.data() + it->second * s.D;
+    const float* src = grad.data() + r * s.D;
+    for (int64_t d = 0; d < s.D; ++d) dst[d] += src[d];
+  }
+}
+
+template <class Update>
+void Optimizer::for_each_sparse_row(Update update) {
+  for (auto& [name, s] : sparse_)
+    for (auto& group : groups_)
+      for (auto& [n, p] : group.params) {
+        if (n != name) continue;
+        for (const auto& [row, slot] : s.slot)
+          update(name, row, s.grad.data() + slot * s.D, s.D, group, p);
+      }
 }
 
 double Optimizer::grad_norm() const {
@@ -22,6 +58,8 @@ double Optimizer::grad_norm() const {
       const float* d = p.grad().data();
       for (int64_t i = 0; i < p.grad().numel(); ++i) sq += double(d[i]) * d[i];
     }
+  for (const auto& [name, s] : sparse_)
+    for (const float v : s.grad) sq += double(v) * v;
   return std::sqrt(sq);
 }
 
@@ -36,6 +74,9 @@ double Optimizer::clip_grad_norm(double max_norm) {
         float* d = p.grad().data();
         for (int64_t i = 0; i < p.grad().numel(); ++i) d[i] = static_cast<float>(d[i] * scale);
       }
+  if (scale < 1.0)
+    for (auto& [name, s] : sparse_)
+      for (float& v : s.grad) v = static_cast<float>(v * scale);
   return norm;
 }
 
@@ -80,6 +121,29 @@ void Sgd::step(double lr) {
       }
     }
   }
+  // Partial FC's rows: the same update on each row; a row's velocity starts at zero (v = g on its
+  // first update, as above).
+  for_each_sparse_row([&](const std::string& name, int64_t row, const float* grad, int64_t D,
+                          const ParamGroup& group, Var& p) {
+    const double group_lr = lr * group.lr_mult, wd = group.weight_decay;
+    float* w = p.value().data() + row * D;
+    float* v = nullptr;
+    if (momentum_ > 0) {
+      auto it = velocity_.find(name);
+      if (it == velocity_.end())
+        it = velocity_.emplace(name, Tensor::zeros(p.value().shape())).first;
+      v = it->second.data() + row * D;
+    }
+    for (int64_t i = 0; i < D; ++i) {
+      const float g = static_cast<float>(grad[i] + wd * w[i]);
+      float d = g;
+      if (v) {
+        v[i] = static_cast<float>(momentum_ * v[i] + g);
+        d = nesterov_ ? static_cast<float>(g + momentum_ * v[i]) : v[i];
+      }
+      w[i] -= static_cast<float>(group_lr * d);
+    }
+  });
 }
 
 std::map<std::string, Tensor> Sgd::state() const {
@@ -119,6 +183,25 @@ void AdamW::step(double lr) {
       }
     }
   }
+  // Partial FC's rows: the same update on each row, with the optimizer's step count t (a row
+  // that sat out steps keeps its moments as they were).
+  for_each_sparse_row([&](const std::string& name, int64_t row, const float* grad, int64_t D,
+                          const ParamGroup& group, Var& p) {
+    const double group_lr = lr * group.lr_mult, wd = group.weight_decay;
+    if (!m_.count(name)) {
+      m_.emplace(name, Tensor::zeros(p.value().shape()));
+      v_.emplace(name, Tensor::zeros(p.value().shape()));
+    }
+    float* w = p.value().data() + row * D;
+    float* m = m_.at(name).data() + row * D;
+    float* v = v_.at(name).data() + row * D;
+    for (int64_t i = 0; i < D; ++i) {
+      w[i] = static_cast<float>(w[i] * (1 - group_lr * wd));
+      m[i] = static_cast<float>(beta1_ * m[i] + (1 - beta1_) * grad[i]);
+      v[i] = static_cast<float>(beta2_ * v[i] + (1 - beta2_) * double(grad[i]) * grad[i]);
+      w[i] -= static_cast<float>(group_lr * (m[i] / c1) / (std::sqrt(v[i] / c2) + eps_));
+    }
+  });
 }
 
 std::map<std::string, Tensor> AdamW::state() const {

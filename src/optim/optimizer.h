@@ -37,13 +37,32 @@ class Optimizer {
   double clip_grad_norm(double max_norm);
   double grad_norm() const;
 
+  // Partial FC (losses/partial_fc.h): for the next step, parameter `name` (K, D) takes part with
+  // only `rows` (ascending), whose gradient is `grad` (R, D) — added to what an earlier call of
+  // this step gave for the same rows. Those rows and their state are updated; the other rows and
+  // their state stay as they are. zero_grad() forgets them.
+  void add_sparse_rows(const std::string& name, const std::vector<int64_t>& rows,
+                       const Tensor& grad);
+
   // State for checkpoints: "<kind>/<param name>" → tensor, plus a step counter.
   virtual std::map<std::string, Tensor> state() const = 0;
   virtual void load_state(const std::map<std::string, Tensor>& state) = 0;
   const std::vector<ParamGroup>& groups() const { return groups_; }
 
  protected:
+  // Row gradients of one parameter for this step (add_sparse_rows).
+  struct SparseGrad {
+    std::map<int64_t, int64_t> slot;  // row → position in grad
+    std::vector<float> grad;          // (slots, D)
+    int64_t D = 0;
+  };
+  // Calls update(row, its gradient (D), the group's lr multiplier and weight decay, the parameter)
+  // for each sparse row of each parameter, in ascending row order.
+  template <class Update>
+  void for_each_sparse_row(Update update);
+
   std::vector<ParamGroup> groups_;
+  std::map<std::string, SparseGrad> sparse_;
 };
 
 // SGD with PyTorch's conventions, so parity is exact (torch.optim.SGD, dampening 0):

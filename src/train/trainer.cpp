@@ -17,6 +17,7 @@
 #include "io/config.h"
 #include "layers/backbones/registry.h"
 #include "losses/head.h"
+#include "losses/partial_fc.h"
 #include "optim/optimizer.h"
 #include "tensor/parallel.h"
 #include "train/data_parallel.h"
@@ -117,6 +118,7 @@ StepResult train_step(Trainee& t, DataLoader& loader, int64_t step, int64_t grad
     Tensor embeddings;  // (B, D)
     Labels labels;
     Tensor batch_stats;
+    std::optional<SparseRows> sparse;
   };
   std::vector<Seen> seen;  // for after_step
   for (int64_t micro = 0; micro < grad_accum; ++micro) {
@@ -152,9 +154,13 @@ StepResult train_step(Trainee& t, DataLoader& loader, int64_t step, int64_t grad
              dp && last ? dp->gradients.hook() : LeafReadyFn());
     r.loss += share * loss / double(grad_accum);
     r.accuracy += share * out.accuracy / double(grad_accum);
-    seen.push_back({embeddings.value(), batch->labels, out.batch_stats});
+    seen.push_back({embeddings.value(), batch->labels, out.batch_stats, out.sparse});
   }
   if (!r.finite) return r;
+  for (const Seen& b : seen)  // Partial FC: the sampled rows' gradients
+    if (b.sparse && b.sparse->rows_weight.grad().defined())
+      t.optimizer.add_sparse_rows("head/" + b.sparse->param, b.sparse->rows,
+                                  b.sparse->rows_weight.grad());
   if (dp) {
     dp->gradients.finish();
     double means[2] = {r.loss, r.accuracy};  // shares → the global batch's means
@@ -173,7 +179,7 @@ void check_config(const Config& cfg) {
   const TrainSettings s = read_train_settings(cfg);
   Rng rng(0);
   const auto backbone = builtin_backbones().create(s.backbone, s.backbone_params, rng);
-  head_registry().create(s.head_type, s.head_params, backbone->embedding_size(), 4, rng);
+  create_head(s.head_type, s.head_params, backbone->embedding_size(), 4, rng);
 }
 
 TrainSummary train(const TrainOptions& o) {
@@ -205,8 +211,8 @@ Parts assemble(const TrainSettings& s, const dist::Communicator& comm) {
   p.data = std::make_unique<TrainingSet>(
       TrainingSet::open(s.sources, s.root, static_cast<int>(p.backbone->input_height()),
                         static_cast<int>(p.backbone->input_width()), s.max_identities));
-  p.head = head_registry().create(s.head_type, s.head_params, p.backbone->embedding_size(),
-                                  p.data->num_classes(), init_rng);
+  p.head = create_head(s.head_type, s.head_params, p.backbone->embedding_size(),
+                       p.data->num_classes(), init_rng);
   if (!s.init.empty()) {  // model.init: start from another run's weights (and head, if the same)
     const CheckpointMeta init_meta = read_checkpoint_meta(s.init);
     const bool same_head = s.init_head && init_meta.head == s.head_type;
@@ -421,10 +427,18 @@ TrainSummary train(const Config& cfg, const TrainOptions& o) {
              "); continue it with --resume auto, or choose another train.output_dir");
   }
   Parts parts = assemble(s, comm);
+  MF_CHECK(!parallel || !dynamic_cast<const PartialFcHead*>(parts.head.get()), cfg.source(),
+           ": head.partial_fc runs in one process for now (sampling only); the class weights "
+           "sharded over several processes are not built yet");
   MF_CHECK(parts.loader->batch_size() >= 2 * comm.size(), cfg.source(), ": data.batch_size ",
            parts.loader->batch_size(), " is the global batch of ", comm.size(),
            " processes; each needs at least 2 images (BatchNorm)");
   Trainee trainee{*parts.backbone, *parts.head, *parts.optimizer, *parts.schedule};
+  const auto* partial_fc = dynamic_cast<const PartialFcHead*>(parts.head.get());
+  const int64_t partial_fc_classes =
+      partial_fc ? static_cast<int64_t>(
+                       std::ceil(partial_fc->sample_rate() * double(parts.data->num_classes())))
+                 : 0;
   std::optional<Checkpointer> checkpoints;
   if (root) checkpoints.emplace(*run, parts, s, cfg);
   int64_t step = 0;
@@ -459,11 +473,16 @@ TrainSummary train(const Config& cfg, const TrainOptions& o) {
   if (root)
     std::printf(
         "training %s + %s on %lld images of %lld identities: %lld steps (%lld per epoch), batch "
-        "%lld × %lld, %d threads%s%s\n",
+        "%lld × %lld, %d threads%s%s%s\n",
         s.backbone.c_str(), s.head_type.c_str(), (long long)parts.data->size(),
         (long long)parts.data->num_classes(), (long long)total_steps, (long long)steps_per_epoch,
         (long long)parts.loader->batch_size(), (long long)s.grad_accum, num_threads(),
         s.precision == kernels::ConvPrecision::bf16 ? ", bf16 convolutions" : "",
+        partial_fc ? (", Partial FC: " + std::to_string(partial_fc_classes) + " of " +
+                      std::to_string(parts.data->num_classes()) +
+                      " classes per step (or the batch's, if more)")
+                         .c_str()
+                   : "",
         parallel ? (" per process, " + std::to_string(comm.size()) + " processes (" +
                     std::to_string(gradients->buckets()) + " gradient buckets" +
                     (s.sync_bn ? ", SyncBN" : "") + ")")

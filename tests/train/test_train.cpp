@@ -190,6 +190,26 @@ TEST(Train, heads_with_running_state_resume_bit_for_bit) {
   }
 }
 
+// head.partial_fc through the trainer: a killed run resumes bit for bit (the draw is a function
+// of step and batch; the rows' momentum is checkpointed with the rest). Which rows a step updates
+// is tested in tests/losses/test_partial_fc.cpp.
+TEST(Train, partial_fc_trains_and_resumes_bit_for_bit) {
+  TempDir dir;
+  const std::string head = "{type: arcface, s: 8, m: 0.2, partial_fc: {sample_rate: 0.5}}";
+  const fs::path a = write_config(dir, "straight", "", head);
+  const fs::path b = write_config(dir, "killed", "", head);
+  const TrainSummary s = train(options(a));
+  EXPECT_EQ(s.steps, 9);
+  EXPECT_TRUE(std::isfinite(s.final_loss));
+  train(options(b, {}, "", 4));
+  train(options(b, {}, "auto"));
+  EXPECT_TRUE(weights_of((dir / "straight" / "checkpoints" / "last.h5").string()) ==
+              weights_of((dir / "killed" / "checkpoints" / "last.h5").string()));
+  // The checkpoint holds the whole (K, D) weight and its momentum, as without Partial FC.
+  h5::File f((dir / "straight" / "checkpoints" / "last.h5").string(), h5::File::Mode::kRead);
+  EXPECT_EQ(f.read_tensor("/head/weight").shape(), Shape({4, 16}));
+}
+
 // model.init takes the head too when the types match, unless model.init_head is false. With a
 // learning rate of 1e-30 one step leaves every weight as it started.
 TEST(Train, init_head_false_takes_only_the_backbone) {
