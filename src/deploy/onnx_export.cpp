@@ -119,6 +119,9 @@ class GraphWriter {
     return initializer(name, v.value().data(), dims);
   }
   std::string buffer(const Tensor& t) {
+    MF_CHECK(t.defined(),
+             "export: a BatchNorm without running statistics cannot be exported "
+             "(it normalises with each batch's statistics)");
     auto it = buffers_.find(t.data());
     const std::string name =
         it != buffers_.end() ? it->second : "const" + std::to_string(constants_++);

@@ -36,9 +36,9 @@ int64_t parse_count(const std::string& text, const std::string& key, const std::
 }
 }  // namespace
 
-std::map<std::string, std::string> read_onnx_metadata(const std::string& path) {
-  MF_CHECK(std::filesystem::is_regular_file(path), "ONNX model ", path, " not found");
-  const std::string bytes = read_file(path, "ONNX model");
+namespace {
+// The marginface.* metadata of an ONNX model held in `bytes` (read from `path`).
+std::map<std::string, std::string> metadata_of(const std::string& bytes, const std::string& path) {
   onnx::ModelProto model;
   MF_CHECK(model.ParseFromString(bytes), path, ": not an ONNX model (protobuf parse failed)");
   MF_CHECK(model.has_graph() && model.graph().node_size() > 0, path,
@@ -51,6 +51,12 @@ std::map<std::string, std::string> read_onnx_metadata(const std::string& path) {
            "input layout and normalisation are unknown. Export with `marginface export`");
   return meta;
 }
+}  // namespace
+
+std::map<std::string, std::string> read_onnx_metadata(const std::string& path) {
+  MF_CHECK(std::filesystem::is_regular_file(path), "ONNX model ", path, " not found");
+  return metadata_of(read_file(path, "ONNX model"), path);
+}
 
 OnnxBackbone::OnnxBackbone(const std::string& path, int64_t height, int64_t width,
                            int64_t embedding_size)
@@ -59,7 +65,9 @@ OnnxBackbone::OnnxBackbone(const std::string& path, int64_t height, int64_t widt
 OnnxBackbone::~OnnxBackbone() = default;
 
 std::unique_ptr<OnnxBackbone> OnnxBackbone::load(const std::string& path) {
-  std::map<std::string, std::string> meta = read_onnx_metadata(path);
+  MF_CHECK(std::filesystem::is_regular_file(path), "ONNX model ", path, " not found");
+  const std::string bytes = read_file(path, "ONNX model");  // read once: metadata and network
+  std::map<std::string, std::string> meta = metadata_of(bytes, path);
   const std::string& version = required(meta, "marginface.format_version", path);
   MF_CHECK(version == "1", path, ": export format version ", version,
            " is newer than this marginface reads (1)");
@@ -86,7 +94,7 @@ std::unique_ptr<OnnxBackbone> OnnxBackbone::load(const std::string& path) {
   model->flip_in_graph_ = required(meta, "marginface.flip", path) == "sum";
   model->metadata_ = std::move(meta);
   try {
-    model->net_->net = cv::dnn::readNetFromONNX(path);
+    model->net_->net = cv::dnn::readNetFromONNX(bytes.data(), bytes.size());
   } catch (const cv::Exception& e) {
     MF_FAIL(path, ": OpenCV dnn cannot read this model: ", e.what());
   }

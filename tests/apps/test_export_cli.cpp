@@ -12,6 +12,7 @@
 #include "h5/file.h"
 #include "io/checkpoint.h"
 #include "layers/backbones/registry.h"
+#include "support/checkpoints.h"
 #include "support/faces.h"
 #include "support/process.h"
 #include "support/temp_dir.h"
@@ -34,20 +35,7 @@ double similarity_of(const std::string& output) {
 
 // ir_se18 (width 0.0625, D = 16) with a stored operating point of 0.25.
 std::string tiny_checkpoint(const TempDir& tmp) {
-  Params p("test");
-  p.set("width", "0.0625");
-  p.set("embedding_size", "16");
-  Rng rng(5);
-  auto net = builtin_backbones().create("ir_se18", p, rng);
-  CheckpointContents contents;
-  contents.meta.backbone = "ir_se18";
-  contents.meta.width = 0.0625;
-  contents.meta.embedding_size = 16;
-  contents.meta.verification_threshold = 0.25;
-  contents.meta.verification_threshold_source = "FAR 0.001 on a test list";
-  contents.model = net.get();
-  save_checkpoint(tmp.path("ck.h5"), contents);
-  return tmp.path("ck.h5");
+  return save_tiny_checkpoint(tmp.path("ck.h5"), "ir_se18", 5, 0.25, "FAR 0.001 on a test list");
 }
 
 TEST(ExportCommand, an_export_gives_the_checkpoints_numbers_in_compare_embed_and_search) {

@@ -17,6 +17,7 @@
 
 #include "io/checkpoint.h"
 #include "layers/backbones/registry.h"
+#include "support/checkpoints.h"
 #include "support/faces.h"
 #include "support/fixtures.h"
 #include "support/process.h"
@@ -59,18 +60,7 @@ std::vector<Line> matches_of(const std::string& output) {
 
 // A randomly initialised ir18 (width 0.0625, D = 16) saved as a checkpoint without a threshold.
 std::string tiny_checkpoint(const TempDir& tmp) {
-  Params p("test");
-  p.set("width", "0.0625");
-  p.set("embedding_size", "16");
-  Rng rng(21);
-  auto net = builtin_backbones().create("ir18", p, rng);
-  CheckpointContents contents;
-  contents.meta.backbone = "ir18";
-  contents.meta.width = 0.0625;
-  contents.meta.embedding_size = 16;
-  contents.model = net.get();
-  save_checkpoint(tmp.path("ck.h5"), contents);
-  return tmp.path("ck.h5");
+  return save_tiny_checkpoint(tmp.path("ck.h5"), "ir18", 21);
 }
 
 // gallery/id<k>/<i>.png for i = 0..5, k = i % 3.

@@ -16,6 +16,7 @@
 #include "h5/file.h"
 #include "io/checkpoint.h"
 #include "layers/backbones/registry.h"
+#include "support/checkpoints.h"
 #include "support/faces.h"
 #include "support/fixtures.h"
 #include "support/temp_dir.h"
@@ -30,17 +31,10 @@ namespace fs = std::filesystem;
 // ir18 at width 0.0625 with 16-d embeddings, randomly initialised, saved as a checkpoint and
 // loaded back into a fresh network (as `compare` and `search` do).
 std::unique_ptr<Backbone> tiny_backbone(const std::string& checkpoint) {
+  save_tiny_checkpoint(checkpoint, "ir18", 11);
   Params p("test");
   p.set("width", "0.0625");
   p.set("embedding_size", "16");
-  Rng rng(11);
-  auto net = builtin_backbones().create("ir18", p, rng);
-  CheckpointContents contents;
-  contents.meta.backbone = "ir18";
-  contents.meta.width = 0.0625;
-  contents.meta.embedding_size = 16;
-  contents.model = net.get();
-  save_checkpoint(checkpoint, contents);
   Rng other(99);
   auto loaded = builtin_backbones().create("ir18", p, other);
   load_checkpoint(checkpoint, *loaded);
