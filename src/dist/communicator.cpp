@@ -126,28 +126,6 @@ void Communicator::broadcast(void* data, int64_t bytes, int root, const char* wh
   }
 }
 
-void Communicator::allgather(const float* values, int64_t n, float* out, const char* what) {
-  if (!mpi_) {
-    std::copy(values, values + n, out);
-    return;
-  }
-  MPI_Request r;
-  MPI_Iallgather(values, count_of(n, what), MPI_FLOAT, out, count_of(n, what), MPI_FLOAT,
-                 MPI_COMM_WORLD, &r);
-  timed_wait(*this, &r, what, timeout_);
-}
-
-void Communicator::allgather(const int64_t* values, int64_t n, int64_t* out, const char* what) {
-  if (!mpi_) {
-    std::copy(values, values + n, out);
-    return;
-  }
-  MPI_Request r;
-  MPI_Iallgather(values, count_of(n, what), MPI_INT64_T, out, count_of(n, what), MPI_INT64_T,
-                 MPI_COMM_WORLD, &r);
-  timed_wait(*this, &r, what, timeout_);
-}
-
 void Communicator::barrier(const char* what) {
   if (!mpi_) return;
   MPI_Request r;

@@ -35,9 +35,6 @@ class Communicator {
   void max(double* values, int64_t n, const char* what);
   // `bytes` of rank `root` to every rank.
   void broadcast(void* data, int64_t bytes, int root, const char* what);
-  // Each rank's `n` values, in rank order, into `out` (n × size()).
-  void allgather(const float* values, int64_t n, float* out, const char* what);
-  void allgather(const int64_t* values, int64_t n, int64_t* out, const char* what);
   void barrier(const char* what);
 
   // Nonblocking in-place float sum (the gradient buckets): start, poke progress with test()
