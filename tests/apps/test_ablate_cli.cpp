@@ -70,6 +70,11 @@ TEST(AblateCli, the_committed_configs_are_valid_on_the_shared_data) {
       << r.output;
   EXPECT_FALSE(fs::exists(out / "view1_train.txt"));
   fs::remove_all(out);
+  r = ablate("--config configs/recipe_limits.yaml --check", out);
+  EXPECT_EQ(r.status, 0) << r.output;
+  EXPECT_NE(r.output.find("5 heads; configs valid; protocol lfw-view1"), std::string::npos)
+      << r.output;
+  fs::remove_all(out);
 }
 
 TEST(AblateCli, the_paper_setup_runs_a_few_steps) {
