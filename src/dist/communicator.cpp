@@ -11,7 +11,6 @@
 #include <climits>
 #include <cstdio>
 #include <cstdlib>
-#include <thread>
 #include <vector>
 
 #include "util/error.h"
@@ -46,16 +45,13 @@ int count_of(int64_t n, const char* what) {
 // it waits for.
 void timed_wait(const Communicator& c, MPI_Request* request, const char* what, double timeout) {
   const auto start = Clock::now();
-  for (int polls = 0;; ++polls) {
+  while (true) {
     int flag = 0;
     MPI_Test(request, &flag, MPI_STATUS_IGNORE);
     if (flag) return;
     const double waited = std::chrono::duration<double>(Clock::now() - start).count();
     if (waited > timeout) abort_job(c, what, waited);
-    if (polls < 1000000000)
-      sched_yield();
-    else
-      std::this_thread::sleep_for(std::chrono::microseconds(100));
+    sched_yield();
   }
 }
 
@@ -146,21 +142,19 @@ bool Communicator::test(int handle) {
   if (!mpi_ || handle < 0 || handle >= int(g_done.size()) || g_done[handle]) return true;
   int flag = 0;
   MPI_Test(&g_requests[handle], &flag, MPI_STATUS_IGNORE);
-  if (flag) complete(handle, "");
+  if (flag) complete(handle);
   return flag != 0;
 }
 
 void Communicator::wait(int handle, const char* what) {
   if (!mpi_ || handle < 0 || handle >= int(g_done.size())) return;
   if (!g_done[handle]) {
-    const auto t0 = Clock::now();
     timed_wait(*this, &g_requests[handle], what, timeout_);
-    wait_seconds_ += std::chrono::duration<double>(Clock::now() - t0).count();
-    complete(handle, what);
+    complete(handle);
   }
 }
 
-void Communicator::complete(int handle, const char*) {
+void Communicator::complete(int handle) {
   g_done[handle] = true;
   bool all = true;
   for (const bool d : g_done) all = all && d;
@@ -168,12 +162,6 @@ void Communicator::complete(int handle, const char*) {
     g_requests.clear();
     g_done.clear();
   }
-}
-
-double Communicator::take_wait_seconds() {
-  const double s = wait_seconds_;
-  wait_seconds_ = 0;
-  return s;
 }
 
 }  // namespace mf::dist

@@ -43,18 +43,14 @@ class Communicator {
   bool test(int handle);  // true once complete; also drives MPI's progress
   void wait(int handle, const char* what);
 
-  // Seconds spent inside wait() (blocked on communication) since the last call, then reset.
-  double take_wait_seconds();
-
  private:
   friend Communicator& world();
   Communicator() = default;
-  void complete(int handle, const char* what);
+  void complete(int handle);
 
   bool mpi_ = false;
   int rank_ = 0, size_ = 1;
   double timeout_ = 600.0;
-  double wait_seconds_ = 0;
 };
 
 // The process's world (built on first use; initialises MPI when launched by an MPI launcher).

@@ -35,7 +35,7 @@ GradientSync::GradientSync(dist::Communicator& comm, std::vector<Var> params, in
     for (size_t k : b.params) n += params_[k].value().numel();
     b.buffer.resize(n);
   }
-  for (const Var& p : params_) leaf_of_.push_back(p.state()->tape.get());
+  for (size_t k = 0; k < params_.size(); ++k) index_of_[params_[k].state()->tape.get()] = k;
 }
 
 void GradientSync::start(Bucket& b) {
@@ -55,13 +55,10 @@ void GradientSync::start(Bucket& b) {
 
 LeafReadyFn GradientSync::hook() {
   if (!overlap_) return {};
-  // The map is built per step: leaves are keyed by their GradState, which lives as long as the
-  // parameter.
-  auto index = std::make_shared<std::unordered_map<const GradState*, size_t>>();
-  for (size_t k = 0; k < leaf_of_.size(); ++k) (*index)[leaf_of_[k]] = k;
-  return [this, index](const GradState* leaf) {
-    const auto it = index->find(leaf);
-    if (it == index->end()) return;
+  // Leaves are keyed by their GradState, which lives as long as the parameter.
+  return [this](const GradState* leaf) {
+    const auto it = index_of_.find(leaf);
+    if (it == index_of_.end()) return;
     Bucket& b = buckets_[bucket_of_[it->second]];
     if (++b.ready == b.params.size() && !b.started) start(b);
     for (const Bucket& other : buckets_)  // drive MPI's progress while backward computes

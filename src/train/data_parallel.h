@@ -9,6 +9,7 @@
 #pragma once
 
 #include <cstdint>
+#include <unordered_map>
 #include <vector>
 
 #include "autograd/var.h"
@@ -56,7 +57,7 @@ class GradientSync {
   std::vector<Var> params_;
   std::vector<size_t> bucket_of_;  // param index → bucket
   std::vector<Bucket> buckets_;
-  std::vector<const GradState*> leaf_of_;
+  std::unordered_map<const GradState*, size_t> index_of_;  // a parameter's leaf → its index
   bool overlap_;
   double exposed_ = 0;
 };
