@@ -68,7 +68,11 @@ int run_bench(const std::vector<std::string>& argv) {
   args.option("embedding-size", "embedding size D", "512");
   args.option("head", "head type (train mode)", "arcface");
   args.option("classes", "number of classes K", "1000");
-  args.option("partial-fc", "Partial FC sample rate in (0, 1]; 1 = the full head", "1");
+  args.option("partial-fc",
+              "Partial FC sample rate in (0, 1]; 1 = the full head. Under mpirun the class "
+              "weights are split over the processes (each times its --batch images; the "
+              "backbone's gradients are not summed: that is --mode allreduce)",
+              "1");
   args.option("batch", "batch size", "32");
   args.option("threads", "threads (0 = OMP_NUM_THREADS or all cores)", "0");
   args.option("mode",
@@ -98,7 +102,8 @@ int run_bench(const std::vector<std::string>& argv) {
   const int64_t K = args.get_int("classes");
   Params head_params("head");
   head_params.set("partial_fc.sample_rate", args.get("partial-fc"));
-  auto head = create_head(args.get("head"), head_params, backbone->embedding_size(), K, rng);
+  dist::Communicator* comm = dist::launched_by_mpi() ? &dist::world() : nullptr;
+  auto head = create_head(args.get("head"), head_params, backbone->embedding_size(), K, rng, comm);
   double macs = 0;
   for (const auto& st : backbone->stages()) macs += static_cast<double>(st.macs);
   const double gflop_per_image = 2e-9 * macs * (mode == "train" ? 3.0 : 1.0);
@@ -150,8 +155,9 @@ int run_bench(const std::vector<std::string>& argv) {
   const double rss = peak_rss_mib();
 
   std::printf(
-      "%s %s, %s, batch %d, %d threads: %.2f images/s (median of %d; min %.2f, max %.2f), "
+      "%s%s %s, %s, batch %d, %d threads: %.2f images/s (median of %d; min %.2f, max %.2f), "
       "%.1f GFLOP/s, peak RSS %.0f MiB\n",
+      comm && comm->size() > 1 ? ("process " + std::to_string(comm->rank()) + ": ").c_str() : "",
       args.get("backbone").c_str(), args.get("width").c_str(), mode.c_str(), batch, num_threads(),
       median, iters, rates.front(), rates.back(), median * gflop_per_image, rss);
   const AllocatorStats memory = storage::stats();

@@ -5,12 +5,16 @@
 #define MPICH_SKIP_MPICXX 1
 #include <mpi.h>
 #include <sched.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <chrono>
 #include <climits>
+#include <condition_variable>
 #include <cstdio>
 #include <cstdlib>
+#include <mutex>
+#include <thread>
 #include <vector>
 
 #include "util/error.h"
@@ -61,12 +65,53 @@ bool launched_by_mpi() {
   return std::getenv("OMPI_COMM_WORLD_SIZE") || std::getenv("PMI_SIZE") || std::getenv("PMIX_RANK");
 }
 
-Communicator& world() {
-  static Communicator* c = [] {
+namespace {
+
+// MPI_Init waits for every process of the job (its exchange of addresses); one that never starts
+// or hangs before it would keep the others there forever. A watchdog thread ends this process
+// after `seconds` unless MPI_Init returned first; mpirun then ends the job.
+class InitWatchdog {
+ public:
+  explicit InitWatchdog(double seconds)
+      : thread_([this, seconds] {
+          std::unique_lock<std::mutex> lock(mutex_);
+          if (done_.wait_for(lock, std::chrono::duration<double>(seconds), [this] { return ok_; }))
+            return;
+          std::fprintf(stderr,
+                       "error: MPI did not start within %.0f s (MPI_Init waits for every process "
+                       "of the job: one did not start or hangs; train.dist_timeout sets the "
+                       "bound); ending this process\n",
+                       seconds);
+          std::fflush(stderr);
+          _exit(1);
+        }) {}
+  ~InitWatchdog() {
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      ok_ = true;
+    }
+    done_.notify_one();
+    thread_.join();
+  }
+
+ private:
+  std::mutex mutex_;
+  std::condition_variable done_;
+  bool ok_ = false;
+  std::thread thread_;
+};
+
+}  // namespace
+
+Communicator& world(double init_timeout) {
+  static Communicator* c = [init_timeout] {
     auto* w = new Communicator();
     if (launched_by_mpi()) {
       int provided = 0;
-      MPI_Init_thread(nullptr, nullptr, MPI_THREAD_FUNNELED, &provided);
+      {
+        const InitWatchdog watchdog(init_timeout);
+        MPI_Init_thread(nullptr, nullptr, MPI_THREAD_FUNNELED, &provided);
+      }
       MPI_Comm_rank(MPI_COMM_WORLD, &w->rank_);
       MPI_Comm_size(MPI_COMM_WORLD, &w->size_);
       w->mpi_ = true;

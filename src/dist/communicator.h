@@ -44,7 +44,7 @@ class Communicator {
   void wait(int handle, const char* what);
 
  private:
-  friend Communicator& world();
+  friend Communicator& world(double init_timeout);
   Communicator() = default;
   void complete(int handle);
 
@@ -54,7 +54,10 @@ class Communicator {
 };
 
 // The process's world (built on first use; initialises MPI when launched by an MPI launcher).
-Communicator& world();
+// `init_timeout` (seconds, first call only) bounds MPI_Init: it waits for every process of the
+// job, and a process that never gets there would hold the others forever; past the bound this
+// process exits with a message (status 1) and mpirun ends the job.
+Communicator& world(double init_timeout = 600.0);
 // Whether this process was started by an MPI launcher (without initialising anything).
 bool launched_by_mpi();
 // Ends MPI before the process exits: MPI_Finalize for a coordinated end (exit code 0, or 3 for a

@@ -83,10 +83,15 @@ void save_checkpoint(const std::string& path, const CheckpointContents& c) {
   h5::write_atomically(path, [&](h5::File& f) {
     f.set_checksums(true);  // Fletcher-32 on every tensor, verified by HDF5 on load
     save_module(f, "/model", *c.model);
-    if (c.head) save_module(f, "/head", *c.head);
+    if (c.head) save_module(f, "/head", *c.head, c.whole);
     if (c.ema) save_module(f, "/ema", *c.ema);
     if (c.optimizer)
-      for (const auto& [name, t] : c.optimizer->state()) f.write_tensor("/optimizer/" + name, t);
+      for (const auto& [name, t] : c.optimizer->state())
+        if (!c.whole || !c.whole->count("/optimizer/" + name))
+          f.write_tensor("/optimizer/" + name, t);
+    if (c.whole)  // the optimizer state of split tensors (the head's were written above)
+      for (const auto& [tensor_path, t] : *c.whole)
+        if (tensor_path.rfind("/optimizer/", 0) == 0) f.write_tensor(tensor_path, t);
     if (!c.identities.empty()) f.write_strings("/identities", c.identities);
     write_meta(f, c.meta);
   });
@@ -98,7 +103,7 @@ CheckpointMeta read_checkpoint_meta(const std::string& path) {
 }
 
 void load_checkpoint(const std::string& path, Module& model, Module* head, Optimizer* optimizer,
-                     std::vector<std::string>* identities) {
+                     std::vector<std::string>* identities, WholeTensors* whole) {
   h5::File f(path, h5::File::Mode::kRead);
   read_meta(f);
   load_module(f, "/model", model);
@@ -106,7 +111,7 @@ void load_checkpoint(const std::string& path, Module& model, Module* head, Optim
   if (head &&
       (f.exists("/head") || !head->named_parameters().empty() || !head->named_buffers().empty())) {
     MF_CHECK(f.exists("/head"), path, ": the checkpoint holds no head");
-    load_module(f, "/head", *head);
+    load_module(f, "/head", *head, {}, whole);
   }
   if (optimizer) {
     MF_CHECK(f.exists("/optimizer"), path,
@@ -121,6 +126,8 @@ void load_checkpoint(const std::string& path, Module& model, Module* head, Optim
         const std::string full = group + "/" + name;
         if (f.is_group(full))
           pending.push_back(full);
+        else if (whole && whole->wanted(full))
+          whole->tensors[full] = f.read_tensor(full);
         else
           state[full.substr(std::string("/optimizer/").size())] = f.read_tensor(full);
       }

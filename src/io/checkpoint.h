@@ -18,6 +18,7 @@
 #include <string>
 #include <vector>
 
+#include "io/module_io.h"
 #include "layers/backbones/backbone.h"
 #include "layers/module.h"
 #include "tensor/tensor.h"
@@ -52,6 +53,9 @@ struct CheckpointContents {
   const Optimizer* optimizer = nullptr;  // optional
   const Module* ema = nullptr;           // optional: the weight average (train.ema_decay), /ema
   std::vector<std::string> identities;   // optional
+  // Partial FC over several processes: the whole of tensors held split ("/head/weight",
+  // "/optimizer/momentum/head/weight"), written in place of the process's part.
+  const std::map<std::string, Tensor>* whole = nullptr;
 };
 
 void save_checkpoint(const std::string& path, const CheckpointContents& contents);
@@ -61,10 +65,11 @@ void save_checkpoint(const std::string& path, const CheckpointContents& contents
 CheckpointMeta read_checkpoint_meta(const std::string& path);
 
 // Loads what the pointers ask for: the model always, the head and optimizer state when given
-// (an error if the file has none), and fills identities when non-null.
+// (an error if the file has none), and fills identities when non-null. Head and optimizer
+// tensors that `whole` wants are read into it instead (Partial FC over several processes).
 void load_checkpoint(const std::string& path, Module& model, Module* head = nullptr,
-                     Optimizer* optimizer = nullptr,
-                     std::vector<std::string>* identities = nullptr);
+                     Optimizer* optimizer = nullptr, std::vector<std::string>* identities = nullptr,
+                     WholeTensors* whole = nullptr);
 
 // Loads the weight average (/ema, written by runs with train.ema_decay) into `average`; false,
 // with `average` untouched, when the checkpoint holds none.

@@ -32,7 +32,7 @@ std::vector<std::pair<std::string, Tensor>> state_tensors(const Module& module) 
 }  // namespace
 
 void load_module(const h5::File& file, const std::string& group, Module& module,
-                 const LoadModuleOptions& options) {
+                 const LoadModuleOptions& options, WholeTensors* whole) {
   MF_CHECK(file.exists(group), file.path(), ": no group '", group, "' to load a model from");
   const auto targets = state_tensors(module);
   // Read and check everything before copying anything: a failed load leaves the module as it was.
@@ -44,8 +44,11 @@ void load_module(const h5::File& file, const std::string& group, Module& module,
     MF_CHECK(file.exists(path), file.path(), ": missing tensor '", path, "' (expected shape ",
              target.shape(), ")");
     Tensor t = file.read_tensor(path);
-    MF_CHECK(t.shape() == target.shape(), file.path(), ": tensor '", path, "' has shape ",
-             t.shape(), ", expected ", target.shape());
+    const bool split = whole && whole->wanted(path);
+    MF_CHECK(
+        split ? t.shape().rank() == 2 && t.dim(1) == target.dim(1) : t.shape() == target.shape(),
+        file.path(), ": tensor '", path, "' has shape ", t.shape(), ", expected ",
+        split ? "rows of " : "", target.shape());
     // A diverged run's weights would give NaN embeddings and scores downstream, silently.
     int64_t nonfinite = 0;
     for (int64_t k = 0; k < t.numel(); ++k) nonfinite += !std::isfinite(t.data()[k]);
@@ -59,13 +62,23 @@ void load_module(const h5::File& file, const std::string& group, Module& module,
       MF_CHECK(known.count(name) || ends_with(name, "num_batches_tracked"), file.path(),
                ": unexpected tensor '", join(group, name), "' (not part of this model)");
   for (size_t i = 0; i < targets.size(); ++i) {
+    const std::string path = join(group, targets[i].first);
+    if (whole && whole->wanted(path)) {
+      whole->tensors[path] = loaded[i];
+      continue;
+    }
     Tensor dst = targets[i].second;
     dst.copy_from(loaded[i]);
   }
 }
 
-void save_module(h5::File& file, const std::string& group, const Module& module) {
-  for (const auto& [name, t] : state_tensors(module)) file.write_tensor(join(group, name), t);
+void save_module(h5::File& file, const std::string& group, const Module& module,
+                 const std::map<std::string, Tensor>* replace) {
+  for (const auto& [name, t] : state_tensors(module)) {
+    const std::string path = join(group, name);
+    const auto it = replace ? replace->find(path) : decltype(replace->end()){};
+    file.write_tensor(path, replace && it != replace->end() ? it->second : t);
+  }
 }
 
 }  // namespace mf

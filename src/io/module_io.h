@@ -3,6 +3,8 @@
 // `/model` part of a checkpoint and what scripts/ convert to and from insightface .pth files.
 #pragma once
 
+#include <functional>
+#include <map>
 #include <string>
 
 #include "h5/file.h"
@@ -16,13 +18,24 @@ struct LoadModuleOptions {
   bool allow_unexpected = false;
 };
 
+// Tensors a process holds only part of (Partial FC's class weights split over processes, by
+// rows): a checkpoint holds them whole. On load, the tensors at paths `wanted` accepts are read
+// into `tensors` (path → whole tensor; checked finite and with the module's row length) instead
+// of into the module or optimizer; the caller splits them.
+struct WholeTensors {
+  std::function<bool(const std::string& path)> wanted;
+  std::map<std::string, Tensor> tensors;
+};
+
 // Copies every parameter and buffer of `module` from `group` into the module's existing storage.
 // Errors name the file and the tensor: a missing tensor, a wrong shape (expected vs found) or,
 // unless allowed, a tensor the module does not have. Nothing is modified when an error is thrown.
 void load_module(const h5::File& file, const std::string& group, Module& module,
-                 const LoadModuleOptions& options = {});
+                 const LoadModuleOptions& options = {}, WholeTensors* whole = nullptr);
 
-// Writes every parameter and buffer of `module` into `group` (created as needed).
-void save_module(h5::File& file, const std::string& group, const Module& module);
+// Writes every parameter and buffer of `module` into `group` (created as needed); a tensor whose
+// path is in `replace` is written from there (the whole of a split tensor).
+void save_module(h5::File& file, const std::string& group, const Module& module,
+                 const std::map<std::string, Tensor>* replace = nullptr);
 
 }  // namespace mf

@@ -51,7 +51,7 @@ class AdaCosHead final : public ClassifierHead {
     const Var cos = cosine(x);  // (N, K)
     const float s =
         dynamic_ ? float(adacos_scale(cos.value(), labels, s_.data()[0])) : s_.data()[0];
-    HeadOutput out = classification_output(affine(cos, s), labels);
+    HeadOutput out = output(affine(cos, s), labels);
     if (dynamic_) out.batch_stats = Tensor::full({1}, s);
     return out;
   }

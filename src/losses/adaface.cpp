@@ -52,7 +52,7 @@ class AdaFaceHead final : public ClassifierHead {
       specs[n] = {.kind = kernels::MarginKind::kAdaFace, .m = m_ * z, .m3 = m_ + m_ * z};
     }
     const Var cos = clamp(cosine(x), float(-1 + kEps), float(1 - kEps));  // (N, K)
-    HeadOutput out = classification_output(margin_logits(cos, labels, specs, float(s_)), labels);
+    HeadOutput out = output(margin_logits(cos, labels, specs, float(s_)), labels);
     out.batch_stats = Tensor::empty({2});
     out.batch_stats.data()[0] = float(batch_mean);
     out.batch_stats.data()[1] = float(batch_std);

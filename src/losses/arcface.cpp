@@ -42,8 +42,8 @@ class ArcFaceHead final : public ClassifierHead {
 
   HeadOutput forward(const Var& x, const Labels& labels, const StepInfo& step) override {
     check_input(x, labels);
-    return classification_output(margin_logits(cosine(x), labels, spec(step), float(o_.s)),
-                                 labels);  // (N, K)
+    return output(margin_logits(cosine(x), labels, spec(step), float(o_.s)),
+                  labels);  // (N, K)
   }
 
   std::optional<double> target_logit(double theta, const StepInfo& step) const override {

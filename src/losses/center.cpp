@@ -50,7 +50,7 @@ class CenterHead final : public ClassifierHead {
   HeadOutput forward(const Var& x, const Labels& labels, const StepInfo&) override {
     check_input(x, labels);
     const int64_t N = x.dim(0);
-    HeadOutput out = classification_output(linear(x, class_weight(), bias_), labels);  // (N, K)
+    HeadOutput out = output(linear(x, class_weight(), bias_), labels);  // (N, K)
     Tensor c_y = Tensor::empty({N, D_});  // the label's center per row, a constant
     for (int64_t n = 0; n < N; ++n)
       std::copy_n(centers_.data() + labels[n] * D_, D_, c_y.data() + n * D_);

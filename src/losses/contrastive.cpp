@@ -29,7 +29,7 @@ class ContrastiveHead final : public ClassifierHead {
 
   HeadOutput forward(const Var& x, const Labels& labels, const StepInfo&) override {
     check_input(x, labels);
-    HeadOutput out = classification_output(linear(x, class_weight()), labels);  // (N, K)
+    HeadOutput out = output(linear(x, class_weight()), labels);  // (N, K)
     if (x.dim(0) >= 2) {
       const Var f = normalize_ ? l2_normalize(x) : x;  // (N, D)
       out.loss = add(out.loss, affine(contrastive_loss(f, labels, float(margin_)), float(lambda_)));

@@ -26,7 +26,7 @@ class CosFaceHead final : public ClassifierHead {
 
   HeadOutput forward(const Var& x, const Labels& labels, const StepInfo& step) override {
     check_input(x, labels);
-    return classification_output(margin_logits(cosine(x), labels, spec(step), float(s_)), labels);
+    return output(margin_logits(cosine(x), labels, spec(step), float(s_)), labels);
   }
 
   std::optional<double> target_logit(double theta, const StepInfo& step) const override {

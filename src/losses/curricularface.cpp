@@ -41,8 +41,8 @@ class CurricularFaceHead final : public ClassifierHead {
       mean_target +=
           std::clamp(double(cos.value().data()[n * classes_in_use() + labels[n]]), -1.0, 1.0);
     mean_target /= double(N);
-    HeadOutput out = classification_output(
-        curricular_logits(cos, labels, m_, updated_t(mean_target), float(s_)), labels);
+    HeadOutput out =
+        output(curricular_logits(cos, labels, m_, updated_t(mean_target), float(s_)), labels);
     out.batch_stats = Tensor::full({1}, float(mean_target));
     return out;
   }

@@ -59,7 +59,7 @@ class ElasticFaceHead final : public ClassifierHead {
     if (o_.plus) margins = paired_by_cosine(margins, cos.value(), labels);
     std::vector<kernels::MarginSpec> specs(N);
     for (int64_t n = 0; n < N; ++n) specs[n] = spec(margins[n]);
-    return classification_output(margin_logits(cos, labels, specs, float(o_.s)), labels);
+    return output(margin_logits(cos, labels, specs, float(o_.s)), labels);
   }
 
   // At the mean margin m.

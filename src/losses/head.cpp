@@ -9,6 +9,15 @@
 
 namespace mf {
 
+namespace {
+// ClassShardScope's setting for the ClassifierHead constructors on this thread.
+struct ShardSetting {
+  bool active = false;
+  int64_t first = 0, count = 0;
+};
+thread_local ShardSetting shard_scope;
+}  // namespace
+
 const HeadRegistry& head_registry() {
   static const HeadRegistry registry = [] {
     HeadRegistry r("head");
@@ -60,9 +69,40 @@ ClassifierHead::ClassifierHead(const char* type, int64_t embedding_size, int64_t
            "classes, got D = ", D_, ", K = ", K_);
   const int64_t rows = K_ * rows_per_class;
   const double bound = std::sqrt(6.0 / double(D_ + rows));
-  Tensor w = Tensor::empty({rows, D_});
+  if (!shard_scope.active) {
+    Tensor w = Tensor::empty({rows, D_});
+    init_uniform(w, rng, -bound, bound);
+    weight_ = register_parameter("weight", w);
+    return;
+  }
+  // Partial FC's shard: the whole matrix's draws, keeping this shard's rows.
+  MF_CHECK(shard_scope.first >= 0 && shard_scope.count > 0 &&
+               shard_scope.first + shard_scope.count <= K_,
+           "internal: class shard [", shard_scope.first, ", ",
+           shard_scope.first + shard_scope.count, ") outside [0, ", K_, ")");
+  const int64_t skip_before = shard_scope.first * G_ * D_;
+  const int64_t keep = shard_scope.count * G_ * D_;
+  for (int64_t i = 0; i < skip_before; ++i) rng.uniform();
+  Tensor w = Tensor::empty({shard_scope.count * G_, D_});
   init_uniform(w, rng, -bound, bound);
+  for (int64_t i = skip_before + keep; i < rows * D_; ++i) rng.uniform();
+  K_ = shard_scope.count;
   weight_ = register_parameter("weight", w);
+}
+
+ClassShardScope::ClassShardScope(int64_t first, int64_t count) {
+  MF_CHECK(!shard_scope.active, "internal: nested ClassShardScope");
+  shard_scope = {true, first, count};
+}
+
+ClassShardScope::~ClassShardScope() {
+  shard_scope = {};
+}
+
+HeadOutput ClassifierHead::output(const Var& logits, const Labels& labels) const {
+  if (subset_comm_)
+    return sharded_classification_output(logits, labels, subset_owned_, *subset_comm_);
+  return classification_output(logits, labels);
 }
 
 void ClassifierHead::check_input(const Var& embeddings, const Labels& labels) const {
@@ -81,17 +121,24 @@ Var ClassifierHead::cosine(const Var& embeddings) const {
   return linear(l2_normalize(embeddings), l2_normalize(class_weight()));  // (N, K)
 }
 
-void ClassifierHead::use_class_subset(Var class_weight, int64_t classes) {
+void ClassifierHead::use_class_subset(Var class_weight, int64_t classes, dist::Communicator* comm,
+                                      int64_t owned) {
   MF_CHECK(class_weight.shape() == Shape({classes * G_, D_}), "head '", type_,
            "': a class subset of ", classes, " classes needs weights (", classes * G_, ", ", D_,
            "), got ", class_weight.shape());
+  MF_CHECK(!comm || (owned >= 0 && owned <= classes), "internal: ", owned, " owned of ", classes,
+           " classes");
   subset_weight_ = std::move(class_weight);
   subset_classes_ = classes;
+  subset_comm_ = comm;
+  subset_owned_ = owned;
 }
 
 void ClassifierHead::use_all_classes() {
   subset_weight_ = Var();
   subset_classes_ = 0;
+  subset_comm_ = nullptr;
+  subset_owned_ = 0;
 }
 
 }  // namespace mf

@@ -36,6 +36,10 @@
 
 namespace mf {
 
+namespace dist {
+class Communicator;
+}
+
 struct StepInfo {
   int64_t step = 0;  // optimizer steps taken before this forward
 };
@@ -47,7 +51,8 @@ struct StepInfo {
 struct SparseRows {
   std::string param;          // the parameter's name in the head ("weight")
   std::vector<int64_t> rows;  // (R) row indices, ascending
-  Var rows_weight;            // (R, D)
+  Var rows_weight;            // (R', D), R' ≥ R: its first R rows are those rows (the rest are
+                              // other processes' rows, read only)
 };
 
 struct HeadOutput {
@@ -56,6 +61,9 @@ struct HeadOutput {
   double accuracy = 0;
   Tensor batch_stats;  // this batch's statistics for after_step (heads with running statistics)
   std::optional<SparseRows> sparse;  // Partial FC only
+  // Partial FC over several processes: loss and accuracy are already the global batch's (the
+  // same on every process), not this process's slice.
+  bool global_batch = false;
 };
 
 class Head : public Module {
@@ -88,6 +96,27 @@ double warmup_ratio(int64_t warmup_steps, const StepInfo& step);
 double argmax_accuracy(const Tensor& scores, const Labels& labels);
 // Cross-entropy of logits (N, K) plus the accuracy read from them.
 HeadOutput classification_output(const Var& logits, const Labels& labels);
+// The same when the columns are split over the processes of `comm` (Partial FC, An et al. 2021,
+// Sec. 3.2): this process counts columns [0, owned) (its classes; those after them are other
+// processes' target classes, present so margins and statistics see every row's target, and
+// counted by their owner). Each row's softmax over all processes' columns comes from an allreduce
+// of the row maxima and of the sums of exponentials; the loss is the global batch's mean, the same
+// on every process, and the gradient reaches only the counted columns. Accuracy: the target logit
+// above every other counted logit (a tie counts as a miss). Defined in partial_fc.cpp.
+HeadOutput sharded_classification_output(const Var& logits, const Labels& labels, int64_t owned,
+                                         dist::Communicator& comm);
+
+// Partial FC over several processes: while a ClassShardScope is alive (on this thread), a
+// ClassifierHead built for K classes keeps the weight rows of classes [first, first + count) only,
+// drawn from the same random stream as the whole (K·G, D) matrix: every process holds exactly
+// the rows a one-process head would, for any number of processes.
+class ClassShardScope {
+ public:
+  ClassShardScope(int64_t first, int64_t count);
+  ~ClassShardScope();
+  ClassShardScope(const ClassShardScope&) = delete;
+  ClassShardScope& operator=(const ClassShardScope&) = delete;
+};
 
 // A head with class weights "weight" (K·G, D), G rows per class (1, or Sub-center ArcFace's
 // sub-centres), Xavier-uniform initialised (ronghuaiyang's ArcMarginProduct; the cosine heads are
@@ -95,9 +124,13 @@ HeadOutput classification_output(const Var& logits, const Labels& labels);
 class ClassifierHead : public Head {
  public:
   // Partial FC (losses/partial_fc.h): until use_all_classes(), forward sees only K' classes whose
-  // weight rows are `class_weight` (K'·G, D), and labels are positions among those K'.
-  void use_class_subset(Var class_weight, int64_t classes);
+  // weight rows are `class_weight` (K'·G, D), and labels are positions among those K'. With
+  // `comm`, the softmax spans the processes and this one counts the first `owned` of the K'
+  // (sharded_classification_output).
+  void use_class_subset(Var class_weight, int64_t classes, dist::Communicator* comm = nullptr,
+                        int64_t owned = 0);
   void use_all_classes();
+  // The classes whose weight rows this head holds (all, or its shard under ClassShardScope).
   int64_t num_classes() const { return K_; }
   int64_t rows_per_class() const { return G_; }
   const Var& full_weight() const { return weight_; }
@@ -106,6 +139,9 @@ class ClassifierHead : public Head {
  protected:
   ClassifierHead(const char* type, int64_t embedding_size, int64_t num_classes, Rng& rng,
                  int64_t rows_per_class = 1);
+  // The loss of the classes in use: classification_output, or its sharded form in Partial FC over
+  // several processes. Every classifier head ends its forward with it.
+  HeadOutput output(const Var& logits, const Labels& labels) const;
   // Checks embeddings (N, D) and labels; names the head in the error.
   void check_input(const Var& embeddings, const Labels& labels) const;
   // Cosine matrix x̂·Ŵᵀ (N, K·G) with x̂ = x / max(‖x‖, 1e-12) and Ŵ likewise per row (of the
@@ -122,6 +158,8 @@ class ClassifierHead : public Head {
  private:
   Var subset_weight_;
   int64_t subset_classes_ = 0;
+  dist::Communicator* subset_comm_ = nullptr;
+  int64_t subset_owned_ = 0;
 };
 
 }  // namespace mf

@@ -30,7 +30,7 @@ class LSoftmaxHead final : public ClassifierHead {
     check_input(x, labels);
     const Var cos_margin = margin_logits(cosine(x), labels, o_.spec(step), 1.0f);       // (N, K)
     const Var weight_norms = reshape(row_norm(class_weight()), {1, classes_in_use()});  // (1, K)
-    return classification_output(mul(mul(cos_margin, row_norm(x)), weight_norms), labels);
+    return output(mul(mul(cos_margin, row_norm(x)), weight_norms), labels);
   }
 
   std::optional<double> target_logit(double theta, const StepInfo& step) const override {

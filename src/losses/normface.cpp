@@ -30,7 +30,7 @@ class NormFaceHead final : public ClassifierHead {
     const Var cos = cosine(x);  // (N, K)
     const Var logits =
         s_param_.defined() ? mul(cos, reshape(s_param_, {1, 1})) : affine(cos, float(s_));
-    return classification_output(logits, labels);
+    return output(logits, labels);
   }
 
   std::optional<double> target_logit(double theta, const StepInfo&) const override {

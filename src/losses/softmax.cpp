@@ -22,7 +22,7 @@ class SoftmaxHead final : public ClassifierHead {
 
   HeadOutput forward(const Var& x, const Labels& labels, const StepInfo&) override {
     check_input(x, labels);
-    return classification_output(linear(x, class_weight(), bias_), labels);  // (N, K)
+    return output(linear(x, class_weight(), bias_), labels);  // (N, K)
   }
 
   // With ‖x‖ = ‖W_y‖ = 1 and no bias the target logit is cos θ.

@@ -54,7 +54,7 @@ class SphereFaceHead final : public ClassifierHead {
   HeadOutput forward(const Var& x, const Labels& labels, const StepInfo& step) override {
     check_input(x, labels);
     const Var cos_margin = margin_logits(cosine(x), labels, o_.spec(step), 1.0f);  // (N, K)
-    return classification_output(mul(cos_margin, row_norm(x)), labels);  // × ‖x‖ (N, 1)
+    return output(mul(cos_margin, row_norm(x)), labels);  // × ‖x‖ (N, 1)
   }
 
   std::optional<double> target_logit(double theta, const StepInfo& step) const override {

@@ -29,7 +29,7 @@ class SubcenterArcFaceHead final : public ClassifierHead {
   HeadOutput forward(const Var& x, const Labels& labels, const StepInfo&) override {
     check_input(x, labels);
     const Var cos = group_max(cosine(x), k_);  // (N, K·G) → (N, K)
-    return classification_output(margin_logits(cos, labels, spec(), float(s_)), labels);
+    return output(margin_logits(cos, labels, spec(), float(s_)), labels);
   }
 
   std::optional<double> target_logit(double theta, const StepInfo&) const override {

@@ -24,8 +24,9 @@ void Optimizer::add_sparse_rows(const std::string& name, const std::vector<int64
   MF_CHECK(param, "add_sparse_rows: no parameter '", name, "' in the optimizer");
   const Shape& shape = param->value().shape();
   const int64_t R = static_cast<int64_t>(rows.size());
-  MF_CHECK(shape.rank() == 2 && grad.shape() == Shape({R, shape[1]}), "add_sparse_rows: gradient ",
-           grad.shape(), " for ", R, " rows of ", name, " ", shape);
+  MF_CHECK(
+      shape.rank() == 2 && grad.shape().rank() == 2 && grad.dim(0) >= R && grad.dim(1) == shape[1],
+      "add_sparse_rows: gradient ", grad.shape(), " for ", R, " rows of ", name, " ", shape);
   SparseGrad& s = sparse_[name];
   s.D = shape[1];
   for (int64_t r = 0; r < R; ++r) {
@@ -50,7 +51,7 @@ void Optimizer::for_each_sparse_row(Update update) {
       }
 }
 
-double Optimizer::grad_norm() const {
+double Optimizer::grad_norm(const std::function<double(double)>& total_sparse) const {
   double sq = 0;
   for (const auto& g : groups_)
     for (const auto& [name, p] : g.params) {
@@ -58,13 +59,15 @@ double Optimizer::grad_norm() const {
       const float* d = p.grad().data();
       for (int64_t i = 0; i < p.grad().numel(); ++i) sq += double(d[i]) * d[i];
     }
+  double sparse_sq = 0;
   for (const auto& [name, s] : sparse_)
-    for (const float v : s.grad) sq += double(v) * v;
-  return std::sqrt(sq);
+    for (const float v : s.grad) sparse_sq += double(v) * v;
+  return std::sqrt(sq + (total_sparse ? total_sparse(sparse_sq) : sparse_sq));
 }
 
-double Optimizer::clip_grad_norm(double max_norm) {
-  const double norm = grad_norm();
+double Optimizer::clip_grad_norm(double max_norm,
+                                 const std::function<double(double)>& total_sparse) {
+  const double norm = grad_norm(total_sparse);
   // torch.nn.utils.clip_grad_norm_: scale by max_norm / (norm + 1e-6) when that is below 1.
   const double scale = max_norm / (norm + 1e-6);
   if (scale < 1.0)

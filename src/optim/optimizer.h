@@ -6,6 +6,7 @@
 // raw loops over the values (they never touch the tape).
 #pragma once
 
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
@@ -34,11 +35,15 @@ class Optimizer {
   virtual void step(double lr) = 0;
   void zero_grad();
   // Scales all gradients so their global L2 norm is at most max_norm; returns the norm before.
-  double clip_grad_norm(double max_norm);
-  double grad_norm() const;
+  // `total_sparse`, when given, turns this process's squared norm of the sparse rows into that
+  // of every process (Partial FC over several processes: each holds other rows).
+  double clip_grad_norm(double max_norm,
+                        const std::function<double(double)>& total_sparse = nullptr);
+  double grad_norm(const std::function<double(double)>& total_sparse = nullptr) const;
 
   // Partial FC (losses/partial_fc.h): for the next step, parameter `name` (K, D) takes part with
-  // only `rows` (ascending), whose gradient is `grad` (R, D) — added to what an earlier call of
+  // only `rows` (ascending), whose gradient is the first R rows of `grad` (≥ R, D; Partial FC over
+  // several processes adds rows that are not this parameter's) — added to what an earlier call of
   // this step gave for the same rows. Those rows and their state are updated; the other rows and
   // their state stay as they are. zero_grad() forgets them.
   void add_sparse_rows(const std::string& name, const std::vector<int64_t>& rows,

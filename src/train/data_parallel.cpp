@@ -10,6 +10,7 @@
 
 #include "dist/communicator.h"
 #include "layers/module.h"
+#include "losses/partial_fc.h"
 #include "optim/optimizer.h"
 #include "util/error.h"
 
@@ -133,11 +134,12 @@ std::map<std::string, Tensor> broadcast_map(dist::Communicator& comm,
 }  // namespace
 
 void broadcast_from_root(dist::Communicator& comm, const std::vector<Module*>& modules,
-                         Optimizer& optimizer) {
+                         Optimizer& optimizer, const Var* split) {
   if (comm.size() == 1) return;
   for (Module* m : modules) {
     std::map<std::string, Tensor> state;
-    for (auto& [name, v] : m->named_parameters()) state.emplace("p/" + name, v.value());
+    for (auto& [name, v] : m->named_parameters())
+      if (!split || v.state() != split->state()) state.emplace("p/" + name, v.value());
     for (auto& [name, t] : m->named_buffers()) state.emplace("b/" + name, t);
     const auto got = broadcast_map(comm, state);
     if (comm.is_root()) continue;
@@ -148,9 +150,122 @@ void broadcast_from_root(dist::Communicator& comm, const std::vector<Module*>& m
       std::memcpy(t.data(), src.data(), t.numel() * sizeof(float));
     }
   }
-  const auto opt =
-      broadcast_map(comm, comm.is_root() ? optimizer.state() : std::map<std::string, Tensor>());
-  if (!comm.is_root()) optimizer.load_state(opt);
+  std::map<std::string, Tensor> root_state;
+  if (comm.is_root())
+    for (auto& [key, t] : optimizer.state())
+      if (!split || !SplitClassWeights::is_split("/optimizer/" + key)) root_state.emplace(key, t);
+  auto opt = broadcast_map(comm, root_state);
+  if (comm.is_root()) return;
+  if (split)  // keep this process's own rows' state
+    for (auto& [key, t] : optimizer.state())
+      if (SplitClassWeights::is_split("/optimizer/" + key)) opt[key] = t;
+  optimizer.load_state(opt);
+}
+
+namespace {
+// The optimizer state kinds a split parameter may have (optim/optimizer.h: SGD, AdamW).
+const char* const kStateKinds[] = {"momentum", "exp_avg", "exp_avg_sq"};
+const char* const kSplitParam = "head/weight";
+constexpr int64_t kChunkValues = int64_t(4) << 20;
+}  // namespace
+
+SplitClassWeights::SplitClassWeights(dist::Communicator& comm, PartialFcHead& head,
+                                     Optimizer& optimizer)
+    : comm_(comm), optimizer_(optimizer) {
+  for (const auto& [name, v] : head.named_parameters())
+    if (name == "weight") weight_ = v;
+  MF_CHECK(weight_.defined(), "internal: Partial FC head without 'weight'");
+  const int64_t G = head.rows_per_class();
+  rows_ = weight_.dim(0);
+  D_ = weight_.dim(1);
+  first_row_ = head.shard().first * G;
+  total_rows_ = head.shard().total * G;
+}
+
+bool SplitClassWeights::is_split(const std::string& path) {
+  if (path == std::string("/head/") + "weight") return true;
+  for (const char* kind : kStateKinds)
+    if (path == std::string("/optimizer/") + kind + "/" + kSplitParam) return true;
+  return false;
+}
+
+void SplitClassWeights::exchange(Tensor& whole, Tensor& rows, bool to_root, const char* what) {
+  const int64_t total = total_rows_ * D_, mine_begin = first_row_ * D_,
+                mine_end = mine_begin + rows_ * D_;
+  std::vector<float> chunk;
+  for (int64_t begin = 0; begin < total; begin += kChunkValues) {
+    const int64_t end = std::min(total, begin + kChunkValues);
+    chunk.assign(size_t(end - begin), 0.0f);
+    const int64_t lo = std::max(begin, mine_begin), hi = std::min(end, mine_end);
+    if (to_root) {
+      if (lo < hi)
+        std::memcpy(chunk.data() + (lo - begin), rows.data() + (lo - mine_begin),
+                    size_t(hi - lo) * sizeof(float));
+      comm_.sum(chunk.data(), end - begin, what);
+      if (comm_.is_root())
+        std::memcpy(whole.data() + begin, chunk.data(), size_t(end - begin) * sizeof(float));
+    } else {
+      if (comm_.is_root())
+        std::memcpy(chunk.data(), whole.data() + begin, size_t(end - begin) * sizeof(float));
+      comm_.broadcast(chunk.data(), (end - begin) * int64_t(sizeof(float)), 0, what);
+      if (lo < hi)
+        std::memcpy(rows.data() + (lo - mine_begin), chunk.data() + (lo - begin),
+                    size_t(hi - lo) * sizeof(float));
+    }
+  }
+}
+
+std::map<std::string, Tensor> SplitClassWeights::gather() {
+  std::map<std::string, Tensor> whole;
+  auto take = [&](const std::string& path, Tensor rows) {
+    Tensor all = comm_.is_root() ? Tensor::empty({total_rows_, D_}) : Tensor();
+    exchange(all, rows, true, "the checkpoint's gather of Partial FC's class weights");
+    if (comm_.is_root()) whole.emplace(path, all);
+  };
+  take("/head/weight", weight_.value());
+  const std::map<std::string, Tensor> state = optimizer_.state();
+  for (const char* kind : kStateKinds) {
+    const std::string key = std::string(kind) + "/" + kSplitParam;
+    double present = state.count(key) ? 1.0 : 0.0;  // a process whose rows were never updated
+    comm_.max(&present, 1, "the checkpoint's gather of Partial FC's optimizer state");
+    if (present > 0)  // state that was never created is zero: the same first update
+      take("/optimizer/" + key, state.count(key) ? state.at(key) : Tensor::zeros({rows_, D_}));
+  }
+  return whole;
+}
+
+void SplitClassWeights::take_rows(const WholeTensors& whole) {
+  const auto it = whole.tensors.find("/head/weight");
+  MF_CHECK(it != whole.tensors.end() && it->second.shape() == Shape({total_rows_, D_}),
+           "model.init: the checkpoint's head weights do not match the run's (", total_rows_, ", ",
+           D_, ")");
+  std::memcpy(weight_.value().data(), it->second.data() + first_row_ * D_,
+              size_t(rows_ * D_) * sizeof(float));
+}
+
+void SplitClassWeights::scatter(const std::map<std::string, Tensor>& whole) {
+  auto give = [&](const std::string& path, Tensor& rows) {
+    Tensor all;
+    if (comm_.is_root()) {
+      all = whole.at(path);
+      MF_CHECK(all.shape() == Shape({total_rows_, D_}), "the checkpoint's ", path, " is ",
+               all.shape(), ", the run needs (", total_rows_, ", ", D_, ")");
+    }
+    exchange(all, rows, false, "the resume's split of Partial FC's class weights");
+  };
+  Tensor w = weight_.value();
+  give("/head/weight", w);
+  std::map<std::string, Tensor> state = optimizer_.state();
+  for (const char* kind : kStateKinds) {
+    const std::string key = std::string(kind) + "/" + kSplitParam;
+    double present = comm_.is_root() && whole.count("/optimizer/" + key) ? 1.0 : 0.0;
+    comm_.broadcast(&present, sizeof present, 0, "the resume's split of Partial FC's state");
+    if (present == 0) continue;
+    Tensor rows = Tensor::zeros({rows_, D_});
+    give("/optimizer/" + key, rows);
+    state[key] = rows;
+  }
+  optimizer_.load_state(state);
 }
 
 }  // namespace mf

@@ -9,15 +9,19 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
+#include <string>
 #include <unordered_map>
 #include <vector>
 
 #include "autograd/var.h"
+#include "io/module_io.h"
 
 namespace mf {
 
 class Module;
 class Optimizer;
+class PartialFcHead;
 namespace dist {
 class Communicator;
 }
@@ -64,7 +68,41 @@ class GradientSync {
 
 // Makes every process's parameters, buffers and optimizer state those of the root (after the root
 // resumed from a checkpoint or loaded model.init), so all processes start from the same bits.
+// `split` (Partial FC's class weights, held by rows over the processes) and its optimizer state
+// are left alone: SplitClassWeights moves them.
 void broadcast_from_root(dist::Communicator& comm, const std::vector<Module*>& modules,
-                         Optimizer& optimizer);
+                         Optimizer& optimizer, const Var* split = nullptr);
+
+// Partial FC over several processes (losses/partial_fc.h): the head's class weights "weight" and
+// their optimizer state, held by rows (process p: its classes' rows), as the whole tensors a
+// checkpoint holds, so a run saved by N processes resumes on any M. Both directions pass the
+// rows through rank 0 in chunks of 4 Mi values (sums of zero-padded buffers to gather, broadcasts
+// to split), so no other process ever holds more than its rows and a chunk; rank 0 holds the
+// whole tensors while it writes or reads a checkpoint.
+class SplitClassWeights {
+ public:
+  SplitClassWeights(dist::Communicator& comm, PartialFcHead& head, Optimizer& optimizer);
+  // Collective. On rank 0: checkpoint path ("/head/weight", "/optimizer/momentum/head/weight",
+  // …) → whole tensor; elsewhere empty.
+  std::map<std::string, Tensor> gather();
+  // Collective: rank 0's whole tensors (read from a checkpoint; ignored elsewhere) to every
+  // process's rows.
+  void scatter(const std::map<std::string, Tensor>& whole);
+  // Not collective: this process's rows of the class weights from `whole` (model.init, which
+  // every process reads itself).
+  void take_rows(const WholeTensors& whole);
+  // Whether a checkpoint path names one of the split tensors.
+  static bool is_split(const std::string& path);
+  const Var& weight() const { return weight_; }
+
+ private:
+  // Moves whole ↔ rows of one tensor; `to_root` gathers.
+  void exchange(Tensor& whole, Tensor& rows, bool to_root, const char* what);
+
+  dist::Communicator& comm_;
+  Optimizer& optimizer_;
+  Var weight_;  // (rows_, D): this process's rows
+  int64_t first_row_ = 0, rows_ = 0, total_rows_ = 0, D_ = 0;
+};
 
 }  // namespace mf

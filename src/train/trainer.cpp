@@ -149,11 +149,14 @@ StepResult train_step(Trainee& t, DataLoader& loader, int64_t step, int64_t grad
       r.images += batch->images.dim(0);
     }
     const bool last = micro + 1 == grad_accum;
-    const float scale = static_cast<float>(share / double(grad_accum));
-    backward(affine(out.loss, dp ? scale : 1.0f / static_cast<float>(grad_accum)), Tensor(),
+    // A head whose loss is already the global batch's (Partial FC over several processes) keeps
+    // its weight in backward and counts once in the summed loss and accuracy.
+    const double weight = out.global_batch ? 1.0 : share;
+    const double reported = out.global_batch && dp ? 1.0 / dp->comm.size() : share;
+    backward(affine(out.loss, static_cast<float>(weight / double(grad_accum))), Tensor(),
              dp && last ? dp->gradients.hook() : LeafReadyFn());
-    r.loss += share * loss / double(grad_accum);
-    r.accuracy += share * out.accuracy / double(grad_accum);
+    r.loss += reported * loss / double(grad_accum);
+    r.accuracy += reported * out.accuracy / double(grad_accum);
     seen.push_back({embeddings.value(), batch->labels, out.batch_stats, out.sparse});
   }
   if (!r.finite) return r;
@@ -168,7 +171,15 @@ StepResult train_step(Trainee& t, DataLoader& loader, int64_t step, int64_t grad
     r.loss = means[0];
     r.accuracy = means[1];
   }
-  if (clip_grad_norm > 0) t.optimizer.clip_grad_norm(clip_grad_norm);
+  if (clip_grad_norm > 0) {
+    std::function<double(double)> total_sparse;  // the split class weights' rows of every process
+    if (dp && dp->split)
+      total_sparse = [dp](double sq) {
+        dp->comm.sum(&sq, 1, "the gradient norm");
+        return sq;
+      };
+    t.optimizer.clip_grad_norm(clip_grad_norm, total_sparse);
+  }
   r.lr = t.schedule.lr(step);
   t.optimizer.step(r.lr);
   for (const Seen& b : seen) t.head.after_step(b.embeddings, b.labels, b.batch_stats);
@@ -199,12 +210,14 @@ struct Parts {
   // train.ema_decay > 0: a second backbone holding the weight average, evaluated and exported.
   std::unique_ptr<Backbone> ema_backbone;
   std::unique_ptr<WeightAverage> ema;
+  // Partial FC over several processes: the head's class weights held by rows.
+  std::unique_ptr<SplitClassWeights> split;
   int64_t steps_per_epoch = 0, total_steps = 0;
 
   Backbone& evaluated() { return ema_backbone ? *ema_backbone : *backbone; }
 };
 
-Parts assemble(const TrainSettings& s, const dist::Communicator& comm) {
+Parts assemble(const TrainSettings& s, dist::Communicator& comm) {
   Parts p;
   Rng init_rng(s.seed);
   p.backbone = builtin_backbones().create(s.backbone, s.backbone_params, init_rng);
@@ -212,12 +225,7 @@ Parts assemble(const TrainSettings& s, const dist::Communicator& comm) {
       TrainingSet::open(s.sources, s.root, static_cast<int>(p.backbone->input_height()),
                         static_cast<int>(p.backbone->input_width()), s.max_identities));
   p.head = create_head(s.head_type, s.head_params, p.backbone->embedding_size(),
-                       p.data->num_classes(), init_rng);
-  if (!s.init.empty()) {  // model.init: start from another run's weights (and head, if the same)
-    const CheckpointMeta init_meta = read_checkpoint_meta(s.init);
-    const bool same_head = s.init_head && init_meta.head == s.head_type;
-    load_checkpoint(s.init, *p.backbone, same_head ? p.head.get() : nullptr);
-  }
+                       p.data->num_classes(), init_rng, &comm);
   LoaderConfig loader = s.loader;
   loader.seed = s.seed;
   loader.rank = comm.rank();
@@ -231,6 +239,17 @@ Parts assemble(const TrainSettings& s, const dist::Communicator& comm) {
   p.optimizer = optimizer_registry().create(s.optimizer, s.optimizer_params,
                                             make_groups(*p.backbone, *p.head, s));
   p.schedule = schedule_registry().create(s.schedule, s.schedule_params, s.lr, p.total_steps);
+  auto* partial_fc = dynamic_cast<PartialFcHead*>(p.head.get());
+  if (partial_fc && partial_fc->sharded())
+    p.split = std::make_unique<SplitClassWeights>(comm, *partial_fc, *p.optimizer);
+  if (!s.init.empty()) {  // model.init: start from another run's weights (and head, if the same)
+    const CheckpointMeta init_meta = read_checkpoint_meta(s.init);
+    const bool same_head = s.init_head && init_meta.head == s.head_type;
+    WholeTensors whole{SplitClassWeights::is_split, {}};
+    load_checkpoint(s.init, *p.backbone, same_head ? p.head.get() : nullptr, nullptr, nullptr,
+                    p.split ? &whole : nullptr);
+    if (p.split && same_head) p.split->take_rows(whole);  // every process reads its own rows
+  }
   if (s.ema_decay > 0) {
     Rng unused(0);
     p.ema_backbone = builtin_backbones().create(s.backbone, s.backbone_params, unused);
@@ -284,7 +303,10 @@ class Checkpointer {
         path, ": the run changed since this checkpoint:\n  checkpoint: ", meta.data_signature,
         "\n  now:        ", meta_.data_signature,
         "\nresuming would not continue the same run; pass --resume-changed to continue anyway");
-    load_checkpoint(path, *parts_.backbone, parts_.head.get(), parts_.optimizer.get());
+    WholeTensors whole{SplitClassWeights::is_split, {}};
+    load_checkpoint(path, *parts_.backbone, parts_.head.get(), parts_.optimizer.get(), nullptr,
+                    parts_.split ? &whole : nullptr);
+    loaded_whole_ = std::move(whole.tensors);
     if (parts_.ema) {
       parts_.ema->reset();
       if (!load_weight_average(path, *parts_.ema_backbone))
@@ -302,6 +324,11 @@ class Checkpointer {
   }
 
   int64_t saved_step() const { return saved_step_; }  // the step last.h5 holds, −1 if none
+
+  // Partial FC over several processes: the split tensors read by resume (whole), and the whole
+  // tensors gathered for the saves of this step.
+  std::map<std::string, Tensor> take_loaded_whole() { return std::move(loaded_whole_); }
+  void set_whole(std::map<std::string, Tensor> whole) { whole_ = std::move(whole); }
 
   // checkpoints/step_N.h5, made last.h5.
   void save_step(int64_t step) {
@@ -332,8 +359,15 @@ class Checkpointer {
 
  private:
   void save(const std::string& path, int64_t step) {
-    const int64_t bad = nonfinite_values(*parts_.backbone) + nonfinite_values(*parts_.head) +
-                        (parts_.ema_backbone ? nonfinite_values(*parts_.ema_backbone) : 0);
+    int64_t bad = nonfinite_values(*parts_.backbone) + nonfinite_values(*parts_.head) +
+                  (parts_.ema_backbone ? nonfinite_values(*parts_.ema_backbone) : 0);
+    MF_CHECK(!parts_.split || whole_.count("/head/weight"),
+             "internal: the split class weights were not gathered for this checkpoint");
+    if (parts_.split) {
+      const Tensor& all_weights = whole_.at("/head/weight");
+      for (int64_t i = 0; i < all_weights.numel(); ++i)
+        bad += !std::isfinite(all_weights.data()[i]);
+    }
     MF_CHECK(bad == 0, "the weights became non-finite by step ", step, " (", bad,
              " values); no checkpoint was written. Resuming starts from ", rollback_point(),
              ". Try a lower optim.lr, optim.clip_grad_norm, or head.margin_warmup_steps");
@@ -346,6 +380,7 @@ class Checkpointer {
     c.optimizer = parts_.optimizer.get();
     c.ema = parts_.ema_backbone.get();
     c.identities = parts_.data->identities();
+    if (parts_.split) c.whole = &whole_;
     save_checkpoint(path, c);
   }
 
@@ -354,6 +389,7 @@ class Checkpointer {
   int64_t keep_;
   CheckpointMeta meta_;
   int64_t saved_step_ = -1;
+  std::map<std::string, Tensor> loaded_whole_, whole_;
 };
 
 // The run's convolutions (training and its periodic evaluations) use its precision; whatever
@@ -410,7 +446,7 @@ TrainSummary train(const Config& cfg, const TrainOptions& o) {
   const TrainSettings s = read_train_settings(cfg);
   // Data-parallel under mpirun (train/data_parallel.h): rank 0 alone owns the run folder (lock,
   // log, checkpoints, evaluation); the others train their slices and follow its state.
-  dist::Communicator& comm = dist::world();
+  dist::Communicator& comm = dist::world(s.dist_timeout);
   comm.set_timeout(s.dist_timeout);
   const bool parallel = comm.size() > 1, root = comm.is_root();
   set_num_threads(parallel ? threads_per_process(s.threads) : s.threads);
@@ -427,9 +463,6 @@ TrainSummary train(const Config& cfg, const TrainOptions& o) {
              "); continue it with --resume auto, or choose another train.output_dir");
   }
   Parts parts = assemble(s, comm);
-  MF_CHECK(!parallel || !dynamic_cast<const PartialFcHead*>(parts.head.get()), cfg.source(),
-           ": head.partial_fc runs in one process for now (sampling only); the class weights "
-           "sharded over several processes are not built yet");
   MF_CHECK(parts.loader->batch_size() >= 2 * comm.size(), cfg.source(), ": data.batch_size ",
            parts.loader->batch_size(), " is the global batch of ", comm.size(),
            " processes; each needs at least 2 images (BatchNorm)");
@@ -452,12 +485,21 @@ TrainSummary train(const Config& cfg, const TrainOptions& o) {
     comm.broadcast(&step, sizeof step, 0, "the start of training (step from rank 0)");
     std::vector<Module*> modules{parts.backbone.get(), parts.head.get()};
     if (parts.ema_backbone) modules.push_back(parts.ema_backbone.get());
-    broadcast_from_root(comm, modules, *parts.optimizer);
+    const Var* split = parts.split ? &parts.split->weight() : nullptr;
+    broadcast_from_root(comm, modules, *parts.optimizer, split);
+    if (parts.split) {  // the class weights a resumed checkpoint holds whole, to their processes
+      double resumed = root && !resume.empty() ? 1.0 : 0.0;
+      comm.broadcast(&resumed, sizeof resumed, 0, "the start of training (resume)");
+      if (resumed > 0)
+        parts.split->scatter(root ? checkpoints->take_loaded_whole()
+                                  : std::map<std::string, Tensor>());
+    }
     std::vector<Var> params = parts.backbone->parameters();
-    for (const Var& p : parts.head->parameters()) params.push_back(p);
+    for (const Var& p : parts.head->parameters())  // split weights: each process its own rows
+      if (!split || p.state() != split->state()) params.push_back(p);
     gradients.emplace(comm, std::move(params), int64_t(s.allreduce_bucket_mb * (1 << 20)),
                       s.allreduce_overlap);
-    dp.emplace(DataParallel{comm, *gradients});
+    dp.emplace(DataParallel{comm, *gradients, parts.split.get()});
   }
   double time_before = 0;
   std::optional<TrainingEvaluation> evaluation;
@@ -480,7 +522,8 @@ TrainSummary train(const Config& cfg, const TrainOptions& o) {
         s.precision == kernels::ConvPrecision::bf16 ? ", bf16 convolutions" : "",
         partial_fc ? (", Partial FC: " + std::to_string(partial_fc_classes) + " of " +
                       std::to_string(parts.data->num_classes()) +
-                      " classes per step (or the batch's, if more)")
+                      " classes per step (or the batch's, if more)" +
+                      (parts.split ? ", class weights split over the processes" : ""))
                          .c_str()
                    : "",
         parallel ? (" per process, " + std::to_string(comm.size()) + " processes (" +
@@ -496,6 +539,16 @@ TrainSummary train(const Config& cfg, const TrainOptions& o) {
   const int64_t first_step = step;
   Progress progress(first_step, total_steps, s.log_every, o.quiet || !root);
   int64_t epoch = -1, nonfinite_run = 0, updates = 0, images = 0;
+  // Partial FC over several processes: before rank 0 saves (`saving`, known there), every
+  // process sends its rows of the class weights.
+  auto gather_split = [&](bool saving) {
+    if (!parts.split) return;
+    double any = saving ? 1.0 : 0.0;
+    comm.max(&any, 1, "the checkpoint agreement");
+    if (any == 0) return;
+    auto whole = parts.split->gather();
+    if (root) checkpoints->set_whole(std::move(whole));
+  };
   int stopped_by = 0;                 // the signal that stopped the run
   bool stop = false, killed = false;  // killed: stop_after, a kill without the final checkpoint
   while (step < total_steps && !stop) {
@@ -530,8 +583,10 @@ TrainSummary train(const Config& cfg, const TrainOptions& o) {
       if (++nonfinite_run >= s.max_nonfinite) break;  // to the rollback below, without a save
     }
     const bool last = step == total_steps;
+    const bool evaluate = root && evaluation->due(step, last);
+    gather_split(root && (step % s.checkpoint_every == 0 || last || evaluate));
     if (root && (step % s.checkpoint_every == 0 || last)) checkpoints->save_step(step);
-    if (root && evaluation->due(step, last)) {
+    if (evaluate) {
       const EvalOutcome e = evaluation->run(parts.evaluated(), step, last);
       for (const auto& record : e.records) run->append(record);
       if (e.lfw) std::tie(summary.lfw_accuracy, summary.lfw_std) = *e.lfw;
@@ -559,8 +614,10 @@ TrainSummary train(const Config& cfg, const TrainOptions& o) {
            "); stopping. Resuming starts from ",
            root ? checkpoints->rollback_point() : "rank 0's last checkpoint",
            ". Try a lower optim.lr, optim.clip_grad_norm, or head.margin_warmup_steps");
-  if (root && checkpoints->saved_step() != step && step > first_step && !killed)
-    checkpoints->save_step(step);  // stopped by a signal between checkpoints
+  const bool save_at_stop =
+      root && checkpoints->saved_step() != step && step > first_step && !killed;
+  gather_split(save_at_stop);
+  if (save_at_stop) checkpoints->save_step(step);  // stopped by a signal between checkpoints
   summary.finished = step == total_steps;
   if (root) {
     print_end(summary, first_step, *run, stopped_by);

@@ -43,6 +43,7 @@ struct StepResult {
 };
 
 class GradientSync;
+class SplitClassWeights;
 namespace dist {
 class Communicator;
 }
@@ -50,6 +51,7 @@ class Communicator;
 struct DataParallel {
   dist::Communicator& comm;
   GradientSync& gradients;
+  SplitClassWeights* split = nullptr;  // Partial FC's class weights split over the processes
 };
 
 // One optimizer step: grad_accum batches from `loader`, backward, clip, update. With `dp`, each

@@ -8,7 +8,13 @@
 //  * a 2-process checkpoint resumes on 1 and on 3 processes and ends where an uninterrupted
 //    one-process run ends;
 //  * a process that hangs (SIGSTOP) makes the others stop within train.dist_timeout with a
-//    message naming the wait, and the job exits non-zero.
+//    message naming the wait, and the job exits non-zero; one that never starts stops the others
+//    inside MPI_Init within the same bound;
+//  * Partial FC with the class weights split over the processes: at sample_rate 1 on 1, 2 and 3
+//    processes it ends where the full head ends in one process; at sample_rate 0.5 on 2 and 3
+//    where one process ends (the same classes are drawn for any number of processes); a 2-process
+//    Partial FC checkpoint (whole class weights and momentum) resumes on 1 and 3; heads it cannot
+//    split are refused by name. Same tolerance, with model.sync_bn.
 // Skipped (with the reason) where mpirun is not installed; CI installs OpenMPI.
 #include <gtest/gtest.h>
 #include <signal.h>
@@ -178,6 +184,90 @@ TEST_F(DataParallel, TwoProcessCheckpointResumesOnOneAndThree) {
   }
 }
 
+// The training loss logged for each step of a run (log.jsonl, rank 0's).
+std::vector<double> logged_losses(const std::string& run_dir) {
+  std::ifstream log(run_dir + "/log.jsonl");
+  std::vector<double> out;
+  for (std::string line; std::getline(log, line);) {
+    const size_t at = line.find("\"loss\":");
+    if (line.find("\"step\"") != line.npos && at != line.npos)
+      out.push_back(std::atof(line.c_str() + at + 7));
+  }
+  return out;
+}
+
+// Partial FC: the class weights of the 8 identities split 4/4 over 2 processes, 2/3/3 over 3.
+const std::string kSplit = "--set model.sync_bn=true --set head.partial_fc.enabled=true ";
+
+TEST_F(DataParallel, PartialFcAtRateOneOnOneTwoThreeProcessesEqualsTheFullHead) {
+  CommandResult r = train("", config_, "--set train.output_dir=" + run("full"));
+  ASSERT_EQ(r.status, 0) << r.output;
+  const auto full = weights(last("full"), true);
+  for (int n : {1, 2, 3}) {
+    const std::string name = "pfc" + std::to_string(n);
+    r = train(mpirun(n), config_, kSplit + "--set train.output_dir=" + run(name));
+    ASSERT_EQ(r.status, 0) << r.output;
+    EXPECT_NE(r.output.find("Partial FC: 8 of 8"), std::string::npos) << r.output;
+    if (n > 1) {
+      EXPECT_NE(r.output.find("class weights split over the processes"), std::string::npos);
+    }
+    // The checkpoint holds the whole (8, 16) class weights, as the full head's.
+    EXPECT_LT(relative_difference(full, weights(last(name), true)), kTolerance) << n;
+    // The loss of the global batch at each step (the first before any update: 1e-5 relative).
+    const auto a = logged_losses(run("full")), b = logged_losses(run(name));
+    ASSERT_EQ(a.size(), size_t(kSteps));
+    ASSERT_EQ(b.size(), size_t(kSteps));
+    EXPECT_NEAR(b[0], a[0], 1e-5 * a[0]) << n;
+    for (int k = 1; k < kSteps; ++k) EXPECT_NEAR(b[k], a[k], 1e-3 * a[k]) << n << " step " << k;
+  }
+}
+
+TEST_F(DataParallel, PartialFcSampledOnTwoAndThreeProcessesEqualsOneProcess) {
+  const std::string sampled = kSplit + "--set head.partial_fc.sample_rate=0.5 ";
+  CommandResult r = train("", config_, sampled + "--set train.output_dir=" + run("one"));
+  ASSERT_EQ(r.status, 0) << r.output;
+  const auto one = weights(last("one"), true);
+  for (int n : {2, 3}) {
+    const std::string name = "sampled" + std::to_string(n);
+    r = train(mpirun(n), config_, sampled + "--set train.output_dir=" + run(name));
+    ASSERT_EQ(r.status, 0) << r.output;
+    EXPECT_LT(relative_difference(one, weights(last(name), true)), kTolerance) << n;
+  }
+}
+
+TEST_F(DataParallel, PartialFcTwoProcessCheckpointResumesOnOneAndThree) {
+  // SGD momentum 0.9: the velocity of the class weights is split and gathered too.
+  const std::string same =
+      kSplit + "--set head.partial_fc.sample_rate=0.5 --set schedule.type=constant ";
+  CommandResult r = train("", config_, same + "--set train.output_dir=" + run("whole"));
+  ASSERT_EQ(r.status, 0) << r.output;
+  const auto whole = weights(last("whole"), true);
+  r = train(mpirun(2), config_,
+            same + "--set train.max_steps=2 --set train.output_dir=" + run("half"));
+  ASSERT_EQ(r.status, 0) << r.output;
+  {
+    h5::File f(last("half"), h5::File::Mode::kRead);
+    EXPECT_EQ(f.read_tensor("head/weight").shape(), Shape({8, 16}));
+    EXPECT_EQ(f.read_tensor("optimizer/momentum/head/weight").shape(), Shape({8, 16}));
+  }
+  for (int n : {1, 3}) {
+    const std::string name = "resumed" + std::to_string(n);
+    fs::copy(run("half"), run(name), fs::copy_options::recursive);
+    r = train(n == 1 ? "" : mpirun(n), config_,
+              same + "--resume auto --set train.output_dir=" + run(name));
+    ASSERT_EQ(r.status, 0) << r.output;
+    EXPECT_LT(relative_difference(whole, weights(last(name), true)), kTolerance) << n;
+  }
+}
+
+TEST_F(DataParallel, PartialFcRefusesHeadsItCannotSplitByName) {
+  const CommandResult r = train(
+      mpirun(2), config_,
+      kSplit + "--set head.type=magface --set head.s=16 --set train.output_dir=" + run("mag"));
+  EXPECT_NE(r.status, 0) << r.output;
+  EXPECT_NE(r.output.find("'magface'"), std::string::npos) << r.output;
+}
+
 TEST_F(DataParallel, AHungProcessStopsTheJobWithinTheTimeout) {
   // Rank 1 stops itself (SIGSTOP) once training runs (the log has a step; the bound covers
   // training, not MPI's own start-up): the others wait at most dist_timeout (3 s).
@@ -197,6 +287,24 @@ TEST_F(DataParallel, AHungProcessStopsTheJobWithinTheTimeout) {
   EXPECT_NE(r.status, 0) << r.output;
   EXPECT_NE(r.output.find("no answer from the other ranks within"), std::string::npos) << r.output;
   EXPECT_LT(seconds, 60) << r.output;
+}
+
+TEST_F(DataParallel, AProcessThatNeverStartsStopsTheOthersInMpiInit) {
+  // Rank 1 sleeps before it starts marginface: rank 0 waits in MPI_Init, bounded by
+  // train.dist_timeout (3 s), then exits and mpirun ends the job (rank 1's sleep included).
+  const auto t0 = std::chrono::steady_clock::now();
+  const CommandResult r =
+      run_command(mpirun(2) + "sh -c " +
+                  shell_quote("if [ \"$OMPI_COMM_WORLD_RANK\" = 1 ]; then sleep 60; fi; "
+                              "exec env OMP_NUM_THREADS=1 " +
+                              std::string(MF_MARGINFACE_BIN) + " train --config " + config_ +
+                              " --set train.dist_timeout=3 --set train.output_dir=" + run("late")) +
+                  " 2>&1");
+  const double seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  EXPECT_NE(r.status, 0) << r.output;
+  EXPECT_NE(r.output.find("MPI did not start within 3 s"), std::string::npos) << r.output;
+  EXPECT_LT(seconds, 45) << r.output;
 }
 
 TEST_F(DataParallel, AKilledProcessEndsTheJob) {
