@@ -7,7 +7,11 @@
 //    draws the negatives uniformly (a frequency check);
 //  * an optimizer step (SGD with momentum and weight decay, AdamW) changes only the sampled rows
 //    and their state; every other row keeps its bits;
-//  * heads it cannot serve (center loss, a bias, metric heads) are refused by name.
+//  * heads it cannot serve (center loss, a bias, metric heads) are refused by name;
+//  * for the class weights split over processes (tests/apps/test_data_parallel.cpp runs them):
+//    a head built under ClassShardScope holds exactly its rows of the one-process head's weights
+//    and leaves the random stream where the whole head leaves it; the sharded cross-entropy in
+//    one process (every column counted) is the cross-entropy: loss, accuracy and gradient.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -15,10 +19,12 @@
 #include <map>
 #include <set>
 
+#include "dist/communicator.h"
 #include "head_test_util.h"
 #include "losses/partial_fc.h"
 #include "optim/optimizer.h"
 #include "support/fixtures.h"
+#include "support/gradcheck.h"
 #include "support/temp_dir.h"
 
 namespace mf::test {
@@ -216,6 +222,72 @@ TEST(PartialFc, HeadsItCannotServeAreRefusedByName) {
   // sample_rate 1 (the default) is the plain head.
   EXPECT_EQ(dynamic_cast<PartialFcHead*>(create_head("arcface", Params("head"), 8, 10, rng).get()),
             nullptr);
+}
+
+TEST(PartialFc, AShardHoldsExactlyItsRowsOfTheWholeHead) {
+  const int64_t D = 5, K = 7;
+  for (const Case& c : {Case{"arcface", {"s=16"}}, Case{"subcenter_arcface", {"s=16", "k=3"}}}) {
+    SCOPED_TRACE(c.type);
+    const int64_t G = c.type == "subcenter_arcface" ? 3 : 1;
+    Rng whole_rng(4);
+    const auto whole = head_registry().create(c.type, params_from(c.params), D, K, whole_rng);
+    const Tensor& w = parameter(*whole, "weight").value();  // (K·G, D)
+    for (const auto& [first, count] : {std::pair<int64_t, int64_t>{0, 2}, {2, 3}, {5, 2}}) {
+      Rng rng(4);
+      std::unique_ptr<Head> shard;
+      {
+        const ClassShardScope scope(first, count);
+        shard = head_registry().create(c.type, params_from(c.params), D, K, rng);
+      }
+      const Tensor& rows = parameter(*shard, "weight").value();
+      ASSERT_EQ(rows.shape(), Shape({count * G, D}));
+      for (int64_t i = 0; i < rows.numel(); ++i)
+        ASSERT_EQ(rows.data()[i], w.data()[first * G * D + i]) << first << " value " << i;
+      EXPECT_EQ(dynamic_cast<ClassifierHead&>(*shard).num_classes(), count);
+      Rng after(4);  // the whole head's draws were all taken
+      const auto again = head_registry().create(c.type, params_from(c.params), D, K, after);
+      EXPECT_EQ(rng.next_u64(), after.next_u64());
+    }
+  }
+}
+
+TEST(PartialFc, ShardedCrossEntropyInOneProcessIsTheCrossEntropy) {
+  Rng rng(8);
+  const int64_t N = 5, C = 6;
+  const Tensor z = random_tensor(rng, {N, C}, -3.0, 3.0);
+  const Labels labels{0, 5, 2, 2, 4};
+  Var a(z.clone(), true), b(z.clone(), true);
+  const HeadOutput plain = classification_output(a, labels);
+  const HeadOutput sharded = sharded_classification_output(b, labels, C, dist::world());
+  backward(plain.loss);
+  backward(sharded.loss);
+  EXPECT_NEAR(sharded.loss.value().item(), plain.loss.value().item(), 1e-6);
+  EXPECT_EQ(sharded.accuracy, plain.accuracy);
+  EXPECT_TRUE(sharded.global_batch);
+  EXPECT_TRUE(tensors_close(b.grad(), a.grad(), 1e-6, "d_logits"));
+}
+
+TEST(PartialFc, ShardedCrossEntropyGradientMatchesFiniteDifferences) {
+  // Four of six columns counted (the last two: another process's targets, counted there); the
+  // labels point into the counted ones, as a process's own rows do.
+  Rng rng(9);
+  const Tensor z = random_tensor(rng, {4, 6}, -2.0, 2.0);
+  const Labels labels{0, 3, 1, 3};
+  EXPECT_TRUE(check_var_gradients(
+      [&](const std::vector<Var>& in) {
+        return sharded_classification_output(in[0], labels, 4, dist::world()).loss;
+      },
+      {z}));
+}
+
+TEST(PartialFc, EnabledDecidesAndDefaultsToARateBelowOne) {
+  Rng rng(1);
+  Params on("head"), off("head");
+  on.set("partial_fc.enabled", "true");  // the memory split alone, at rate 1
+  off.set("partial_fc.sample_rate", "0.5");
+  off.set("partial_fc.enabled", "false");
+  EXPECT_NE(dynamic_cast<PartialFcHead*>(create_head("arcface", on, 8, 10, rng).get()), nullptr);
+  EXPECT_EQ(dynamic_cast<PartialFcHead*>(create_head("arcface", off, 8, 10, rng).get()), nullptr);
 }
 
 }  // namespace
