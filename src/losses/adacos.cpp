@@ -23,15 +23,17 @@
 
 namespace mf {
 
-double adacos_scale(const Tensor& cos, const Labels& labels, double previous_s) {
-  const int64_t N = cos.dim(0), K = cos.dim(1);
+double adacos_scale(const Tensor& cos, const Labels& labels, double previous_s, int64_t counted,
+                    const std::function<double(double)>& total) {
+  const int64_t N = cos.dim(0), K = cos.dim(1), C = counted < 0 ? K : counted;
   double b_sum = 0;
   std::vector<double> theta(N);
   for (int64_t n = 0; n < N; ++n) {
-    for (int64_t k = 0; k < K; ++k)
+    for (int64_t k = 0; k < C; ++k)
       if (k != labels[n]) b_sum += std::exp(previous_s * double(cos.data()[n * K + k]));
     theta[n] = std::acos(std::clamp(double(cos.data()[n * K + labels[n]]), -1.0, 1.0));
   }
+  if (total) b_sum = total(b_sum);
   std::nth_element(theta.begin(), theta.begin() + (N - 1) / 2, theta.end());
   const double median = theta[(N - 1) / 2];
   return std::log(b_sum / double(N)) / std::cos(std::min(M_PI / 4, median));
@@ -50,7 +52,10 @@ class AdaCosHead final : public ClassifierHead {
     check_input(x, labels);
     const Var cos = cosine(x);  // (N, K)
     const float s =
-        dynamic_ ? float(adacos_scale(cos.value(), labels, s_.data()[0])) : s_.data()[0];
+        dynamic_
+            ? float(adacos_scale(cos.value(), labels, s_.data()[0], counted_columns(cos.dim(1)),
+                                 [this](double partial) { return sum_over_processes(partial); }))
+            : s_.data()[0];
     HeadOutput out = output(affine(cos, s), labels);
     if (dynamic_) out.batch_stats = Tensor::full({1}, s);
     return out;

@@ -32,7 +32,8 @@ class ContrastiveHead final : public ClassifierHead {
     HeadOutput out = output(linear(x, class_weight()), labels);  // (N, K)
     if (x.dim(0) >= 2) {
       const Var f = normalize_ ? l2_normalize(x) : x;  // (N, D)
-      out.loss = add(out.loss, affine(contrastive_loss(f, labels, float(margin_)), float(lambda_)));
+      out.loss = add(out.loss, once_over_processes(affine(
+                                   contrastive_loss(f, labels, float(margin_)), float(lambda_))));
     }
     return out;
   }

@@ -142,6 +142,15 @@ class ClassifierHead : public Head {
   // The loss of the classes in use: classification_output, or its sharded form in Partial FC over
   // several processes. Every classifier head ends its forward with it.
   HeadOutput output(const Var& logits, const Labels& labels) const;
+  // Partial FC over several processes (each computes the head on the global batch): a loss term
+  // every process computes identically, outside the softmax (MagFace's g(a), the contrastive
+  // term), passes 1/P of its gradient back on each, so it counts once; its value is unchanged.
+  // The identity otherwise.
+  Var once_over_processes(const Var& term) const;
+  // A per-process partial sum over the logit columns this process counts (`counted_columns` of
+  // `columns`), summed over the processes (AdaCos's B_avg). In one process: all, unchanged.
+  int64_t counted_columns(int64_t columns) const { return subset_comm_ ? subset_owned_ : columns; }
+  double sum_over_processes(double partial) const;
   // Checks embeddings (N, D) and labels; names the head in the error.
   void check_input(const Var& embeddings, const Labels& labels) const;
   // Cosine matrix x̂·Ŵᵀ (N, K·G) with x̂ = x / max(‖x‖, 1e-12) and Ŵ likewise per row (of the

@@ -2,6 +2,7 @@
 // The head classes themselves are private to their files; build them through head_registry().
 #pragma once
 
+#include <functional>
 #include <vector>
 
 #include "losses/head.h"
@@ -49,8 +50,11 @@ SphereFaceOptions read_sphereface_options(const Params& p);
 std::vector<double> elastic_margins(uint64_t seed, int64_t step, int64_t N, double m, double sigma);
 
 // AdaCos's dynamic scale (Zhang et al. 2019, eq. 15–16) from the cosines c (N, K) of a batch and
-// the previous scale: log(B_avg) / cos(min(π/4, θ_med)).
-double adacos_scale(const Tensor& cos, const Labels& labels, double previous_s);
+// the previous scale: log(B_avg) / cos(min(π/4, θ_med)). Partial FC over several processes: B_avg's
+// sum runs over the first `counted` columns (this process's classes) and `total` sums it over
+// the processes; by default every column, as is.
+double adacos_scale(const Tensor& cos, const Labels& labels, double previous_s,
+                    int64_t counted = -1, const std::function<double(double)>& total = nullptr);
 
 // Center loss's center step (Wen et al. 2016, Algorithm 1), in place on centers (K, D):
 //   Δc_j = Σ_{y_i = j} (c_j − x_i) / (1 + n_j),   c_j ← c_j − α·Δc_j.

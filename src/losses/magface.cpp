@@ -39,7 +39,7 @@ class MagFaceHead final : public ClassifierHead {
     const Var margin = affine(a, float(o_.slope()), float(o_.l_m - o_.slope() * o_.l_a));
     HeadOutput out = output(magface_logits(cosine(x), margin, labels, float(o_.s)), labels);
     const Var g = add(reciprocal(a), affine(a, float(1.0 / (o_.u_a * o_.u_a))));  // (N, 1)
-    out.loss = add(out.loss, affine(mean(g), float(o_.lambda_g)));
+    out.loss = add(out.loss, once_over_processes(affine(mean(g), float(o_.lambda_g))));
     return out;
   }
 

@@ -83,6 +83,21 @@ HeadOutput sharded_classification_output(const Var& logits, const Labels& labels
   return out;
 }
 
+Var ClassifierHead::once_over_processes(const Var& term) const {
+  if (!subset_comm_ || subset_comm_->size() == 1) return term;
+  const float share = 1.0f / float(subset_comm_->size());
+  return record("once_over_processes", term.value(), {term},
+                [share](const Tensor& dy, GradSlots& slots) {
+                  float* g = slots.grad(0).data();
+                  for (int64_t i = 0; i < dy.numel(); ++i) g[i] += share * dy.data()[i];
+                });
+}
+
+double ClassifierHead::sum_over_processes(double partial) const {
+  if (subset_comm_) subset_comm_->sum(&partial, 1, "Partial FC's sum over the processes");
+  return partial;
+}
+
 std::pair<int64_t, int64_t> class_shard_of(int64_t K, int p, int P) {
   const int64_t first = K * p / P, end = K * (p + 1) / P;
   return {first, end - first};
@@ -277,17 +292,6 @@ std::unique_ptr<Head> create_head(const std::string& type, const Params& params,
   ClassShard shard;
   std::unique_ptr<Head> head;
   if (several) {
-    // A loss term outside the softmax would count once per process, and a statistic over all
-    // classes would see only this process's.
-    MF_CHECK(type != "magface" && type != "contrastive", "head.partial_fc over ", comm->size(),
-             " processes: head '", type, "' adds a loss term outside the softmax (",
-             type == "magface" ? "MagFace's g(a)" : "the contrastive term",
-             "), which the class split does not serve; run it in one process or without "
-             "partial_fc");
-    MF_CHECK(type != "adacos" || !head_params.get_bool("dynamic", true), "head.partial_fc over ",
-             comm->size(),
-             " processes: adacos with dynamic: true sets s from a sum over all "
-             "classes; use head.dynamic: false, one process, or no partial_fc");
     MF_CHECK(K >= 2 * comm->size(), "head.partial_fc over ", comm->size(), " processes needs at ",
              "least two classes per process, the data has ", K);
     const auto [first, count] = class_shard_of(K, comm->rank(), comm->size());

@@ -26,8 +26,10 @@
 //   4. the softmax cross-entropy spans the processes (sharded_classification_output): the loss
 //      is the global batch's mean on every process, the gradient reaches its own columns, and the
 //      embedding gradient (B, D) is summed over the processes and each keeps its rows.
-// Heads whose loss has a term outside the softmax or a statistic over all classes are one-process
-// only (named when refused): magface (g(a)), contrastive, adacos with dynamic s.
+// A loss term outside the softmax (MagFace's g(a), the contrastive term) is computed by every
+// process on the global batch and passes 1/P of its gradient back on each
+// (ClassifierHead::once_over_processes); AdaCos's B_avg sums each process's columns over the
+// processes (sum_over_processes). Every classifier head but center loss is served.
 #pragma once
 
 #include <memory>
