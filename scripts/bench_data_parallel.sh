@@ -2,8 +2,9 @@
 # Data-parallel training on this machine: 1 process × THREADS threads against THREADS processes ×
 # 1 thread (mpirun on loopback), alternating round by round; then the processes with the gradient
 # allreduce overlapped with backward and without (train.allreduce_overlap), which shows how much
-# of the allreduce the overlap hides. Prints medians over rounds of images/s (the "done" line's)
-# and of the allreduce time per step left blocked after backward.
+# of the allreduce the overlap hides, and with model.sync_bn (what the batch statistics' allreduce
+# costs). Prints medians over rounds of images/s (the "done" line's) and of the allreduce time per
+# step left blocked after backward.
 #
 #   scripts/bench_data_parallel.sh                      # ir18 width 0.5, batch 64, 40 steps, 3 rounds
 #   BACKBONE=ir50 WIDTH=1 STEPS=10 scripts/bench_data_parallel.sh
@@ -52,6 +53,7 @@ for r in $(seq "$ROUNDS"); do
   OMP_NUM_THREADS=$THREADS EXTRA="--set train.threads=$THREADS" run one "$BIN"
   OMP_NUM_THREADS=1 EXTRA="" run ranks_overlap $mpi "$BIN"
   OMP_NUM_THREADS=1 EXTRA="--set train.allreduce_overlap=false" run ranks_serial $mpi "$BIN"
+  OMP_NUM_THREADS=1 EXTRA="--set model.sync_bn=true" run ranks_syncbn $mpi "$BIN"
   echo "round $r of $ROUNDS done" >&2
 done
 
@@ -59,11 +61,12 @@ median() { sort -n | awk '{a[NR]=$1} END {print (NR % 2) ? a[(NR+1)/2] : (a[NR/2
 cpu=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//')
 echo "CPU: $cpu; $BACKBONE width $WIDTH, global batch $BATCH, $STEPS steps, $ROUNDS rounds (medians)"
 printf "%-44s %10s %22s\n" "configuration" "images/s" "allreduce ms/step"
-for name in one ranks_overlap ranks_serial; do
+for name in one ranks_overlap ranks_serial ranks_syncbn; do
   case $name in
     one) label="1 process x $THREADS threads" ;;
     ranks_overlap) label="$THREADS processes x 1 thread, overlap on" ;;
     ranks_serial) label="$THREADS processes x 1 thread, overlap off" ;;
+    ranks_syncbn) label="$THREADS processes x 1 thread, overlap on, sync_bn" ;;
   esac
   ips=$(cut -d' ' -f1 "$OUT/$name" | median)
   ms=$(cut -d' ' -f2 "$OUT/$name" | median)

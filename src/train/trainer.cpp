@@ -328,7 +328,7 @@ class Checkpointer {
   // Partial FC over several processes: the split tensors read by resume (whole), and the whole
   // tensors gathered for the saves of this step.
   std::map<std::string, Tensor> take_loaded_whole() { return std::move(loaded_whole_); }
-  void set_whole(std::map<std::string, Tensor> whole) { whole_ = std::move(whole); }
+  void set_whole(std::map<std::string, Tensor> whole) { whole_ = std::move(whole); }  // {}: drop
 
   // checkpoints/step_N.h5, made last.h5.
   void save_step(int64_t step) {
@@ -593,6 +593,7 @@ TrainSummary train(const Config& cfg, const TrainOptions& o) {
       if (!e.targets.empty()) summary.target_accuracy = e.targets;
       checkpoints->save_evaluated(step, e.threshold, e.score);
     }
+    if (root) checkpoints->set_whole({});  // rank 0 holds the whole class weights only to save
     if (o.stop_after > 0 && step >= o.stop_after) stop = killed = true;
     double signal = stop_signal();  // a signal to any process stops them all at this step
     if (parallel) comm.max(&signal, 1, "the stop agreement");

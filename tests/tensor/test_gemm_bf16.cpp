@@ -1,9 +1,11 @@
-// The bf16 fast path (tensor/kernels/gemm_bf16.h): the AMX GEMM must equal an fp32 product of the
-// bf16-rounded inputs (up to fp32 summation order), and the bf16 convolution must stay within a
-// stated tolerance of the exact one. Skipped, with the reason, on CPUs without AMX-BF16.
+// The bf16 fast path (tensor/kernels/gemm_bf16.h): every bf16 GEMM this CPU has (AMX,
+// AVX512-BF16) must equal an fp32 product of the bf16-rounded inputs (up to fp32 summation
+// order), and the bf16 convolution must stay within a stated tolerance of the exact one. Skipped,
+// with the reason, on CPUs with neither; each test names the backends it ran.
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstdio>
 #include <string>
 #include <vector>
 
@@ -17,7 +19,7 @@ namespace {
 
 using namespace mf::kernels;
 
-#define SKIP_WITHOUT_AMX()                                               \
+#define SKIP_WITHOUT_BF16()                                               \
   do {                                                                   \
     std::string why;                                                     \
     if (!bf16::available(&why)) GTEST_SKIP() << "no bf16 path: " << why; \
@@ -40,8 +42,9 @@ TEST(Bf16, ConversionRoundsToNearestEven) {
   EXPECT_TRUE(std::isinf(bf16::to_float(bf16::from_float(INFINITY))));
 }
 
-// C = op(A)·op(B) on the tile unit against a double product of the rounded inputs.
-void check_gemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, bool accumulate) {
+// C = op(A)·op(B) on `backend` against a double product of the rounded inputs.
+void check_gemm(bf16::Backend backend, bool ta, bool tb, int64_t M, int64_t N, int64_t K,
+                bool accumulate) {
   Rng rng(static_cast<uint64_t>(M * 131 + N * 17 + K + ta * 2 + tb));
   const int64_t lda = (ta ? M : K) + 3, ldb = (tb ? K : N) + 5, ldc = N + 2;  // padded strides
   const auto A = random_floats(rng, (ta ? K : M) * lda), B = random_floats(rng, (tb ? N : K) * ldb);
@@ -50,7 +53,7 @@ void check_gemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, bool accumula
   bf16::PackedB pb;
   bf16::pack_a(pa, ta, M, K, A.data(), lda);
   bf16::pack_b(pb, tb, K, N, B.data(), ldb);
-  bf16::gemm(pa, pb, C.data(), ldc, accumulate);
+  bf16::gemm(backend, pa, pb, C.data(), ldc, accumulate);
   auto rounded = [](float v) { return double(bf16::to_float(bf16::from_float(v))); };
   for (int64_t i = 0; i < M; ++i)
     for (int64_t j = 0; j < N; ++j) {
@@ -62,22 +65,27 @@ void check_gemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, bool accumula
         scale += std::abs(p);
       }
       ASSERT_NEAR(C[i * ldc + j], want, 1e-5 * (1 + scale))
-          << "ta " << ta << " tb " << tb << " at " << i << "," << j;
+          << bf16::name(backend) << " ta " << ta << " tb " << tb << " at " << i << "," << j;
     }
   for (int64_t i = 0; i < M; ++i)  // the padding columns of C are untouched
     for (int64_t j = N; j < ldc; ++j) ASSERT_EQ(C[i * ldc + j], C0[i * ldc + j]);
 }
 
 TEST(Bf16, GemmMatchesTheRoundedProductInEveryLayout) {
-  SKIP_WITHOUT_AMX();
-  for (bool ta : {false, true})
-    for (bool tb : {false, true}) {
-      check_gemm(ta, tb, 64, 96, 128, false);   // whole tiles
-      check_gemm(ta, tb, 37, 45, 70, true);     // ragged edges in M, N and K, accumulating
-      check_gemm(ta, tb, 5, 300, 33, false);    // more than one 256-column panel
-      check_gemm(ta, tb, 64, 320, 600, false);  // K in three chunks, whole and edge blocks
-      check_gemm(ta, tb, 96, 64, 520, true);
-    }
+  SKIP_WITHOUT_BF16();
+  for (const bf16::Backend backend : bf16::backends()) {
+    std::printf("bf16 GEMM backend: %s\n", bf16::name(backend));
+    for (bool ta : {false, true})
+      for (bool tb : {false, true}) {
+        check_gemm(backend, ta, tb, 64, 96, 128, false);   // whole tiles
+        check_gemm(backend, ta, tb, 37, 45, 70, true);     // ragged edges in M, N, K, accumulating
+        check_gemm(backend, ta, tb, 5, 300, 33, false);    // more than one 256-column panel
+        check_gemm(backend, ta, tb, 64, 320, 600, false);  // K in three chunks, whole and edges
+        check_gemm(backend, ta, tb, 96, 64, 520, true);
+        check_gemm(backend, ta, tb, 3, 7, 0, true);  // an empty sum leaves C
+        check_gemm(backend, ta, tb, 3, 7, 0, false);  // … or zeroes it
+      }
+  }
 }
 
 // The bf16 convolution against the exact one: forward, dx and dw within 1 % of each output's
@@ -111,7 +119,7 @@ void check_conv_tolerance(const ConvGeometry& g) {
 }
 
 TEST(Bf16, ConvolutionWithinOnePercentOfExact) {
-  SKIP_WITHOUT_AMX();
+  SKIP_WITHOUT_BF16();
   check_conv_tolerance(
       {.N = 4, .C = 16, .H = 20, .W = 20, .O = 24, .kH = 3, .kW = 3, .stride = 1, .pad = 1});
   check_conv_tolerance(

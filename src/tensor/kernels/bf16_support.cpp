@@ -7,6 +7,8 @@
 
 #include <atomic>
 #include <cstring>
+#include <string>
+#include <vector>
 
 #include "tensor/kernels/gemm_bf16.h"
 #include "util/error.h"
@@ -21,32 +23,63 @@ constexpr int kArchReqXcompPerm = 0x1023;
 constexpr int kXfeatureXtiledata = 18;
 
 struct Support {
-  bool ok = false;
-  std::string why;
+  std::vector<Backend> backends;  // fastest first
+  std::string why;                // when empty
 };
 
 Support probe() {
   unsigned eax = 0, ebx = 0, ecx = 0, edx = 0;
   if (!__get_cpuid_count(7, 0, &eax, &ebx, &ecx, &edx))
-    return {false, "the CPU does not report its extended features (cpuid leaf 7)"};
+    return {{}, "the CPU does not report its extended features (cpuid leaf 7)"};
   const bool amx_bf16 = edx & (1u << 22), amx_tile = edx & (1u << 24);
-  const bool avx512bw = ebx & (1u << 30);
+  const bool avx512f = ebx & (1u << 16), avx512bw = ebx & (1u << 30);
   unsigned eax1 = 0, ebx1 = 0, ecx1 = 0, edx1 = 0;
   __get_cpuid_count(7, 1, &eax1, &ebx1, &ecx1, &edx1);
   const bool avx512_bf16 = eax1 & (1u << 5);
-  if (!amx_tile || !amx_bf16 || !avx512_bf16 || !avx512bw)
-    return {false, "this CPU has no AMX-BF16 (Intel Sapphire Rapids or newer is needed)"};
-  if (syscall(SYS_arch_prctl, kArchReqXcompPerm, kXfeatureXtiledata) != 0)
-    return {false, "the kernel does not grant AMX tile data to this process (Linux ≥ 5.16 needed)"};
-  return {true, ""};
+  // The OS must save the AVX-512 registers (XCR0: SSE, AVX, opmask, ZMM upper halves, ZMM16-31).
+  unsigned eax0 = 0, ebx0 = 0, ecx0 = 0, edx0 = 0;
+  __get_cpuid(1, &eax0, &ebx0, &ecx0, &edx0);
+  bool os_zmm = false;
+  if (ecx0 & (1u << 27)) {  // OSXSAVE
+    unsigned lo = 0, hi = 0;
+    __asm__("xgetbv" : "=a"(lo), "=d"(hi) : "c"(0));
+    os_zmm = (lo & 0xe6u) == 0xe6u;
+  }
+  if (!avx512f || !avx512bw || !avx512_bf16 || !os_zmm)
+    return {{},
+            "this CPU (or OS) has neither AMX-BF16 nor AVX512-BF16 (Intel Sapphire Rapids, "
+            "AMD Zen 4 or newer is needed)"};
+  Support s;
+  // Linux: a process must ask before it may use the AMX tile data state (kernel ≥ 5.16).
+  if (amx_tile && amx_bf16 && syscall(SYS_arch_prctl, kArchReqXcompPerm, kXfeatureXtiledata) == 0)
+    s.backends.push_back(Backend::amx);
+  s.backends.push_back(Backend::avx512_bf16);
+  return s;
+}
+
+const Support& support() {
+  static const Support s = probe();
+  return s;
 }
 
 }  // namespace
 
+const std::vector<Backend>& backends(std::string* why) {
+  if (why) *why = support().why;
+  return support().backends;
+}
+
 bool available(std::string* why) {
-  static const Support support = probe();
-  if (why) *why = support.why;
-  return support.ok;
+  return !backends(why).empty();
+}
+
+const char* name(Backend backend) {
+  return backend == Backend::amx ? "AMX" : "AVX512-BF16";
+}
+
+void gemm(const PackedA& a, const PackedB& b, float* C, int64_t ldc, bool accumulate) {
+  MF_CHECK(available(), "internal: bf16 GEMM without a bf16 backend");
+  gemm(backends().front(), a, b, C, ldc, accumulate);
 }
 
 uint16_t from_float(float f) {

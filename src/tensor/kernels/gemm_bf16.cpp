@@ -14,6 +14,7 @@
 #include "util/error.h"
 
 #define MF_AMX __attribute__((target("amx-tile,amx-bf16,avx512f,avx512bw,avx512bf16")))
+#define MF_AVX512BF16 __attribute__((target("avx512f,avx512bw,avx512bf16")))
 
 namespace mf::kernels {
 namespace bf16 {
@@ -167,7 +168,44 @@ MF_AMX void pack_b(PackedB& out, bool trans, int64_t K, int64_t N, const float* 
   }
 }
 
-MF_AMX void gemm(const PackedA& a, const PackedB& b, float* C, int64_t ldc, bool accumulate) {
+namespace {
+
+// C block (rows ≤ 16, cols ≤ 16) at c = or += A row block `ab` · B column block `bb` over every k
+// block: 16 fp32 accumulators of 16 columns; each k-pair loads one B vector (16 columns × the
+// pair) and, per row, broadcasts the row's pair (two bf16 as one 32-bit value) into VDPBF16PS.
+MF_AVX512BF16 void avx512_block(const uint16_t* ab, const uint16_t* bb, int64_t kblocks, float* c,
+                                int64_t ldc, int64_t rows, int64_t cols, bool accumulate) {
+  const __mmask16 mask = cols >= 16 ? __mmask16(0xffff) : __mmask16((1u << cols) - 1);
+  __m512 acc[16];
+  for (int r = 0; r < 16; ++r)
+    acc[r] = accumulate && r < rows ? _mm512_maskz_loadu_ps(mask, c + r * ldc) : _mm512_setzero_ps();
+  for (int64_t kb = 0; kb < kblocks; ++kb) {
+    const uint16_t* a = ab + kb * 512;  // [16 rows][32 k]
+    const uint16_t* b = bb + kb * 512;  // [16 k-pairs][16 columns][2]
+    for (int kp = 0; kp < 16; ++kp) {
+      const __m512bh bv = (__m512bh)_mm512_loadu_si512(b + kp * 32);
+      for (int r = 0; r < 16; ++r) {
+        int32_t pair;
+        std::memcpy(&pair, a + r * 32 + 2 * kp, sizeof pair);
+        acc[r] = _mm512_dpbf16_ps(acc[r], (__m512bh)_mm512_set1_epi32(pair), bv);
+      }
+    }
+  }
+  for (int r = 0; r < rows; ++r) _mm512_mask_storeu_ps(c + r * ldc, mask, acc[r]);
+}
+
+MF_AVX512BF16 void gemm_avx512(const PackedA& a, const PackedB& b, float* C, int64_t ldc,
+                               bool accumulate) {
+  const int64_t kblocks = a.Kp / 32, M = a.M, N = b.N;
+  // Column blocks outside: one B strip (K·16 bf16) stays in L2 while every A strip passes.
+  for (int64_t nb = 0; nb * 16 < N; ++nb)
+    for (int64_t ib = 0; ib * 16 < M; ++ib)
+      avx512_block(a.data.data() + ib * kblocks * 512, b.data.data() + nb * kblocks * 512, kblocks,
+                   C + ib * 16 * ldc + nb * 16, ldc, std::min<int64_t>(16, M - ib * 16),
+                   std::min<int64_t>(16, N - nb * 16), accumulate);
+}
+
+MF_AMX void gemm_amx(const PackedA& a, const PackedB& b, float* C, int64_t ldc, bool accumulate) {
   configure_tiles();
   const int64_t kblocks = a.Kp / 32, M = a.M, N = b.N;
   if (kblocks == 0) {  // an empty sum
@@ -238,6 +276,16 @@ MF_AMX void gemm(const PackedA& a, const PackedB& b, float* C, int64_t ldc, bool
           std::copy_n(block[r], cols, c_row);
       }
     }
+}
+
+}  // namespace
+
+void gemm(Backend backend, const PackedA& a, const PackedB& b, float* C, int64_t ldc,
+          bool accumulate) {
+  if (backend == Backend::avx512_bf16)
+    gemm_avx512(a, b, C, ldc, accumulate);
+  else
+    gemm_amx(a, b, C, ldc, accumulate);
 }
 
 }  // namespace bf16

@@ -1,4 +1,5 @@
-// bfloat16 GEMM on Intel AMX, and the convolution fast path built on it (off by default).
+// bfloat16 GEMM on Intel AMX or AVX512-BF16, and the convolution fast path built on it (off by
+// default).
 //
 // C (M, N, fp32) = or += op(A) (M, K) · op(B) (K, N), where A and B are rounded to bfloat16
 // (round to nearest even: 8 significant bits) and every product is summed in fp32 by the tile
@@ -22,9 +23,14 @@ struct ConvGeometry;
 
 namespace bf16 {
 
-// Whether this CPU has AMX-BF16 and the kernel lets this process use the tile registers; `why`
-// gets the reason when not.
-bool available(std::string* why = nullptr);
+// The bf16 GEMMs of this machine, fastest first: AMX (Intel Sapphire Rapids+, when the kernel
+// lets this process use the tile registers), AVX512-BF16 (VDPBF16PS: Intel Cooper Lake and
+// Sapphire Rapids+, AMD Zen 4+; 2 bf16 products summed into each of 16 fp32 lanes per
+// instruction, twice the FMAs of fp32 AVX-512). Empty, with `why` the reason, elsewhere.
+enum class Backend { amx, avx512_bf16 };
+const std::vector<Backend>& backends(std::string* why = nullptr);
+bool available(std::string* why = nullptr);  // some backend
+const char* name(Backend backend);
 
 // Round to nearest even, as the hardware conversion does (NaN stays NaN).
 uint16_t from_float(float f);
@@ -48,8 +54,11 @@ void pack_a_blocks(PackedA& out, bool trans, const float* A, int64_t lda, int64_
                    int64_t block_end);
 void pack_b(PackedB& out, bool trans, int64_t K, int64_t N, const float* B, int64_t ldb);
 
-// C = a·b (accumulate = false) or C += a·b. Single-threaded; call from any thread.
+// C = a·b (accumulate = false) or C += a·b, on the fastest backend or on `backend` (which must be
+// one of backends()). Single-threaded; call from any thread.
 void gemm(const PackedA& a, const PackedB& b, float* C, int64_t ldc, bool accumulate);
+void gemm(Backend backend, const PackedA& a, const PackedB& b, float* C, int64_t ldc,
+          bool accumulate);
 
 }  // namespace bf16
 
