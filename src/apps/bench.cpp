@@ -79,7 +79,8 @@ int run_bench(const std::vector<std::string>& argv) {
               "train, infer, or allreduce (under mpirun: the gradient allreduce of the "
               "backbone's parameters alone, each timed after a barrier)",
               "train");
-  args.option("precision", "convolution GEMMs: fp32 (exact) or bf16 (AMX or AVX512-BF16 fast path)", "fp32");
+  args.option("precision", "convolution GEMMs: fp32 (exact) or bf16 (AMX or AVX512-BF16 fast path)",
+              "fp32");
   args.option("iters", "timed iterations", "5");
   args.option("warmup", "untimed iterations first", "1");
   args.option("json", "write the results as JSON to this file");

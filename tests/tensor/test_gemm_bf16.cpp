@@ -19,7 +19,7 @@ namespace {
 
 using namespace mf::kernels;
 
-#define SKIP_WITHOUT_BF16()                                               \
+#define SKIP_WITHOUT_BF16()                                              \
   do {                                                                   \
     std::string why;                                                     \
     if (!bf16::available(&why)) GTEST_SKIP() << "no bf16 path: " << why; \
@@ -82,7 +82,7 @@ TEST(Bf16, GemmMatchesTheRoundedProductInEveryLayout) {
         check_gemm(backend, ta, tb, 5, 300, 33, false);    // more than one 256-column panel
         check_gemm(backend, ta, tb, 64, 320, 600, false);  // K in three chunks, whole and edges
         check_gemm(backend, ta, tb, 96, 64, 520, true);
-        check_gemm(backend, ta, tb, 3, 7, 0, true);  // an empty sum leaves C
+        check_gemm(backend, ta, tb, 3, 7, 0, true);   // an empty sum leaves C
         check_gemm(backend, ta, tb, 3, 7, 0, false);  // … or zeroes it
       }
   }

@@ -178,7 +178,8 @@ MF_AVX512BF16 void avx512_block(const uint16_t* ab, const uint16_t* bb, int64_t 
   const __mmask16 mask = cols >= 16 ? __mmask16(0xffff) : __mmask16((1u << cols) - 1);
   __m512 acc[16];
   for (int r = 0; r < 16; ++r)
-    acc[r] = accumulate && r < rows ? _mm512_maskz_loadu_ps(mask, c + r * ldc) : _mm512_setzero_ps();
+    acc[r] =
+        accumulate && r < rows ? _mm512_maskz_loadu_ps(mask, c + r * ldc) : _mm512_setzero_ps();
   for (int64_t kb = 0; kb < kblocks; ++kb) {
     const uint16_t* a = ab + kb * 512;  // [16 rows][32 k]
     const uint16_t* b = bb + kb * 512;  // [16 k-pairs][16 columns][2]
