@@ -519,7 +519,11 @@ TrainSummary train(const Config& cfg, const TrainOptions& o) {
         s.backbone.c_str(), s.head_type.c_str(), (long long)parts.data->size(),
         (long long)parts.data->num_classes(), (long long)total_steps, (long long)steps_per_epoch,
         (long long)parts.loader->batch_size(), (long long)s.grad_accum, num_threads(),
-        s.precision == kernels::ConvPrecision::bf16 ? ", bf16 convolutions" : "",
+        s.precision == kernels::ConvPrecision::bf16
+            ? (std::string(", bf16 convolutions (") +
+               kernels::bf16::name(kernels::bf16::backends().front()) + ")")
+                  .c_str()
+            : "",
         partial_fc ? (", Partial FC: " + std::to_string(partial_fc_classes) + " of " +
                       std::to_string(parts.data->num_classes()) +
                       " classes per step (or the batch's, if more)" +
