@@ -230,18 +230,26 @@ HeadOutput PartialFcHead::forward_sharded(const Var& x, const Labels& labels,
     local[size_t(n)] =
         std::lower_bound(list.begin(), list.end(), c) - list.begin() + (in_shard(c) ? 0 : S);
   }
+  HeadOutput out = forward_on_rows(X, local, step, gathered, S + O, std::move(rows), &comm, S);
+  out.global_batch = true;
+  return out;
+}
+
+HeadOutput PartialFcHead::forward_on_rows(const Var& x, const Labels& local, const StepInfo& step,
+                                          const Tensor& gathered, int64_t classes,
+                                          std::vector<int64_t> rows, dist::Communicator* comm,
+                                          int64_t owned) {
   Var rows_weight(gathered, inner_->full_weight().requires_grad());
-  inner_->use_class_subset(rows_weight, S + O, &comm, S);
+  inner_->use_class_subset(rows_weight, classes, comm, owned);
   HeadOutput out;
   try {
-    out = inner_->forward(X, local, step);
+    out = inner_->forward(x, local, step);
   } catch (...) {
     inner_->use_all_classes();
     throw;
   }
   inner_->use_all_classes();
   out.sparse = SparseRows{"weight", std::move(rows), rows_weight};
-  out.global_batch = true;
   return out;
 }
 
@@ -268,18 +276,7 @@ HeadOutput PartialFcHead::forward_with_classes(const Var& x, const Labels& label
   Tensor gathered = Tensor::empty({Kp * G, D});
   for (size_t r = 0; r < rows.size(); ++r)
     std::memcpy(gathered.data() + int64_t(r) * D, W.data() + rows[r] * D, D * sizeof(float));
-  Var rows_weight(gathered, inner_->full_weight().requires_grad());
-  inner_->use_class_subset(rows_weight, Kp);
-  HeadOutput out;
-  try {
-    out = inner_->forward(x, local, step);
-  } catch (...) {
-    inner_->use_all_classes();
-    throw;
-  }
-  inner_->use_all_classes();
-  out.sparse = SparseRows{"weight", std::move(rows), rows_weight};
-  return out;
+  return forward_on_rows(x, local, step, gathered, Kp, std::move(rows), nullptr, 0);
 }
 
 std::unique_ptr<Head> create_head(const std::string& type, const Params& params, int64_t D,

@@ -79,6 +79,11 @@ class PartialFcHead final : public Head {
 
  private:
   HeadOutput forward_sharded(const Var& embeddings, const Labels& labels, const StepInfo& step);
+  // The inner head's forward on the weight rows `gathered` (`classes` classes; `rows`: their
+  // indices in the weight, the first of gathered's rows) with `local` labels among them.
+  HeadOutput forward_on_rows(const Var& x, const Labels& local, const StepInfo& step,
+                             const Tensor& gathered, int64_t classes, std::vector<int64_t> rows,
+                             dist::Communicator* comm, int64_t owned);
 
   std::shared_ptr<ClassifierHead> inner_;
   double rate_;

@@ -123,6 +123,26 @@ class DataParallel : public ::testing::Test {
                              "log_every: 1}\n");
   }
   std::string run(const std::string& name) const { return dir_.path(name); }
+
+  // mpirun -np 2 of `marginface train --config config_ args`, rank 1 running the shell code
+  // `rank1` first (ending in ';' or '&'; $$ is its PID, the training's once exec'd); the
+  // result and its wall time.
+  struct Job {
+    CommandResult result;
+    double seconds = 0;
+  };
+  Job two_process_job(const std::string& rank1, const std::string& args) const {
+    const auto t0 = std::chrono::steady_clock::now();
+    Job job;
+    job.result = run_command(mpirun(2) + "sh -c " +
+                             shell_quote("if [ \"$OMPI_COMM_WORLD_RANK\" = 1 ]; then " + rank1 +
+                                         " fi; exec env OMP_NUM_THREADS=1 " +
+                                         std::string(MF_MARGINFACE_BIN) + " train --config " +
+                                         config_ + " " + args) +
+                             " 2>&1");
+    job.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    return job;
+  }
   std::string last(const std::string& name) const {
     return dir_.path(name + "/checkpoints/last.h5");
   }
@@ -297,71 +317,46 @@ TEST_F(DataParallel, PartialFcSplitsTheHeadsWithTermsOutsideTheSoftmax) {
 TEST_F(DataParallel, AHungProcessStopsTheJobWithinTheTimeout) {
   // Rank 1 stops itself (SIGSTOP) once training runs (the log has a step; the bound covers
   // training, not MPI's own start-up): the others wait at most dist_timeout (3 s).
-  const auto t0 = std::chrono::steady_clock::now();
-  const CommandResult r = run_command(
-      mpirun(2) + "sh -c " +
-      shell_quote("if [ \"$OMPI_COMM_WORLD_RANK\" = 1 ]; then (while [ ! -s " + run("hung") +
-                  "/log.jsonl ]; do sleep 0.1; done; kill -STOP $$) & fi; "
-                  "exec env OMP_NUM_THREADS=1 " +
-                  std::string(MF_MARGINFACE_BIN) + " train --config " + config_ +
-                  " --set train.max_steps=100000 --set train.dist_timeout=3 "
-                  "--set train.output_dir=" +
-                  run("hung")) +
-      " 2>&1");
-  const double seconds =
-      std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  EXPECT_NE(r.status, 0) << r.output;
-  EXPECT_NE(r.output.find("no answer from the other ranks within"), std::string::npos) << r.output;
-  EXPECT_LT(seconds, 60) << r.output;
+  const Job job = two_process_job(
+      "(while [ ! -s " + run("hung") + "/log.jsonl ]; do sleep 0.1; done; kill -STOP $$) &",
+      "--set train.max_steps=100000 --set train.dist_timeout=3 --set train.output_dir=" +
+          run("hung"));
+  EXPECT_NE(job.result.status, 0) << job.result.output;
+  EXPECT_NE(job.result.output.find("no answer from the other ranks within"), std::string::npos)
+      << job.result.output;
+  EXPECT_LT(job.seconds, 60) << job.result.output;
 }
 
 TEST_F(DataParallel, AProcessThatNeverStartsStopsTheOthersInMpiInit) {
   // Rank 1 sleeps before it starts marginface: rank 0 waits in MPI_Init, bounded by
   // train.dist_timeout (3 s), then exits and mpirun ends the job (rank 1's sleep included).
-  const auto t0 = std::chrono::steady_clock::now();
-  const CommandResult r =
-      run_command(mpirun(2) + "sh -c " +
-                  shell_quote("if [ \"$OMPI_COMM_WORLD_RANK\" = 1 ]; then sleep 60; fi; "
-                              "exec env OMP_NUM_THREADS=1 " +
-                              std::string(MF_MARGINFACE_BIN) + " train --config " + config_ +
-                              " --set train.dist_timeout=3 --set train.output_dir=" + run("late")) +
-                  " 2>&1");
-  const double seconds =
-      std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  EXPECT_NE(r.status, 0) << r.output;
-  EXPECT_NE(r.output.find("MPI did not start within 3 s"), std::string::npos) << r.output;
-  EXPECT_LT(seconds, 45) << r.output;
+  const Job job = two_process_job(
+      "sleep 60;", "--set train.dist_timeout=3 --set train.output_dir=" + run("late"));
+  EXPECT_NE(job.result.status, 0) << job.result.output;
+  EXPECT_NE(job.result.output.find("MPI did not start within 3 s"), std::string::npos)
+      << job.result.output;
+  EXPECT_LT(job.seconds, 45) << job.result.output;
 }
 
 TEST_F(DataParallel, AKilledProcessEndsTheJob) {
-  const auto t0 = std::chrono::steady_clock::now();
-  const CommandResult r = run_command(
-      mpirun(2) + "sh -c " +
-      shell_quote("if [ \"$OMPI_COMM_WORLD_RANK\" = 1 ]; then (sleep 1; kill -KILL $$) & fi; "
-                  "exec env OMP_NUM_THREADS=1 " +
-                  std::string(MF_MARGINFACE_BIN) + " train --config " + config_ +
-                  " --set train.max_steps=100000 --set train.output_dir=" + run("killed")) +
-      " 2>&1");
-  const double seconds =
-      std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  EXPECT_NE(r.status, 0) << r.output;
-  EXPECT_NE(r.output.find("signal 9"), std::string::npos) << r.output;  // mpirun names it
-  EXPECT_LT(seconds, 30) << r.output;
+  const Job job =
+      two_process_job("(sleep 1; kill -KILL $$) &",
+                      "--set train.max_steps=100000 --set train.output_dir=" + run("killed"));
+  EXPECT_NE(job.result.status, 0) << job.result.output;
+  EXPECT_NE(job.result.output.find("signal 9"), std::string::npos) << job.result.output;  // mpirun
+  EXPECT_LT(job.seconds, 30) << job.result.output;
 }
 
 TEST_F(DataParallel, SigintToOneProcessStopsAllWithACheckpoint) {
-  const CommandResult r = run_command(
-      mpirun(2) + "sh -c " +
-      shell_quote("if [ \"$OMPI_COMM_WORLD_RANK\" = 1 ]; then (sleep 2; kill -INT $$) & fi; "
-                  "exec env OMP_NUM_THREADS=1 " +
-                  std::string(MF_MARGINFACE_BIN) + " train --config " + config_ +
-                  " --set train.max_steps=100000 --set train.checkpoint_every=100000 "
-                  "--set train.output_dir=" +
-                  run("interrupted")) +
-      " 2>&1");
-  EXPECT_EQ(r.status, 3) << r.output;  // every process stopped at the same step, rank 0 saved it
-  EXPECT_NE(r.output.find("stopped by signal 2"), std::string::npos) << r.output;
-  EXPECT_TRUE(fs::exists(last("interrupted"))) << r.output;
+  const Job job =
+      two_process_job("(sleep 2; kill -INT $$) &",
+                      "--set train.max_steps=100000 --set train.checkpoint_every=100000 "
+                      "--set train.output_dir=" +
+                          run("interrupted"));
+  // Every process stopped at the same step, and rank 0 saved it.
+  EXPECT_EQ(job.result.status, 3) << job.result.output;
+  EXPECT_NE(job.result.output.find("stopped by signal 2"), std::string::npos) << job.result.output;
+  EXPECT_TRUE(fs::exists(last("interrupted"))) << job.result.output;
 }
 
 }  // namespace
