@@ -16,6 +16,7 @@
 #include "optim/optimizer.h"
 #include "tensor/allocator.h"
 #include "tensor/kernels/gemm_bf16.h"
+#include "tensor/kernels/peak.h"
 #include "tensor/parallel.h"
 #include "util/args.h"
 #include "util/error.h"
@@ -32,6 +33,23 @@ double peak_rss_mib() {
 // The sum over the processes of a gradient the size of `backbone`'s parameters, in one MPI
 // allreduce after a barrier (so waiting for a slower process is not counted): the communication
 // alone, for the scaling model (scripts/scaling_model.py).
+// `bench --peak`: the ceiling every kernel is measured against.
+int bench_peak(int threads) {
+  std::printf("CPU: %s\n%-24s %14s %14s\n", kernels::cpu_name().c_str(), "instruction", "1 thread",
+              (std::to_string(threads) + " threads").c_str());
+  const auto kinds = kernels::peak_kinds();
+  for (size_t i = 0; i < kinds.size(); ++i) {
+    if (!kinds[i].available) {
+      std::printf("%-24s %29s\n", kinds[i].name.c_str(), ("n/a: " + kinds[i].why).c_str());
+      continue;
+    }
+    const double one = kernels::measure_peak(i, 1, 0.5),
+                 all = kernels::measure_peak(i, threads, 0.5);
+    std::printf("%-24s %8.1f GFLOP/s %8.1f GFLOP/s\n", kinds[i].name.c_str(), one, all);
+  }
+  return 0;
+}
+
 int bench_allreduce(const Backbone& backbone, int iters, int warmup) {
   dist::Communicator& comm = dist::world();
   int64_t n = 0;
@@ -84,7 +102,14 @@ int run_bench(const std::vector<std::string>& argv) {
   args.option("iters", "timed iterations", "5");
   args.option("warmup", "untimed iterations first", "1");
   args.option("json", "write the results as JSON to this file");
+  args.flag("peak",
+            "measure the CPU's arithmetic peak instead (fp32 FMA AVX2/AVX-512, bf16 dot "
+            "AVX512-BF16; 1 thread and --threads threads) and stop");
   if (!args.parse(argv)) return 0;
+  if (args.has("peak")) {
+    set_num_threads(args.get_int("threads", 0, 1024));
+    return bench_peak(num_threads());
+  }
   const std::string mode = args.get("mode");
   MF_CHECK(mode == "train" || mode == "infer" || mode == "allreduce",
            "--mode must be train, infer or allreduce (got '", mode, "')");
@@ -161,6 +186,17 @@ int run_bench(const std::vector<std::string>& argv) {
       comm && comm->size() > 1 ? ("process " + std::to_string(comm->rank()) + ": ").c_str() : "",
       args.get("backbone").c_str(), args.get("width").c_str(), mode.c_str(), batch, num_threads(),
       median, iters, rates.front(), rates.back(), median * gflop_per_image, rss);
+  const double peak = kernels::fp32_peak(num_threads());
+  if (peak > 0)
+    std::printf("%s: %.0f %% of the fp32 FMA peak measured now (%.0f GFLOP/s on %d threads%s)\n",
+                kernels::cpu_name().c_str(), 100.0 * median * gflop_per_image / peak, peak,
+                num_threads(),
+                kernels::conv_precision() == kernels::ConvPrecision::bf16
+                    ? (std::string("; convolutions on bf16 ") +
+                       kernels::bf16::name(kernels::bf16::backends().front()) +
+                       ", whose own peak bench --peak shows")
+                          .c_str()
+                    : "");
   const AllocatorStats memory = storage::stats();
   std::printf("tensor arena: peak in use %.0f MiB, pages touched %.0f MiB\n",
               memory.peak_live_bytes / 1048576.0, memory.touched_bytes / 1048576.0);
@@ -199,6 +235,8 @@ int run_bench(const std::vector<std::string>& argv) {
     v.set("images_per_s", median);
     v.set("gflops_per_s", median * gflop_per_image);
     v.set("peak_rss_mib", rss);
+    v.set("cpu", kernels::cpu_name());
+    v.set("fp32_peak_gflops_per_s", peak);
     v.set("images_per_s_all", json::Value::array_of(rates));
     json::Value ops = json::Value::array();
     for (const auto& t : report) {
