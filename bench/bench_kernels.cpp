@@ -22,6 +22,7 @@
 
 #include "tensor/kernels/conv.h"
 #include "tensor/kernels/gemm.h"
+#include "tensor/kernels/gemm_bf16.h"
 #include "tensor/parallel.h"
 #include "tensor/rng.h"
 #include "tensor/tensor.h"
@@ -73,6 +74,21 @@ void BM_Sgemm(benchmark::State& state, int64_t n) {
                 ni, 0.0f, c.data(), ni);
   });
   report_flops(state, 2.0 * static_cast<double>(n) * n * n);
+}
+
+// ---- bf16 GEMM, one backend (single-threaded as the convolution calls it): C (M, N) = A (M, K) ·
+// B (K, N) on packed operands, packing outside the timed loop ----
+void BM_Bf16Gemm(benchmark::State& state, mf::kernels::bf16::Backend backend, int64_t M, int64_t K,
+                 int64_t N) {
+  set_threads(state);
+  mf::Rng rng(1);
+  Tensor a = random_tensor({M, K}, rng), b = random_tensor({K, N}, rng), c = Tensor::empty({M, N});
+  mf::kernels::bf16::PackedA pa;
+  mf::kernels::bf16::PackedB pb;
+  mf::kernels::bf16::pack_a(pa, false, M, K, a.data(), K);
+  mf::kernels::bf16::pack_b(pb, false, K, N, b.data(), N);
+  time_loop(state, [&] { mf::kernels::bf16::gemm(backend, pa, pb, c.data(), N, false); });
+  report_flops(state, 2.0 * double(M) * double(K) * double(N));
 }
 
 // ---- conv2d (no bias: IR-50 convolutions feed batch norm) ----
@@ -180,6 +196,17 @@ std::string join(std::initializer_list<std::string> parts) {
 
 void register_all() {
   configure(benchmark::RegisterBenchmark("sgemm/2048", BM_Sgemm, int64_t{2048}));
+  // The bf16 GEMM of each backend this CPU has, on a 3×3 convolution's forward shape (128
+  // output channels, 128·9 reduction, a block of 1,024 output pixels).
+  for (const auto backend : mf::kernels::bf16::backends())
+    benchmark::RegisterBenchmark(
+        join({"bf16_gemm/", mf::kernels::bf16::name(backend), "/128x1152x1024"}).c_str(),
+        BM_Bf16Gemm, backend, int64_t{128}, int64_t{1152}, int64_t{1024})
+        ->ArgName("nthreads")
+        ->Arg(1)
+        ->UseRealTime()
+        ->MinTime(kMinTimeSeconds)
+        ->Unit(benchmark::kMillisecond);
 
   // The four 3×3 stages of IR-50 (stride-1 convolutions inside the residual units).
   const struct { int64_t channels, size; } stages[] = {{64, 56}, {128, 28}, {256, 14}, {512, 7}};
