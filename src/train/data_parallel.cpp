@@ -183,7 +183,7 @@ SplitClassWeights::SplitClassWeights(dist::Communicator& comm, PartialFcHead& he
 }
 
 bool SplitClassWeights::is_split(const std::string& path) {
-  if (path == std::string("/head/") + "weight") return true;
+  if (path == "/head/weight") return true;
   for (const char* kind : kStateKinds)
     if (path == std::string("/optimizer/") + kind + "/" + kSplitParam) return true;
   return false;
