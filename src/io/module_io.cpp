@@ -76,8 +76,7 @@ void save_module(h5::File& file, const std::string& group, const Module& module,
                  const std::map<std::string, Tensor>* replace) {
   for (const auto& [name, t] : state_tensors(module)) {
     const std::string path = join(group, name);
-    const auto it = replace ? replace->find(path) : decltype(replace->end()){};
-    file.write_tensor(path, replace && it != replace->end() ? it->second : t);
+    file.write_tensor(path, replace && replace->count(path) ? replace->at(path) : t);
   }
 }
 

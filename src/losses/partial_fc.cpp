@@ -230,9 +230,8 @@ HeadOutput PartialFcHead::forward_sharded(const Var& x, const Labels& labels,
     local[size_t(n)] =
         std::lower_bound(list.begin(), list.end(), c) - list.begin() + (in_shard(c) ? 0 : S);
   }
-  HeadOutput out = forward_on_rows(X, local, step, gathered, S + O, std::move(rows), &comm, S);
-  out.global_batch = true;
-  return out;
+  // global_batch: set by sharded_classification_output, which every head's output() reaches.
+  return forward_on_rows(X, local, step, gathered, S + O, std::move(rows), &comm, S);
 }
 
 HeadOutput PartialFcHead::forward_on_rows(const Var& x, const Labels& local, const StepInfo& step,
