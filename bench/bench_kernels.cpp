@@ -23,6 +23,7 @@
 #include "tensor/kernels/conv.h"
 #include "tensor/kernels/gemm.h"
 #include "tensor/kernels/gemm_bf16.h"
+#include "tensor/kernels/gemm_fp32.h"
 #include "tensor/parallel.h"
 #include "tensor/rng.h"
 #include "tensor/tensor.h"
@@ -89,6 +90,32 @@ void BM_Bf16Gemm(benchmark::State& state, mf::kernels::bf16::Backend backend, in
   mf::kernels::bf16::pack_b(pb, false, K, N, b.data(), N);
   time_loop(state, [&] { mf::kernels::bf16::gemm(backend, pa, pb, c.data(), N, false); });
   report_flops(state, 2.0 * double(M) * double(K) * double(N));
+}
+
+// ---- fp32 GEMM, one backend, on one thread (as the convolution calls it): the three GEMMs of a
+// 3×3 convolution with 128 channels over a block of 1,024 output pixels (rows = 128·9):
+// forward y (128, 1024) = w · col, weight gradient dw (128, 1152) = dy · colᵀ, input gradient
+// dcol (1152, 1024) = wᵀ · dy. Packing is inside the timed loop, as in training. ----
+enum class ConvGemm { forward, weight_grad, input_grad };
+void BM_SgemmConv(benchmark::State& state, mf::kernels::sgemm::Backend backend, ConvGemm which) {
+  set_threads(state);
+  const int64_t O = 128, R = 1152, P = 1024;
+  mf::Rng rng(1);
+  Tensor w = random_tensor({O, R}, rng), col = random_tensor({R, P}, rng);
+  Tensor dy = random_tensor({O, P}, rng), y = Tensor::empty({O, P});
+  Tensor dw = Tensor::zeros({O, R}), dcol = Tensor::empty({R, P});
+  using mf::kernels::sgemm::gemm;
+  time_loop(state, [&] {
+    switch (which) {
+      case ConvGemm::forward:
+        return gemm(backend, false, false, O, P, R, 1, w.data(), R, col.data(), P, 0, y.data(), P);
+      case ConvGemm::weight_grad:
+        return gemm(backend, false, true, O, R, P, 1, dy.data(), P, col.data(), P, 1, dw.data(), R);
+      case ConvGemm::input_grad:
+        return gemm(backend, true, false, R, P, O, 1, w.data(), R, dy.data(), P, 0, dcol.data(), P);
+    }
+  });
+  report_flops(state, 2.0 * double(O) * double(R) * double(P));
 }
 
 // ---- conv2d (no bias: IR-50 convolutions feed batch norm) ----
@@ -207,6 +234,19 @@ void register_all() {
         ->UseRealTime()
         ->MinTime(kMinTimeSeconds)
         ->Unit(benchmark::kMillisecond);
+
+  for (const auto backend : mf::kernels::sgemm::backends())
+    for (const auto& [which, tag] :
+         {std::pair{ConvGemm::forward, "fwd"}, std::pair{ConvGemm::weight_grad, "dw"},
+          std::pair{ConvGemm::input_grad, "dx"}})
+      benchmark::RegisterBenchmark(
+          join({"sgemm_conv/", mf::kernels::sgemm::name(backend), "/", tag}).c_str(), BM_SgemmConv,
+          backend, which)
+          ->ArgName("nthreads")
+          ->Arg(1)
+          ->UseRealTime()
+          ->MinTime(kMinTimeSeconds)
+          ->Unit(benchmark::kMillisecond);
 
   // The four 3×3 stages of IR-50 (stride-1 convolutions inside the residual units).
   const struct { int64_t channels, size; } stages[] = {{64, 56}, {128, 28}, {256, 14}, {512, 7}};

@@ -16,6 +16,7 @@
 #include "optim/optimizer.h"
 #include "tensor/allocator.h"
 #include "tensor/kernels/gemm_bf16.h"
+#include "tensor/kernels/gemm_fp32.h"
 #include "tensor/kernels/peak.h"
 #include "tensor/parallel.h"
 #include "util/args.h"
@@ -99,6 +100,10 @@ int run_bench(const std::vector<std::string>& argv) {
               "train");
   args.option("precision", "convolution GEMMs: fp32 (exact) or bf16 (AMX or AVX512-BF16 fast path)",
               "fp32");
+  args.option("gemm",
+              "fp32 GEMM: avx512 or avx2 (our own kernels) or blas (OpenBLAS); default: the "
+              "fastest this CPU has, or the MF_GEMM environment variable",
+              "");
   args.option("iters", "timed iterations", "5");
   args.option("warmup", "untimed iterations first", "1");
   args.option("json", "write the results as JSON to this file");
@@ -118,6 +123,8 @@ int run_bench(const std::vector<std::string>& argv) {
   MF_CHECK(batch >= 2 && iters >= 1 && warmup >= 0, "need --batch ≥ 2, --iters ≥ 1, --warmup ≥ 0");
   set_num_threads(args.get_int("threads", 0, 1024));  // 0: all cores
   kernels::set_conv_precision(kernels::parse_conv_precision(args.get("precision")));
+  if (!args.get("gemm").empty())
+    kernels::sgemm::set_active(kernels::sgemm::parse(args.get("gemm"), "--gemm"));
 
   Rng rng(1);
   Params bp("backbone");
@@ -197,6 +204,9 @@ int run_bench(const std::vector<std::string>& argv) {
                        ", whose own peak bench --peak shows")
                           .c_str()
                     : "");
+  std::printf("fp32 GEMM: %s%s\n", kernels::sgemm::name(kernels::sgemm::active()),
+              kernels::sgemm::active() == kernels::sgemm::Backend::blas ? " (OpenBLAS)"
+                                                                        : " (our own kernels)");
   const AllocatorStats memory = storage::stats();
   std::printf("tensor arena: peak in use %.0f MiB, pages touched %.0f MiB\n",
               memory.peak_live_bytes / 1048576.0, memory.touched_bytes / 1048576.0);
@@ -237,6 +247,7 @@ int run_bench(const std::vector<std::string>& argv) {
     v.set("peak_rss_mib", rss);
     v.set("cpu", kernels::cpu_name());
     v.set("fp32_peak_gflops_per_s", peak);
+    v.set("gemm", kernels::sgemm::name(kernels::sgemm::active()));
     v.set("images_per_s_all", json::Value::array_of(rates));
     json::Value ops = json::Value::array();
     for (const auto& t : report) {

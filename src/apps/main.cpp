@@ -8,6 +8,7 @@
 
 #include "apps/commands.h"
 #include "dist/communicator.h"
+#include "tensor/kernels/gemm_fp32.h"
 #include "util/error.h"
 #include "util/stop_signal.h"
 
@@ -36,6 +37,7 @@ int main(int argc, char** argv) {
     if (name != c.name) continue;
     int code = 1;
     try {
+      mf::kernels::sgemm::active();  // an MF_GEMM this CPU lacks fails here, not mid-kernel
       code = c.run(std::vector<std::string>(argv + 2, argv + argc));
     } catch (const mf::Error& e) {
       std::fprintf(stderr, "marginface %s: error: %s\n", c.name, e.what());

@@ -7,6 +7,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <limits>
 #include <memory>
 #include <optional>
 #include <thread>
@@ -89,14 +90,35 @@ std::vector<ParamGroup> make_groups(const Module& backbone, const Module& head,
   return groups;
 }
 
-// The number of parameter values of `m` that are NaN or ±Inf.
-int64_t nonfinite_values(const Module& m) {
+// The number of values of `m`'s parameters and buffers (running statistics) that are NaN or ±Inf;
+// `first` (when empty) gets the name of the first tensor holding one, after `prefix`.
+int64_t nonfinite_values(const Module& m, const std::string& prefix, std::string& first) {
   int64_t bad = 0;
-  for (const auto& [name, v] : m.named_parameters()) {
-    const Tensor& t = v.value();
+  auto count = [&](const std::string& name, const Tensor& t) {
+    const int64_t before = bad;
     for (int64_t i = 0; i < t.numel(); ++i) bad += !std::isfinite(t.data()[i]);
-  }
+    if (bad > before && first.empty()) first = prefix + name;
+  };
+  for (const auto& [name, v] : m.named_parameters()) count(name, v.value());
+  for (const auto& [name, t] : m.named_buffers()) count(name, t);
   return bad;
+}
+
+// Deep copies of `m`'s buffers, to undo a skipped step's running-statistics updates.
+std::vector<Tensor> copy_buffers(const Module& m) {
+  std::vector<Tensor> out;
+  for (const auto& [name, t] : m.named_buffers()) out.push_back(t.clone());
+  return out;
+}
+bool buffers_finite(const Module& m) {
+  for (const auto& [name, t] : m.named_buffers())
+    for (int64_t i = 0; i < t.numel(); ++i)
+      if (!std::isfinite(t.data()[i])) return false;
+  return true;
+}
+void restore_buffers(const Module& m, const std::vector<Tensor>& saved) {
+  size_t i = 0;
+  for (auto& [name, t] : m.named_buffers()) Tensor(t).copy_from(saved.at(i++));
 }
 
 }  // namespace
@@ -105,8 +127,9 @@ int64_t nonfinite_values(const Module& m) {
 //   grad_accum × (batch → backbone → head loss → backward of loss / grad_accum)
 //   → clip → optimizer step at the schedule's lr → the head's after_step (center loss, running
 //   statistics).
-// A non-finite loss skips the update (weights and optimizer state stay as they were); the step's
-// remaining batches are still drawn so the loader stays at step × grad_accum.
+// A non-finite loss skips the update (weights, optimizer state and the backbone's running
+// statistics stay as they were: a forward that overflowed would leave Inf in batch norm's running
+// variance); the step's remaining batches are still drawn so the loader stays at step × grad_accum.
 // Data-parallel (dp): every process agrees on each batch's image count and finiteness before its
 // backward, scales its loss by its share of the global batch's images, and the gradients are
 // summed over the processes (GradientSync) before the identical update everywhere.
@@ -114,6 +137,7 @@ StepResult train_step(Trainee& t, DataLoader& loader, int64_t step, int64_t grad
                       double clip_grad_norm, DataParallel* dp) {
   t.optimizer.zero_grad();
   StepResult r;
+  const std::vector<Tensor> buffers_before = copy_buffers(t.backbone);
   struct Seen {
     Tensor embeddings;  // (B, D)
     Labels labels;
@@ -130,7 +154,10 @@ StepResult train_step(Trainee& t, DataLoader& loader, int64_t step, int64_t grad
     if (too_small > 0) continue;
     Var embeddings = t.backbone.forward(Var(batch->images));  // (B, D)
     HeadOutput out = t.head.forward(embeddings, batch->labels, {step});
-    const double loss = out.loss.value().item();
+    // A forward whose activations overflowed can leave Inf in the running statistics while the
+    // loss (of normalised activations) stays finite: that step is skipped too.
+    const double loss = buffers_finite(t.backbone) ? out.loss.value().item()
+                                                   : std::numeric_limits<double>::quiet_NaN();
     double share = 1.0;  // of the global batch's images
     if (dp) {
       double agree[2] = {double(n), std::isfinite(loss) ? 0.0 : 1.0};
@@ -159,7 +186,10 @@ StepResult train_step(Trainee& t, DataLoader& loader, int64_t step, int64_t grad
     r.accuracy += reported * out.accuracy / double(grad_accum);
     seen.push_back({embeddings.value(), batch->labels, out.batch_stats, out.sparse});
   }
-  if (!r.finite) return r;
+  if (!r.finite) {
+    restore_buffers(t.backbone, buffers_before);
+    return r;
+  }
   for (const Seen& b : seen)  // Partial FC: the sampled rows' gradients
     if (b.sparse && b.sparse->rows_weight.grad().defined())
       t.optimizer.add_sparse_rows("head/" + b.sparse->param, b.sparse->rows,
@@ -359,17 +389,22 @@ class Checkpointer {
 
  private:
   void save(const std::string& path, int64_t step) {
-    int64_t bad = nonfinite_values(*parts_.backbone) + nonfinite_values(*parts_.head) +
-                  (parts_.ema_backbone ? nonfinite_values(*parts_.ema_backbone) : 0);
+    std::string first;
+    int64_t bad = nonfinite_values(*parts_.backbone, "model/", first) +
+                  nonfinite_values(*parts_.head, "head/", first) +
+                  (parts_.ema_backbone ? nonfinite_values(*parts_.ema_backbone, "ema/", first) : 0);
     MF_CHECK(!parts_.split || whole_.count("/head/weight"),
              "internal: the split class weights were not gathered for this checkpoint");
     if (parts_.split) {
       const Tensor& all_weights = whole_.at("/head/weight");
+      const int64_t before = bad;
       for (int64_t i = 0; i < all_weights.numel(); ++i)
         bad += !std::isfinite(all_weights.data()[i]);
+      if (bad > before && first.empty()) first = "head/weight";
     }
     MF_CHECK(bad == 0, "the weights became non-finite by step ", step, " (", bad,
-             " values); no checkpoint was written. Resuming starts from ", rollback_point(),
+             " values, the first in ", first, "); no checkpoint was written. Resuming starts from ",
+             rollback_point(),
              ". Try a lower optim.lr, optim.clip_grad_norm, or head.margin_warmup_steps");
     meta_.step = step;
     meta_.epoch = step / parts_.steps_per_epoch;
@@ -582,8 +617,10 @@ TrainSummary train(const Config& cfg, const TrainOptions& o) {
     } else {
       ++summary.skipped_steps;
       if (root)
-        std::fprintf(stderr, "warning: non-finite loss at step %lld; update skipped\n",
-                     (long long)step);
+        std::fprintf(
+            stderr,
+            "warning: non-finite loss (or running statistics) at step %lld; update skipped\n",
+            (long long)step);
       if (++nonfinite_run >= s.max_nonfinite) break;  // to the rollback below, without a save
     }
     const bool last = step == total_steps;

@@ -308,21 +308,31 @@ TEST(Train, a_non_finite_last_step_still_ends_with_the_final_checkpoint) {
 
 // Regression (issue "Nothing lost, nothing silently wrong", item 3): lr 100 drove the weights to
 // Inf/NaN and the checkpoints written after held them. A checkpoint is now written only with
-// finite weights; the error names the last one that is finite.
+// finite weights and running statistics; the error names the last one that is finite.
+// Regression (issue "Fast on every CPU"): a forward whose activations overflowed left Inf in batch
+// norm's running variance while the loss stayed finite; the next checkpoint held it (seen once
+// the GEMM's rounding changed). Such a step is now skipped and its statistics restored.
 TEST(Train, non_finite_weights_are_never_checkpointed) {
   TempDir dir;
   std::vector<std::string> run = kDiverging;
   run.push_back("optim.head_lr_mult=1000");
   run.push_back("train.max_steps=12");
   run.push_back("train.checkpoint_every=2");
-  const std::string message =
-      error_of([&] { train(options(write_config(dir, "inf", "", "{type: softmax}"), run)); });
-  EXPECT_NE(message.find("non-finite"), std::string::npos) << message;
-  EXPECT_NE(message.find("last.h5 (step 4, finite weights)"), std::string::npos) << message;
-  for (const auto& e : fs::directory_iterator(dir / "inf" / "checkpoints")) {
-    const auto w = weights_of(e.path().string());
-    for (float v : w) ASSERT_TRUE(std::isfinite(v)) << e.path();
+  try {
+    const TrainSummary s = train(options(write_config(dir, "inf", "", "{type: softmax}"), run));
+    EXPECT_GT(s.skipped_steps, 0) << "the config no longer diverges: the test tests nothing";
+  } catch (const Error& e) {  // the weights themselves overflowed in an update
+    const std::string message = e.what();
+    EXPECT_NE(message.find("non-finite"), std::string::npos) << message;
+    EXPECT_NE(message.find("finite weights)"), std::string::npos) << message;
   }
+  int checked = 0;
+  for (const auto& e : fs::directory_iterator(dir / "inf" / "checkpoints")) {
+    const auto w = weights_of(e.path().string());  // parameters and running statistics
+    for (float v : w) ASSERT_TRUE(std::isfinite(v)) << e.path();
+    ++checked;
+  }
+  EXPECT_GT(checked, 0);
 }
 
 // Regression (item 3): a non-finite streak said "the last checkpoint is intact" even when there

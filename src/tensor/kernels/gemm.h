@@ -1,7 +1,8 @@
-// Row-major GEMM on OpenBLAS: C = alpha · op(A) · op(B) + beta · C.
+// Row-major GEMM: C = alpha · op(A) · op(B) + beta · C.
 //   op(A): (M, K), op(B): (K, N), C: (M, N); lda/ldb/ldc are the row strides as stored.
-// float → cblas_sgemm, double → cblas_dgemm, so every kernel built on it can be gradient-checked
-// in double with the same code.
+// float → our own AVX-512 / AVX2 GEMM (gemm_fp32.h; OpenBLAS's cblas_sgemm on CPUs without AVX2
+// or with MF_GEMM=blas), double → cblas_dgemm, so every kernel built on it can be
+// gradient-checked in double with the same code.
 #pragma once
 
 #include <cstdint>

@@ -1,0 +1,45 @@
+// Our own fp32 GEMM: packed operands and register-blocked AVX-512 / AVX2 microkernels, chosen at
+// run time from the CPU's features, so the hot loop's speed and bits depend on neither the BLAS
+// build nor OPENBLAS_CORETYPE. It is exact fp32 arithmetic (one FMA per product, no reduced
+// precision), only its summation order differs from OpenBLAS's.
+//
+// C (M, N) = alpha · op(A) (M, K) · op(B) (K, N) + beta · C, row-major, as kernels::gemm.
+//
+// Structure (Goto's algorithm, as in BLIS: K. Goto and R. van de Geijn, "Anatomy of
+// high-performance matrix multiplication", ACM TOMS 34(3), 2008, §4): the K dimension is cut into
+// slices of kc, A into blocks of mc rows packed as MR-row panels ([k][MR], L2-resident), B into
+// NR-column panels ([k][NR]); the microkernel keeps an MR×NR tile of C in registers and adds one
+// rank-1 update per k. Each element of C is summed in the same order whatever the thread count:
+// threads split C's columns (or rows), never K, so 1 and 2 threads give the same bits.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace mf::kernels::sgemm {
+
+// avx512: 12×32 tile (24 zmm accumulators); avx2: 6×16 tile (12 ymm, with FMA3); blas: OpenBLAS's
+// cblas_sgemm, the exact fallback for CPUs with neither.
+enum class Backend { avx512, avx2, blas };
+
+// This machine's backends, fastest first; blas is always last.
+const std::vector<Backend>& backends();
+const char* name(Backend backend);
+// The backend gemm<float> uses: the fastest, unless the environment variable MF_GEMM names
+// another one this CPU has (avx512, avx2 or blas; an unknown or unsupported name is an error that
+// says which ones exist). set_active changes it for the process (tests and bench).
+Backend active();
+// The backend called `text` (avx512, avx2 or blas) if this CPU has it; else an error that names
+// `where` (the option or variable it came from) and the backends there are.
+Backend parse(const std::string& text, const std::string& where);
+void set_active(Backend backend);
+
+// C = alpha·op(A)·op(B) + beta·C on `backend`. beta = 0 never reads C. Threads over C's columns
+// (or rows) with OpenMP when called outside a parallel region and the product is large enough;
+// inside one (the convolutions' per-thread GEMMs) it runs on the calling thread.
+void gemm(Backend backend, bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha,
+          const float* A, int64_t lda, const float* B, int64_t ldb, float beta, float* C,
+          int64_t ldc);
+
+}  // namespace mf::kernels::sgemm
