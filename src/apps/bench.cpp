@@ -222,16 +222,33 @@ int run_bench(const std::vector<std::string>& argv) {
   // Per layer (op and per-sample shapes; layers of equal shape share a row), like `caffe time`.
   const auto layers = profile_report(true);
   const size_t shown = std::min<size_t>(layers.size(), 25);
-  std::printf("\n%-44s %8s %12s %12s %7s %7s\n", "layer (per-sample shapes)", "calls/it",
-              "forward ms", "backward ms", "share", "cum.");
+  // GFLOP/s of the matrix ops (conv2d, linear, matmul) and their fraction of the fp32 peak
+  // measured above; the backward counts twice the forward's FLOPs (input and weight gradients).
+  auto rate = [&](double flop, double ms) {
+    char cell[32];
+    if (flop <= 0 || ms <= 0) return std::string("–");
+    const double gflops = flop / (ms * 1e6);
+    if (peak > 0)
+      std::snprintf(cell, sizeof cell, "%.0f (%.0f%%)", gflops, 100.0 * gflops / peak);
+    else
+      std::snprintf(cell, sizeof cell, "%.0f", gflops);
+    return std::string(cell);
+  };
+  std::printf("\n%-44s %8s %12s %12s %7s %7s %14s %14s\n", "layer (per-sample shapes)", "calls/it",
+              "forward ms", "backward ms", "share", "cum.", "fwd GFLOP/s", "bwd GFLOP/s");
   double cumulative = 0;
   for (size_t i = 0; i < shown; ++i) {
     const auto& t = layers[i];
     const double share = 100.0 * (t.forward_ms + t.backward_ms) / std::max(total, 1e-9);
     cumulative += share;
-    std::printf("%-44s %8.0f %12.2f %12.2f %6.1f%% %6.1f%%\n", t.op.c_str(),
+    const double backward_flop =
+        t.forward_calls > 0
+            ? 2.0 * t.forward_flop * double(t.backward_calls) / double(t.forward_calls)
+            : 0.0;
+    std::printf("%-44s %8.0f %12.2f %12.2f %6.1f%% %6.1f%% %14s %14s\n", t.op.c_str(),
                 double(t.forward_calls) / iters, t.forward_ms / iters, t.backward_ms / iters, share,
-                cumulative);
+                cumulative, rate(t.forward_flop, t.forward_ms).c_str(),
+                rate(backward_flop, t.backward_ms).c_str());
   }
   if (shown < layers.size()) std::printf("(%zu more layer shapes)\n", layers.size() - shown);
   if (args.has("json")) {
@@ -265,6 +282,7 @@ int run_bench(const std::vector<std::string>& argv) {
       o.set("calls", double(t.forward_calls) / iters);
       o.set("forward_ms", t.forward_ms / iters);
       o.set("backward_ms", t.backward_ms / iters);
+      o.set("forward_gflop", t.forward_flop / iters * 1e-9);
       layer_rows.push_back(o);
     }
     v.set("layers", layer_rows);

@@ -67,11 +67,28 @@ std::string layer_key(const char* op, const Var* first_input, const Shape& out) 
   if (first_input) key.append(dims(first_input->shape())).append(" -> ");
   return key.append(dims(out));
 }
-void add_forward(std::map<std::string, OpTiming>& table, const std::string& key, double ms) {
+void add_forward(std::map<std::string, OpTiming>& table, const std::string& key, double ms,
+                 double flop) {
   OpTiming& t = table[key];
   t.op = key;
   t.forward_ms += ms;
+  t.forward_flop += flop;
   ++t.forward_calls;
+}
+// 2 × multiply-adds of a matrix op's forward: each output value of conv2d (w (O, C/G, kH, kW)) or
+// linear (w (out, in)) sums (weight size / output channels) products.
+double forward_flop(const char* op, const std::vector<Var>& inputs, const Shape& out) {
+  const std::string name = op;
+  if ((name == "conv2d" || name == "linear") && inputs.size() >= 2 && inputs[1].shape().rank() >= 1)
+    return 2.0 * double(out.numel()) *
+           double(inputs[1].shape().numel() / std::max<int64_t>(1, inputs[1].shape()[0]));
+  if (name == "matmul" && inputs.size() == 2) {
+    // a (M, K), b (K, N), out (M, N) in any transposition: M·K · K·N · M·N = (M·N·K)².
+    const double product =
+        double(inputs[0].shape().numel()) * double(inputs[1].shape().numel()) * double(out.numel());
+    return 2.0 * std::sqrt(product);
+  }
+  return 0;
 }
 void add_backward(std::map<std::string, OpTiming>& table, const std::string& key, double ms) {
   OpTiming& t = table[key];
@@ -140,8 +157,9 @@ Var record(const char* op, Tensor value, const std::vector<Var>& inputs, Backwar
     const auto now = ProfileClock::now();
     const double ms = ms_between(g_last_mark, now);
     layer = layer_key(op, inputs.empty() ? nullptr : &inputs[0], value.shape());
-    add_forward(profile_table(), op, ms);
-    add_forward(layer_table(), layer, ms);
+    const double flop = forward_flop(op, inputs, value.shape());
+    add_forward(profile_table(), op, ms, flop);
+    add_forward(layer_table(), layer, ms, flop);
     g_last_mark = now;
   }
   if (g_anomaly) {

@@ -160,10 +160,13 @@ bool anomaly_detection();
 // Op profiling (`marginface bench`'s per-op table, like `caffe time`). While on, each op's
 // forward time is the wall time since the previous op finished (or since profile_mark()), and
 // each backward closure is timed exactly; both are summed per op name. Off by default.
+// flop: the multiply-adds × 2 of the matrix ops (conv2d, linear, matmul), summed over the forward
+// calls; their backward does about twice as many (input and weight gradients); 0 for other ops.
 struct OpTiming {
   std::string op;
   double forward_ms = 0, backward_ms = 0;
   int64_t forward_calls = 0, backward_calls = 0;
+  double forward_flop = 0;
 };
 void set_profiling(bool on);
 void profile_mark();  // start of a forward pass: what comes before is not charged to the first op

@@ -1,6 +1,9 @@
 // The tape itself: accumulation, zeroing, no-grad mode, shared subexpressions, freeing, errors.
 #include <gtest/gtest.h>
 
+#include <map>
+#include <string>
+
 #include "autograd/ops.h"
 #include "support/gradcheck.h"
 #include "tensor/allocator.h"
@@ -129,6 +132,35 @@ TEST(Threads, conv_and_batch_norm_agree_across_thread_counts) {
     for (int64_t k = 0; k < one[i].numel(); ++k)
       ASSERT_NEAR(one[i].data()[k], two[i].data()[k], 1e-4 * (1 + std::abs(one[i].data()[k])))
           << "tensor " << i << " index " << k;
+}
+
+// The per-layer FLOP counts bench's GFLOP/s columns divide by, against hand counts:
+// conv2d 2·N·O·Ho·Wo·(C/G)·kH·kW, linear 2·N·out·in, matmul 2·M·N·K (transposed too); other ops 0.
+TEST(Profile, matrix_ops_count_twice_their_multiply_adds) {
+  Rng rng(1);
+  auto random = [&](Shape s) {
+    Tensor t = Tensor::empty(s);
+    for (int64_t i = 0; i < t.numel(); ++i) t.data()[i] = static_cast<float>(rng.uniform(-1, 1));
+    return Var(t);
+  };
+  set_profiling(true);
+  profile_reset();
+  Conv2dOptions strided;
+  strided.stride = 2;
+  strided.pad = 1;
+  const Var x = random({2, 4, 9, 9});
+  const Var y = conv2d(x, random({6, 4, 3, 3}), Var(), strided);  // (2, 6, 5, 5)
+  (void)linear(random({3, 7}), random({5, 7}));                   // (3, 5)
+  (void)matmul(random({8, 3}), random({8, 4}), true, false);      // (3, 8)ᵀ… M 3, K 8, N 4
+  (void)relu(y);
+  const auto report = profile_report();
+  set_profiling(false);
+  std::map<std::string, double> flop;
+  for (const auto& t : report) flop[t.op] = t.forward_flop;
+  EXPECT_DOUBLE_EQ(flop["conv2d"], 2.0 * 2 * 6 * 5 * 5 * 4 * 3 * 3);
+  EXPECT_DOUBLE_EQ(flop["linear"], 2.0 * 3 * 5 * 7);
+  EXPECT_NEAR(flop["matmul"], 2.0 * 3 * 4 * 8, 1e-9);
+  EXPECT_EQ(flop["relu"], 0.0);
 }
 
 }  // namespace

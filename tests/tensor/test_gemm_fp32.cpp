@@ -145,6 +145,35 @@ TEST(Sgemm, SameBitsOnOneAndTwoThreads) {
   omp_set_num_threads(saved);
 }
 
+// A packed once (a convolution's weights) gives the same bits as packing per call, for every
+// transposition, several kc slices, edge tiles, alpha/beta, on one thread and on two.
+TEST(Sgemm, PackedAGivesTheSameBitsAsPackingPerCall) {
+  const int saved = omp_get_max_threads();
+  for (const sgemm::Backend backend : sgemm::backends())
+    for (const Case& c : cases()) {
+      if (c.K == 0) continue;
+      Rng rng(static_cast<uint64_t>(c.M + c.N + c.K));
+      const int64_t lda = (c.ta ? c.M : c.K) + 1, ldb = (c.tb ? c.K : c.N) + 2, ldc = c.N + 3;
+      std::vector<float> A((c.ta ? c.K : c.M) * lda), B((c.tb ? c.N : c.K) * ldb), C(c.M * ldc);
+      for (auto& v : A) v = static_cast<float>(rng.uniform(-1, 1));
+      for (auto& v : B) v = static_cast<float>(rng.uniform(-1, 1));
+      for (auto& v : C) v = static_cast<float>(rng.uniform(-1, 1));
+      sgemm::PackedA packed;
+      sgemm::pack_a(packed, backend, c.ta, c.M, c.K, A.data(), lda);
+      for (const int threads : {1, 2}) {
+        omp_set_num_threads(threads);
+        std::vector<float> plain = C, once = C;
+        sgemm::gemm(backend, c.ta, c.tb, c.M, c.N, c.K, c.alpha, A.data(), lda, B.data(), ldb,
+                    c.beta, plain.data(), ldc);
+        sgemm::gemm(packed, c.tb, c.N, c.alpha, B.data(), ldb, c.beta, once.data(), ldc);
+        EXPECT_EQ(std::memcmp(plain.data(), once.data(), plain.size() * sizeof(float)), 0)
+            << sgemm::name(backend) << " ta " << c.ta << " tb " << c.tb << " M " << c.M << " N "
+            << c.N << " K " << c.K << ", " << threads << " threads";
+      }
+    }
+  omp_set_num_threads(saved);
+}
+
 TEST(Sgemm, BackendsEndWithTheBlasFallbackAndNameThemselves) {
   const auto& all = sgemm::backends();
   ASSERT_FALSE(all.empty());

@@ -20,6 +20,7 @@
 
 #include "tensor/kernels/gemm.h"
 #include "tensor/kernels/gemm_bf16.h"
+#include "tensor/kernels/gemm_fp32.h"
 #include "tensor/kernels/parallel.h"
 
 namespace mf::kernels {
@@ -275,6 +276,31 @@ void for_each_thread_images(const ConvGeometry& g, int threads, Fn&& fn) {
   }
 }
 
+// Each group's op(weights) packed once per call for our own fp32 GEMM, which every column block
+// then multiplies without repacking; null for double, or when OpenBLAS runs the GEMMs.
+// trans: wᵀ (rows, Og), for the input gradient. The buffers are the calling thread's and only
+// grow (slot 0 forward, 1 backward), so steady-state training allocates nothing here.
+template <class T>
+const std::vector<sgemm::PackedA>* packed_weights(const T* w, const ConvGeometry& g, bool trans) {
+  if constexpr (std::is_same_v<T, float>) {
+    const sgemm::Backend backend = sgemm::active();
+    if (backend == sgemm::Backend::blas) return nullptr;
+    thread_local std::vector<sgemm::PackedA> slots[2];
+    std::vector<sgemm::PackedA>& packed = slots[trans ? 1 : 0];
+    const int64_t Og = g.Og(), rows = g.Cg() * g.kH * g.kW;
+    if (packed.size() < size_t(g.groups)) packed.resize(g.groups);
+    for (int64_t grp = 0; grp < g.groups; ++grp) {
+      const T* wg = w + grp * Og * rows;
+      if (trans)
+        sgemm::pack_a(packed[grp], backend, true, rows, Og, wg, rows);
+      else
+        sgemm::pack_a(packed[grp], backend, false, Og, rows, wg, rows);
+    }
+    return &packed;
+  }
+  return nullptr;
+}
+
 // fast: the bf16 GEMMs (float only, weights packed by the caller) instead of the exact ones.
 template <class T>
 void conv2d_forward(T* y, const T* x, const T* w, const T* b, const ConvGeometry& g,
@@ -282,6 +308,7 @@ void conv2d_forward(T* y, const T* x, const T* w, const T* b, const ConvGeometry
   if (g.depthwise()) return depthwise_forward(y, x, w, b, g);
   const int64_t Cg = g.Cg(), Og = g.Og(), Wo = g.Wo(), HoWo = g.Ho() * Wo, rows = Cg * g.kH * g.kW;
   const int threads = conv_batch_threads(g.N);
+  const std::vector<sgemm::PackedA>* packed = fast ? nullptr : packed_weights(w, g, false);
   for_each_thread_images(g, threads, [&](int, int64_t n_begin, int64_t n_end) {
     for (const ColumnBlock& blk : column_blocks(g, n_begin, n_end, fast != nullptr)) {
       const int64_t band = (blk.oh1 - blk.oh0) * Wo, cols = blk.images * band;
@@ -297,8 +324,11 @@ void conv2d_forward(T* y, const T* x, const T* w, const T* b, const ConvGeometry
         T* yg = y + (blk.n0 * g.O + grp * Og) * HoWo + blk.oh0 * Wo;
         // y_g (Og, cols) = w_g (Og, rows) · col_g (rows, cols)
         auto multiply = [&](T* out, int64_t ldout) {
-          if constexpr (std::is_same_v<T, float>)
+          if constexpr (std::is_same_v<T, float>) {
             if (fast) return fast->forward(grp, colg, ldcol, cols, out, ldout);
+            if (packed)
+              return sgemm::gemm((*packed)[grp], false, cols, 1.0f, colg, ldcol, 0.0f, out, ldout);
+          }
           gemm<T>(false, false, Og, cols, rows, T(1), w + grp * Og * rows, rows, colg, ldcol, T(0),
                   out, ldout);
         };
@@ -330,6 +360,7 @@ void conv2d_backward(T* dx, T* dw, T* db, const T* dy, const T* x, const T* w,
   const int64_t Cg = g.Cg(), Og = g.Og(), Wo = g.Wo(), HoWo = g.Ho() * Wo, rows = Cg * g.kH * g.kW;
   const int64_t wsize = g.O * rows;
   const int threads = conv_batch_threads(g.N);
+  const std::vector<sgemm::PackedA>* packed_t = fast || !dx ? nullptr : packed_weights(w, g, true);
   // Each thread sums its images' weight and bias gradients into its own slice; the slices are
   // added in thread order afterwards, so the result is the same bits on every run. Threads own
   // whole images, so their col2im never touch the same dx rows.
@@ -383,8 +414,12 @@ void conv2d_backward(T* dx, T* dw, T* db, const T* dy, const T* x, const T* w,
           T* dxg = dx + blk.n0 * g.C * g.H * g.W + x_offset;
           // dcol (rows, cols) = w_gᵀ (rows, Og) · dy_g (Og, cols); a pointwise conv adds in place.
           auto multiply = [&](T* out, int64_t ldout, bool accumulate) {
-            if constexpr (std::is_same_v<T, float>)
+            if constexpr (std::is_same_v<T, float>) {
               if (fast) return fast->input_grad(grp, dyg, lddy, cols, out, ldout, accumulate);
+              if (packed_t)
+                return sgemm::gemm((*packed_t)[grp], false, cols, 1.0f, dyg, lddy,
+                                   accumulate ? 1.0f : 0.0f, out, ldout);
+            }
             gemm<T>(true, false, rows, cols, Og, T(1), wg, rows, dyg, lddy, T(accumulate ? 1 : 0),
                     out, ldout);
           };

@@ -183,13 +183,16 @@ void pack_b(float* out, bool trans, const float* B, int64_t ldb, int64_t p0, int
 
 // C (M, N) += or = alpha·op(A)·op(B) on the calling thread; `accumulate` false only for beta = 0
 // (any other beta was applied to C before).
+// prepacked: op(A) packed whole by pack_slices (then A and lda are unused).
 template <class S>
 void serial(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const float* A,
-            int64_t lda, const float* B, int64_t ldb, float* C, int64_t ldc, bool accumulate) {
+            int64_t lda, const float* B, int64_t ldb, float* C, int64_t ldc, bool accumulate,
+            const float* prepacked = nullptr) {
   constexpr int mr = S::mr, nr = S::nr;
   constexpr S s{};
-  float* packed_a = buffer(s.mc * s.kc, 0);
+  float* packed_a = prepacked ? nullptr : buffer(s.mc * s.kc, 0);
   float* packed_b = buffer(s.kc * s.nc, 1);
+  const int64_t rows_padded = (M + mr - 1) / mr * mr;
   alignas(64) float tile[kMr512 * kNr512];
   for (int64_t jc = 0; jc < N; jc += s.nc) {
     const int64_t nc = std::min(s.nc, N - jc);
@@ -199,7 +202,10 @@ void serial(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, cons
       pack_b<nr>(packed_b, tb, B, ldb, pc, kc, jc, nc);
       for (int64_t ic = 0; ic < M; ic += s.mc) {
         const int64_t mc = std::min(s.mc, M - ic);
-        pack_a<mr>(packed_a, ta, A, lda, ic, mc, pc, kc);
+        if (prepacked)
+          packed_a = const_cast<float*>(prepacked) + rows_padded * pc + ic * kc;
+        else
+          pack_a<mr>(packed_a, ta, A, lda, ic, mc, pc, kc);
         for (int64_t jr = 0; jr < nc; jr += nr) {
           const int64_t cols = std::min<int64_t>(nr, nc - jr);
           const float* b_panel = packed_b + jr * kc;
@@ -228,7 +234,8 @@ constexpr double kMinParallelMacs = 1 << 20;
 
 template <class S>
 void own_gemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const float* A,
-              int64_t lda, const float* B, int64_t ldb, float beta, float* C, int64_t ldc) {
+              int64_t lda, const float* B, int64_t ldb, float beta, float* C, int64_t ldc,
+              const float* prepacked = nullptr) {
   if (beta != 0.0f && beta != 1.0f)
     for (int64_t i = 0; i < M; ++i)
       for (int64_t j = 0; j < N; ++j) C[i * ldc + j] *= beta;
@@ -244,9 +251,10 @@ void own_gemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, co
   // Split C's columns (or, when it has too few, its rows) into per-thread ranges aligned to the
   // tile: every element's sum runs in the same order as on one thread.
   const bool by_columns = N >= int64_t(threads) * s.nr * 2;
-  const bool by_rows = !by_columns && M >= int64_t(threads) * s.mr * 2;
+  // (A packed whole is laid out for all of M: only columns split then.)
+  const bool by_rows = !by_columns && !prepacked && M >= int64_t(threads) * s.mr * 2;
   if (threads == 1 || macs < kMinParallelMacs * threads || (!by_columns && !by_rows))
-    return serial<S>(ta, tb, M, N, K, alpha, A, lda, B, ldb, C, ldc, accumulate);
+    return serial<S>(ta, tb, M, N, K, alpha, A, lda, B, ldb, C, ldc, accumulate, prepacked);
   const int64_t extent = by_columns ? N : M, unit = by_columns ? s.nr : s.mr;
   const int64_t units = (extent + unit - 1) / unit;
 #pragma omp parallel num_threads(threads)
@@ -257,13 +265,30 @@ void own_gemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, co
     if (begin < end) {
       if (by_columns) {
         const float* Bt = tb ? B + begin * ldb : B + begin;
-        serial<S>(ta, tb, M, end - begin, K, alpha, A, lda, Bt, ldb, C + begin, ldc, accumulate);
+        serial<S>(ta, tb, M, end - begin, K, alpha, A, lda, Bt, ldb, C + begin, ldc, accumulate,
+                  prepacked);
       } else {
         const float* At = ta ? A + begin : A + begin * lda;
         serial<S>(ta, tb, end - begin, N, K, alpha, At, lda, B, ldb, C + begin * ldc, ldc,
                   accumulate);
       }
     }
+  }
+}
+
+// op(A) (M, K) whole into `out`: slice by slice of kc, each [M rounded up to MR][kc] in MR-row
+// panels, the layout serial() reads a block of at rows_padded·pc + ic·kc.
+template <class S>
+void pack_slices(std::vector<float>& out, bool trans, int64_t M, int64_t K, const float* A,
+                 int64_t lda) {
+  const int64_t rows_padded = (M + S::mr - 1) / S::mr * S::mr;
+  out.resize(static_cast<size_t>(rows_padded * K));
+  const int64_t slices = (K + S::kc - 1) / S::kc;
+  const bool parallel = !omp_in_parallel() && slices > 1 && M * K >= (int64_t{1} << 16);
+#pragma omp parallel for schedule(static) if (parallel)
+  for (int64_t i = 0; i < slices; ++i) {
+    const int64_t pc = i * S::kc, kc = std::min(S::kc, K - pc);
+    pack_a<S::mr>(out.data() + rows_padded * pc, trans, A, lda, 0, M, pc, kc);
   }
 }
 
@@ -352,6 +377,41 @@ void gemm(Backend backend, bool trans_a, bool trans_b, int64_t M, int64_t N, int
                   trans_b ? CblasTrans : CblasNoTrans, M, N, K, alpha, A, lda, B, ldb, beta, C,
                   ldc);
       return;
+  }
+}
+
+void pack_a(PackedA& out, Backend backend, bool trans, int64_t M, int64_t K, const float* A,
+            int64_t lda) {
+  out.backend = backend;
+  out.trans = trans;
+  out.M = M;
+  out.K = K;
+  out.source = A;
+  out.lda = lda;
+  switch (backend) {
+    case Backend::avx512:
+      return pack_slices<Shape512>(out.data, trans, M, K, A, lda);
+    case Backend::avx2:
+      return pack_slices<Shape256>(out.data, trans, M, K, A, lda);
+    case Backend::blas:
+      out.data.clear();
+      return;
+  }
+}
+
+void gemm(const PackedA& a, bool trans_b, int64_t N, float alpha, const float* B, int64_t ldb,
+          float beta, float* C, int64_t ldc) {
+  if (a.M <= 0 || N <= 0) return;
+  switch (a.backend) {
+    case Backend::avx512:
+      return own_gemm<Shape512>(a.trans, trans_b, a.M, N, a.K, alpha, nullptr, 0, B, ldb, beta, C,
+                                ldc, a.data.data());
+    case Backend::avx2:
+      return own_gemm<Shape256>(a.trans, trans_b, a.M, N, a.K, alpha, nullptr, 0, B, ldb, beta, C,
+                                ldc, a.data.data());
+    case Backend::blas:
+      return gemm(Backend::blas, a.trans, trans_b, a.M, N, a.K, alpha, a.source, a.lda, B, ldb,
+                  beta, C, ldc);
   }
 }
 

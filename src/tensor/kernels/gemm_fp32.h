@@ -42,4 +42,20 @@ void gemm(Backend backend, bool trans_a, bool trans_b, int64_t M, int64_t N, int
           const float* A, int64_t lda, const float* B, int64_t ldb, float beta, float* C,
           int64_t ldc);
 
+// op(A) packed once for many products with it (a convolution's weights, used by every column
+// block): the same arithmetic as gemm(), without repacking A per call. The blas backend keeps a
+// pointer to A instead (which must then outlive the PackedA).
+struct PackedA {
+  Backend backend = Backend::blas;
+  bool trans = false;
+  int64_t M = 0, K = 0, lda = 0;
+  const float* source = nullptr;
+  std::vector<float> data;  // own kernels: K in slices of kc, each [M rounded up to MR][kc]
+};
+void pack_a(PackedA& out, Backend backend, bool trans, int64_t M, int64_t K, const float* A,
+            int64_t lda);
+// C (a.M, N) = alpha · op(A) · op(B) + beta · C.
+void gemm(const PackedA& a, bool trans_b, int64_t N, float alpha, const float* B, int64_t ldb,
+          float beta, float* C, int64_t ldc);
+
 }  // namespace mf::kernels::sgemm
