@@ -161,9 +161,12 @@ void col2im_add(T* dx, const T* dcol, int64_t ld, int64_t Cg, const ConvGeometry
   }
 }
 
+// Row by row: each tap (ki, kj) adds w·x over the output columns whose input column lies inside
+// the image (col_row's bounds), a loop the compiler vectorises at stride 1. Every output sums its
+// valid taps in (ki, kj) order after the bias, as a per-pixel loop would.
 template <class T>
 void depthwise_forward(T* y, const T* x, const T* w, const T* b, const ConvGeometry& g) {
-  const int64_t Ho = g.Ho(), Wo = g.Wo();
+  const int64_t Ho = g.Ho(), Wo = g.Wo(), s = g.stride;
 #pragma omp parallel for collapse(2) \
     schedule(static) if (g.N * g.C * Ho * Wo * g.kH * g.kW >= kParallelMinWork)
   for (int64_t n = 0; n < g.N; ++n)
@@ -171,19 +174,25 @@ void depthwise_forward(T* y, const T* x, const T* w, const T* b, const ConvGeome
       const T* xc = x + (n * g.C + c) * g.H * g.W;
       const T* wc = w + c * g.kH * g.kW;
       T* yc = y + (n * g.C + c) * Ho * Wo;
-      for (int64_t oh = 0; oh < Ho; ++oh)
-        for (int64_t ow = 0; ow < Wo; ++ow) {
-          T acc = b ? b[c] : T(0);
-          for (int64_t ki = 0; ki < g.kH; ++ki) {
-            const int64_t ih = oh * g.stride - g.pad + ki;
-            if (ih < 0 || ih >= g.H) continue;
-            for (int64_t kj = 0; kj < g.kW; ++kj) {
-              const int64_t iw = ow * g.stride - g.pad + kj;
-              if (iw >= 0 && iw < g.W) acc += wc[ki * g.kW + kj] * xc[ih * g.W + iw];
+      for (int64_t oh = 0; oh < Ho; ++oh) {
+        T* y_row = yc + oh * Wo;
+        std::fill(y_row, y_row + Wo, b ? b[c] : T(0));
+        for (int64_t ki = 0; ki < g.kH; ++ki) {
+          const int64_t ih = oh * s - g.pad + ki;
+          if (ih < 0 || ih >= g.H) continue;
+          for (int64_t kj = 0; kj < g.kW; ++kj) {
+            const ColRow cr = col_row(kj, g);  // row kj of a one-channel, one-row kernel
+            const T tap = wc[ki * g.kW + kj];
+            const T* x_row = xc + ih * g.W + cr.shift;
+            if (s == 1) {
+#pragma omp simd
+              for (int64_t ow = cr.ow_lo; ow < cr.ow_hi; ++ow) y_row[ow] += tap * x_row[ow];
+            } else {
+              for (int64_t ow = cr.ow_lo; ow < cr.ow_hi; ++ow) y_row[ow] += tap * x_row[ow * s];
             }
           }
-          yc[oh * Wo + ow] = acc;
         }
+      }
     }
 }
 
