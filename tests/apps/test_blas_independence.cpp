@@ -15,7 +15,7 @@
 #include <string>
 #include <vector>
 
-#include "h5/file.h"
+#include "support/checkpoints.h"
 #include "support/faces.h"
 #include "support/process.h"
 #include "support/temp_dir.h"
@@ -26,17 +26,6 @@ namespace {
 
 namespace fs = std::filesystem;
 namespace sgemm = mf::kernels::sgemm;
-
-std::vector<float> weights_of(const fs::path& checkpoint) {
-  h5::File f(checkpoint.string(), h5::File::Mode::kRead);
-  std::vector<float> all;
-  for (const char* group : {"/model", "/head"})
-    for (const auto& name : f.list(group)) {
-      Tensor t = f.read_tensor(std::string(group) + "/" + name);
-      all.insert(all.end(), t.data(), t.data() + t.numel());
-    }
-  return all;
-}
 
 // Trains 3 steps with OPENBLAS_CORETYPE=`coretype` (and MF_GEMM=`gemm` unless empty) into
 // dir/name; returns the final weights.
@@ -50,7 +39,7 @@ std::vector<float> train(const fs::path& dir, const fs::path& config, const std:
   const CommandResult r = run_command(command);
   EXPECT_EQ(r.status, 0) << command << "\n" << r.output;
   if (r.status != 0) return {};
-  return weights_of(out / "checkpoints" / "last.h5");
+  return checkpoint_values(out / "checkpoints" / "last.h5");
 }
 
 fs::path write_config(const fs::path& dir) {

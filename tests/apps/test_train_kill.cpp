@@ -25,6 +25,7 @@
 
 #include "h5/file.h"
 #include "io/checkpoint.h"
+#include "support/checkpoints.h"
 #include "support/temp_dir.h"
 #include "tensor/rng.h"
 #include "train/run_folder.h"
@@ -164,17 +165,6 @@ size_t count_lines(const fs::path& path) {
   return n;
 }
 
-std::vector<float> weights_of(const fs::path& checkpoint) {
-  h5::File f(checkpoint.string(), h5::File::Mode::kRead);
-  std::vector<float> all;
-  for (const char* group : {"/model", "/head"})
-    for (const auto& name : f.list(group)) {
-      Tensor t = f.read_tensor(std::string(group) + "/" + name);
-      all.insert(all.end(), t.data(), t.data() + t.numel());
-    }
-  return all;
-}
-
 TEST(TrainKill, sigkill_and_resume_auto_logs_each_step_once_with_the_same_losses) {
   const auto start = Clock::now();
   const TempDir tmp;
@@ -243,8 +233,8 @@ TEST(TrainKill, sigkill_and_resume_auto_logs_each_step_once_with_the_same_losses
     EXPECT_EQ(b[i].step, a[i].step) << "record " << i;
     EXPECT_EQ(b[i].loss, a[i].loss) << "step " << a[i].step;
   }
-  EXPECT_TRUE(weights_of(straight / "checkpoints" / "last.h5") ==
-              weights_of(killed / "checkpoints" / "last.h5"))
+  EXPECT_TRUE(checkpoint_values(straight / "checkpoints" / "last.h5") ==
+              checkpoint_values(killed / "checkpoints" / "last.h5"))
       << "the resumed run ends with other weights";
 
   std::printf("%.1f s\n", std::chrono::duration<double>(Clock::now() - start).count());

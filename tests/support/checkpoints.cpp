@@ -1,5 +1,6 @@
 #include "support/checkpoints.h"
 
+#include "h5/file.h"
 #include "io/checkpoint.h"
 #include "layers/backbones/registry.h"
 #include "util/params.h"
@@ -23,6 +24,17 @@ std::string save_tiny_checkpoint(const std::string& path, const std::string& bac
   contents.model = net.get();
   save_checkpoint(path, contents);
   return path;
+}
+
+std::vector<float> checkpoint_values(const std::string& path) {
+  h5::File f(path, h5::File::Mode::kRead);
+  std::vector<float> all;
+  for (const char* group : {"/model", "/head"})
+    for (const auto& name : f.list(group)) {
+      const Tensor t = f.read_tensor(std::string(group) + "/" + name);
+      all.insert(all.end(), t.data(), t.data() + t.numel());
+    }
+  return all;
 }
 
 }  // namespace mf::test

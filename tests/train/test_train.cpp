@@ -12,6 +12,7 @@
 
 #include "h5/file.h"
 #include "io/checkpoint.h"
+#include "support/checkpoints.h"
 #include "support/faces.h"
 #include "support/file_size_limit.h"
 #include "support/temp_dir.h"
@@ -42,17 +43,6 @@ fs::path write_config(const TempDir& dir, const std::string& name, const std::st
                       << "\n  checkpoint_every: 3\n  keep_checkpoints: 2\n  log_every: 100\n"
                       << extra;
   return path;
-}
-
-std::vector<float> weights_of(const std::string& checkpoint) {
-  h5::File f(checkpoint, h5::File::Mode::kRead);
-  std::vector<float> all;
-  for (const char* group : {"/model", "/head"})
-    for (const auto& name : f.list(group)) {
-      Tensor t = f.read_tensor(std::string(group) + "/" + name);
-      all.insert(all.end(), t.data(), t.data() + t.numel());
-    }
-  return all;
 }
 
 TrainOptions options(const fs::path& config, std::vector<std::string> overrides = {},
@@ -116,8 +106,8 @@ TEST(Train, grad_accum_not_dividing_the_epoch_runs_and_resumes) {
   const fs::path b = write_config(dir, "accum_killed");
   train(options(b, {"optim.grad_accum=2"}, "", 2));
   train(options(b, {"optim.grad_accum=2"}, "auto"));
-  EXPECT_TRUE(weights_of((dir / "accum" / "checkpoints" / "last.h5").string()) ==
-              weights_of((dir / "accum_killed" / "checkpoints" / "last.h5").string()));
+  EXPECT_TRUE(checkpoint_values((dir / "accum" / "checkpoints" / "last.h5").string()) ==
+              checkpoint_values((dir / "accum_killed" / "checkpoints" / "last.h5").string()));
 }
 
 TEST(Train, a_killed_run_resumes_bit_for_bit) {
@@ -127,8 +117,8 @@ TEST(Train, a_killed_run_resumes_bit_for_bit) {
   train(options(b, {}, "", 3));  // "killed" after step 3
   EXPECT_EQ(read_checkpoint_meta((dir / "killed" / "checkpoints" / "last.h5").string()).step, 3);
   train(options(b, {}, "auto"));
-  const auto wa = weights_of((dir / "straight" / "checkpoints" / "last.h5").string());
-  const auto wb = weights_of((dir / "killed" / "checkpoints" / "last.h5").string());
+  const auto wa = checkpoint_values((dir / "straight" / "checkpoints" / "last.h5").string());
+  const auto wb = checkpoint_values((dir / "killed" / "checkpoints" / "last.h5").string());
   ASSERT_EQ(wa.size(), wb.size());
   EXPECT_TRUE(wa == wb) << "resumed weights differ from the uninterrupted run";
   // The logs agree step by step: same losses, each step logged once.
@@ -174,7 +164,8 @@ TEST(Train, heads_with_running_state_resume_bit_for_bit) {
         h5::File(killed_last, h5::File::Mode::kRead).read_tensor("/head/" + buffer).data()[0];
     train(options(b, {}, "auto"));
     const std::string last_a = (dir / "straight" / "checkpoints" / "last.h5").string();
-    EXPECT_TRUE(weights_of(last_a) == weights_of(killed_last)) << "resumed run differs";
+    EXPECT_TRUE(checkpoint_values(last_a) == checkpoint_values(killed_last))
+        << "resumed run differs";
     std::vector<double> la, lb;
     for (const StepRecord& r : read_step_records((dir / "straight" / "log.jsonl").string()))
       la.push_back(r.loss);
@@ -203,8 +194,8 @@ TEST(Train, partial_fc_trains_and_resumes_bit_for_bit) {
   EXPECT_TRUE(std::isfinite(s.final_loss));
   train(options(b, {}, "", 4));
   train(options(b, {}, "auto"));
-  EXPECT_TRUE(weights_of((dir / "straight" / "checkpoints" / "last.h5").string()) ==
-              weights_of((dir / "killed" / "checkpoints" / "last.h5").string()));
+  EXPECT_TRUE(checkpoint_values((dir / "straight" / "checkpoints" / "last.h5").string()) ==
+              checkpoint_values((dir / "killed" / "checkpoints" / "last.h5").string()));
   // The checkpoint holds the whole (K, D) weight and its momentum, as without Partial FC.
   h5::File f((dir / "straight" / "checkpoints" / "last.h5").string(), h5::File::Mode::kRead);
   EXPECT_EQ(f.read_tensor("/head/weight").shape(), Shape({4, 16}));
@@ -328,7 +319,7 @@ TEST(Train, non_finite_weights_are_never_checkpointed) {
   }
   int checked = 0;
   for (const auto& e : fs::directory_iterator(dir / "inf" / "checkpoints")) {
-    const auto w = weights_of(e.path().string());  // parameters and running statistics
+    const auto w = checkpoint_values(e.path().string());  // parameters and running statistics
     for (float v : w) ASSERT_TRUE(std::isfinite(v)) << e.path();
     ++checked;
   }

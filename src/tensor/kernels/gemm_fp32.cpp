@@ -219,7 +219,7 @@ void serial(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, cons
             const float* prepacked = nullptr) {
   constexpr int mr = S::mr, nr = S::nr;
   constexpr S s{};
-  float* packed_a = prepacked ? nullptr : buffer(s.mc * s.kc, 0);
+  float* scratch_a = prepacked ? nullptr : buffer(s.mc * s.kc, 0);
   float* packed_b = buffer(s.kc * s.nc, 1);
   const int64_t rows_padded = (M + mr - 1) / mr * mr;
   alignas(64) float tile[kMr512 * kNr512];
@@ -231,10 +231,11 @@ void serial(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, cons
       pack_b<nr>(packed_b, tb, B, ldb, pc, kc, jc, nc);
       for (int64_t ic = 0; ic < M; ic += s.mc) {
         const int64_t mc = std::min(s.mc, M - ic);
+        const float* packed_a = scratch_a;
         if (prepacked)
-          packed_a = const_cast<float*>(prepacked) + rows_padded * pc + ic * kc;
+          packed_a = prepacked + rows_padded * pc + ic * kc;
         else
-          pack_a<mr>(packed_a, ta, A, lda, ic, mc, pc, kc);
+          pack_a<mr>(scratch_a, ta, A, lda, ic, mc, pc, kc);
         for (int64_t jr = 0; jr < nc; jr += nr) {
           const int64_t cols = std::min<int64_t>(nr, nc - jr);
           const float* b_panel = packed_b + jr * kc;
