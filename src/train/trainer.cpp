@@ -90,14 +90,20 @@ std::vector<ParamGroup> make_groups(const Module& backbone, const Module& head,
   return groups;
 }
 
+int64_t nonfinite_count(const Tensor& t) {
+  int64_t bad = 0;
+  for (int64_t i = 0; i < t.numel(); ++i) bad += !std::isfinite(t.data()[i]);
+  return bad;
+}
+
 // The number of values of `m`'s parameters and buffers (running statistics) that are NaN or ±Inf;
 // `first` (when empty) gets the name of the first tensor holding one, after `prefix`.
 int64_t nonfinite_values(const Module& m, const std::string& prefix, std::string& first) {
   int64_t bad = 0;
   auto count = [&](const std::string& name, const Tensor& t) {
-    const int64_t before = bad;
-    for (int64_t i = 0; i < t.numel(); ++i) bad += !std::isfinite(t.data()[i]);
-    if (bad > before && first.empty()) first = prefix + name;
+    const int64_t here = nonfinite_count(t);
+    if (here > 0 && first.empty()) first = prefix + name;
+    bad += here;
   };
   for (const auto& [name, v] : m.named_parameters()) count(name, v.value());
   for (const auto& [name, t] : m.named_buffers()) count(name, t);
@@ -112,13 +118,12 @@ std::vector<Tensor> copy_buffers(const Module& m) {
 }
 bool buffers_finite(const Module& m) {
   for (const auto& [name, t] : m.named_buffers())
-    for (int64_t i = 0; i < t.numel(); ++i)
-      if (!std::isfinite(t.data()[i])) return false;
+    if (nonfinite_count(t) > 0) return false;
   return true;
 }
-void restore_buffers(const Module& m, const std::vector<Tensor>& saved) {
+void restore_buffers(Module& m, const std::vector<Tensor>& saved) {
   size_t i = 0;
-  for (auto& [name, t] : m.named_buffers()) Tensor(t).copy_from(saved.at(i++));
+  for (auto& [name, t] : m.named_buffers()) t.copy_from(saved.at(i++));
 }
 
 }  // namespace
@@ -397,10 +402,9 @@ class Checkpointer {
              "internal: the split class weights were not gathered for this checkpoint");
     if (parts_.split) {
       const Tensor& all_weights = whole_.at("/head/weight");
-      const int64_t before = bad;
-      for (int64_t i = 0; i < all_weights.numel(); ++i)
-        bad += !std::isfinite(all_weights.data()[i]);
-      if (bad > before && first.empty()) first = "head/weight";
+      const int64_t here = nonfinite_count(all_weights);
+      if (here > 0 && first.empty()) first = "head/weight";
+      bad += here;
     }
     MF_CHECK(bad == 0, "the weights became non-finite by step ", step, " (", bad,
              " values, the first in ", first, "); no checkpoint was written. Resuming starts from ",
