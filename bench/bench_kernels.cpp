@@ -24,6 +24,7 @@
 #include "tensor/kernels/gemm.h"
 #include "tensor/kernels/gemm_bf16.h"
 #include "tensor/kernels/gemm_fp32.h"
+#include "tensor/kernels/winograd.h"
 #include "tensor/parallel.h"
 #include "tensor/rng.h"
 #include "tensor/tensor.h"
@@ -150,6 +151,18 @@ void BM_Conv2dForward(benchmark::State& state, ConvGeometry g) {
   report_flops(state, 2.0 * static_cast<double>(g.macs()));
 }
 
+// Winograd F(4×4, 3×3) on the same shapes; "GFLOP/s" counts the direct convolution's FLOPs, so it
+// reads as the speed-up against conv2d_fwd.
+void BM_WinogradForward(benchmark::State& state, ConvGeometry g) {
+  set_threads(state);
+  mf::Rng rng(1);
+  Tensor x = random_tensor(input_shape(g), rng), w = random_tensor(weight_shape(g), rng);
+  Tensor y = Tensor::empty(output_shape(g));
+  time_loop(state,
+            [&] { mf::kernels::winograd::forward(y.data(), x.data(), w.data(), nullptr, g); });
+  report_flops(state, 2.0 * static_cast<double>(g.macs()));
+}
+
 // One training step: forward, then dx and dw (both accumulate, as in autograd).
 void BM_Conv2dTrain(benchmark::State& state, ConvGeometry g) {
   set_threads(state);
@@ -256,6 +269,8 @@ void register_all() {
                                   "x", std::to_string(st.size)});
     configure(
         benchmark::RegisterBenchmark(join({"conv2d_fwd/", tag}).c_str(), BM_Conv2dForward, g));
+    configure(
+        benchmark::RegisterBenchmark(join({"winograd_fwd/", tag}).c_str(), BM_WinogradForward, g));
     configure(
         benchmark::RegisterBenchmark(join({"conv2d_train/", tag}).c_str(), BM_Conv2dTrain, g));
   }

@@ -8,6 +8,7 @@
 #include <fstream>
 
 #include "apps/commands.h"
+#include "apps/model_source.h"
 #include "autograd/ops.h"
 #include "dist/communicator.h"
 #include "layers/backbones/registry.h"
@@ -18,6 +19,7 @@
 #include "tensor/kernels/gemm_bf16.h"
 #include "tensor/kernels/gemm_fp32.h"
 #include "tensor/kernels/peak.h"
+#include "tensor/kernels/winograd.h"
 #include "tensor/parallel.h"
 #include "util/args.h"
 #include "util/error.h"
@@ -98,8 +100,8 @@ int run_bench(const std::vector<std::string>& argv) {
               "train, infer, or allreduce (under mpirun: the gradient allreduce of the "
               "backbone's parameters alone, each timed after a barrier)",
               "train");
-  args.option("precision", "convolution GEMMs: fp32 (exact) or bf16 (AMX or AVX512-BF16 fast path)",
-              "fp32");
+  add_conv_kernel_options(args,
+                          "convolution GEMMs: fp32 (exact) or bf16 (AMX or AVX512-BF16 fast path)");
   args.option("gemm",
               "fp32 GEMM: avx512 or avx2 (our own kernels) or blas (OpenBLAS); default: the "
               "fastest this CPU has, or the MF_GEMM environment variable",
@@ -122,7 +124,9 @@ int run_bench(const std::vector<std::string>& argv) {
             warmup = args.get_int("warmup");
   MF_CHECK(batch >= 2 && iters >= 1 && warmup >= 0, "need --batch ≥ 2, --iters ≥ 1, --warmup ≥ 0");
   set_num_threads(args.get_int("threads", 0, 1024));  // 0: all cores
-  kernels::set_conv_precision(kernels::parse_conv_precision(args.get("precision")));
+  MF_CHECK(!args.has("winograd") || mode == "infer",
+           "--winograd is an inference path: use it with --mode infer");
+  apply_conv_kernel_options(args);
   if (!args.get("gemm").empty())
     kernels::sgemm::set_active(kernels::sgemm::parse(args.get("gemm"), "--gemm"));
 
@@ -204,9 +208,11 @@ int run_bench(const std::vector<std::string>& argv) {
                        ", whose own peak bench --peak shows")
                           .c_str()
                     : "");
-  std::printf("fp32 GEMM: %s%s\n", kernels::sgemm::name(kernels::sgemm::active()),
-              kernels::sgemm::active() == kernels::sgemm::Backend::blas ? " (OpenBLAS)"
-                                                                        : " (our own kernels)");
+  std::printf(
+      "fp32 GEMM: %s%s%s\n", kernels::sgemm::name(kernels::sgemm::active()),
+      kernels::sgemm::active() == kernels::sgemm::Backend::blas ? " (OpenBLAS)"
+                                                                : " (our own kernels)",
+      kernels::winograd::enabled() ? "; 3x3 stride-1 convolutions by Winograd F(4x4,3x3)" : "");
   const AllocatorStats memory = storage::stats();
   std::printf("tensor arena: peak in use %.0f MiB, pages touched %.0f MiB\n",
               memory.peak_live_bytes / 1048576.0, memory.touched_bytes / 1048576.0);
@@ -257,6 +263,7 @@ int run_bench(const std::vector<std::string>& argv) {
     v.set("width", args.get_double("width"));
     v.set("mode", mode);
     v.set("precision", args.get("precision"));
+    v.set("winograd", kernels::winograd::enabled());
     v.set("batch", batch);
     v.set("threads", num_threads());
     v.set("images_per_s", median);

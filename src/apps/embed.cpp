@@ -86,15 +86,14 @@ int run_embed(const std::vector<std::string>& argv) {
   args.option("flip", "flip test-time augmentation: off, sum (f(x) + f(mirror x)), concat", "sum");
   args.option("batch", "images per forward pass", "64");
   args.option("threads", "threads (0 = OMP_NUM_THREADS or all cores)", "0");
-  args.option("precision",
-              "convolutions: fp32 (exact) or bf16 (the AMX or AVX512-BF16 fast path; its LFW "
-              "effect is in docs/performance.md)",
-              "fp32");
+  add_conv_kernel_options(args,
+                          "convolutions: fp32 (exact) or bf16 (the AMX or AVX512-BF16 fast path; "
+                          "its LFW effect is in docs/performance.md)");
   args.flag("skip-missing", "leave missing or unreadable images out (counted) instead of failing");
   if (!args.parse(argv)) return 0;
   args.check_outputs_are_not_inputs({"out"}, {"checkpoint", "model", "images"});
   set_num_threads(args.get_int("threads", 0, 1024));  // 0: all cores
-  kernels::set_conv_precision(kernels::parse_conv_precision(args.get("precision")));
+  apply_conv_kernel_options(args);
 
   const std::string images = args.get("images"), root = args.get("root");
   MF_CHECK(fs::exists(images), "--images '", images, "' does not exist");

@@ -5,6 +5,7 @@
 #include <filesystem>
 
 #include "apps/commands.h"
+#include "apps/model_source.h"
 #include "eval/embed.h"
 #include "eval/quality.h"
 #include "eval/search.h"
@@ -156,10 +157,9 @@ int run_eval(const std::vector<std::string>& argv) {
   args.option("flip", "flip test-time augmentation: off, sum, concat", "sum");
   args.option("batch", "images per forward pass", "64");
   args.option("threads", "threads (0 = OMP_NUM_THREADS or all cores)", "0");
-  args.option("precision",
-              "convolutions: fp32 (exact) or bf16 (the AMX or AVX512-BF16 fast path; its LFW "
-              "effect is in docs/performance.md)",
-              "fp32");
+  add_conv_kernel_options(args,
+                          "convolutions: fp32 (exact) or bf16 (the AMX or AVX512-BF16 fast path; "
+                          "its LFW effect is in docs/performance.md)");
   args.flag("skip-missing",
             "drop pairs (--identification: images) that are missing or unreadable instead of "
             "failing");
@@ -188,7 +188,7 @@ int run_eval(const std::vector<std::string>& argv) {
                1,
            "give exactly one of --lfw, --pairs, --bin and --identification");
   set_num_threads(args.get_int("threads", 0, 1024));  // 0: all cores
-  kernels::set_conv_precision(kernels::parse_conv_precision(args.get("precision")));
+  apply_conv_kernel_options(args);
 
   const std::string checkpoint = args.get("checkpoint");
   if (args.has("identification")) {

@@ -1,6 +1,8 @@
 #include "apps/model_source.h"
 
 #include "deploy/onnx_model.h"
+#include "tensor/kernels/gemm_bf16.h"
+#include "tensor/kernels/winograd.h"
 #include "util/error.h"
 
 namespace mf::apps {
@@ -54,6 +56,23 @@ std::string EmbeddingModel::flip_to_run(const std::string& requested) const {
            "not '",
            requested, "'; export without --flip-sum for other flips");
   return "off";
+}
+
+void add_conv_kernel_options(Args& args, const std::string& precision_help) {
+  args.option("precision", precision_help, "fp32");
+  args.flag("winograd",
+            "3x3 stride-1 convolutions by Winograd F(4x4,3x3): fewer multiplies, approximate "
+            "(about 1e-6 of the products' scale; tolerance and LFW effect in "
+            "docs/performance.md); inference only");
+}
+
+void apply_conv_kernel_options(const Args& args) {
+  const kernels::ConvPrecision precision = kernels::parse_conv_precision(args.get("precision"));
+  MF_CHECK(!args.has("winograd") || precision == kernels::ConvPrecision::fp32,
+           "--winograd runs fp32 convolutions; it cannot be combined with --precision ",
+           args.get("precision"));
+  kernels::set_conv_precision(precision);
+  kernels::winograd::set_enabled(args.has("winograd"));
 }
 
 }  // namespace mf::apps

@@ -27,4 +27,9 @@ struct EmbeddingModel {
 void add_model_options(Args& args);
 EmbeddingModel load_embedding_model(const Args& args);
 
+// --precision (fp32 | bf16) and --winograd: the convolution kernels of the commands that run a
+// model forward (embed, eval, bench). apply_* sets them for the process, or says why it cannot.
+void add_conv_kernel_options(Args& args, const std::string& precision_help);
+void apply_conv_kernel_options(const Args& args);
+
 }  // namespace mf::apps

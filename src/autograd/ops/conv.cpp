@@ -3,6 +3,7 @@
 
 #include "autograd/ops.h"
 #include "tensor/kernels/gemm_bf16.h"
+#include "tensor/kernels/winograd.h"
 #include "util/error.h"
 
 namespace mf {
@@ -82,7 +83,12 @@ Var conv2d(const Var& x, const Var& weight, const Var& bias, const Conv2dOptions
         {{"stride", double(g.stride)}, {"pad", double(g.pad)}, {"groups", double(g.groups)}});
   }
 
-  run_forward(y.data(), xv.data(), wv.data(), bias_data, g, bf16);
+  // Winograd F(4×4, 3×3) when asked (kernels::winograd::set_enabled): inference only, since it
+  // approximates the forward and no backward is written for it.
+  if (!bf16 && !grad_enabled() && kernels::winograd::enabled() && kernels::winograd::applies(g))
+    kernels::winograd::forward(y.data(), xv.data(), wv.data(), bias_data, g);
+  else
+    run_forward(y.data(), xv.data(), wv.data(), bias_data, g, bf16);
   return record(
       "conv2d", std::move(y), inputs,
       [xv, wv, g, has_bias, bf16](const Tensor& dy, GradSlots& slots) {
