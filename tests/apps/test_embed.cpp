@@ -181,6 +181,29 @@ TEST(EmbedFixture, command_matches_pytorch_for_every_flip_mode) {
   }
 }
 
+// The approximate Winograd path (--winograd) against PyTorch's exact embeddings: every 3×3
+// stride-1 convolution of the IResNet runs on it, the result stays within the same cosine.
+TEST(EmbedFixture, winograd_embeddings_match_pytorch) {
+  TempDir tmp;
+  h5::File ref(kReference, h5::File::Mode::kRead);
+  const auto names = ref.read_strings("/paths");
+  const std::string out = tmp / "emb.h5", exact_out = tmp / "exact.h5";
+  const std::string common = "--checkpoint " + shell_quote(kModel) + " --images " +
+                             shell_quote(kImages) + " --flip sum --batch 2 --threads 1";
+  const CommandResult r = embed(common + " --winograd --out " + shell_quote(out));
+  ASSERT_EQ(r.status, 0) << r.output;
+  ASSERT_EQ(embed(common + " --out " + shell_quote(exact_out)).status, 0);
+  const Tensor ours = h5::File(out, h5::File::Mode::kRead).read_tensor("/embeddings");
+  const Tensor exact = h5::File(exact_out, h5::File::Mode::kRead).read_tensor("/embeddings");
+  double min_cos = 0;
+  EXPECT_TRUE(all_close(ours, ref.read_tensor("/flip_sum"), names, &min_cos));
+  std::printf("--winograd: minimum cosine to PyTorch 1 - %.2g\n", 1 - min_cos);
+  // And it is not the exact path under another name.
+  bool differs = false;
+  for (int64_t i = 0; i < ours.numel(); ++i) differs |= ours.data()[i] != exact.data()[i];
+  EXPECT_TRUE(differs);
+}
+
 TEST(EmbedFixture, embed_images_matches_pytorch) {
   // The library path: the converted checkpoint's /meta builds the backbone, /model fills it.
   const CheckpointMeta meta = read_checkpoint_meta(kModel);
@@ -354,6 +377,9 @@ TEST(EmbedCommand, bad_arguments_are_clear_errors) {
            shell_quote(tmp.write("empty.txt", "# nothing\n")) + out,
        "no image paths"},
       {"--images " + shell_quote(kImages) + out, "checkpoint"},
+      {"--checkpoint " + shell_quote(kModel) + " --images " + shell_quote(kImages) +
+           " --winograd --precision bf16" + out,
+       "--winograd runs fp32 convolutions"},
   };
   for (const auto& c : cases) {
     const CommandResult r = embed(c.args);
