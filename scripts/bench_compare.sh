@@ -10,7 +10,8 @@
 # MALLOC_TRIM_THRESHOLD_, MALLOC_TOP_PAD_: on VMs where page faults are expensive PyTorch is
 # several times slower without them): fp32 NCHW, fp32 channels_last, bf16 autocast. Ours runs
 # `marginface bench` in exact fp32 and, where the CPU has AMX-BF16 or AVX512-BF16, also with
-# --precision bf16 (compared with PyTorch's bf16). The environment is left as the machine sets it
+# --precision bf16 (compared with PyTorch's bf16) and, in inference, with --winograd (the approximate
+# Winograd path, compared with PyTorch's faster fp32). The environment is left as the machine sets it
 # (OPENBLAS_CORETYPE included). Environment: BUILD_DIR (build), BACKBONES, MODES, BATCH (32),
 # THREADS (2), ITERS (5 timed iterations per run), ROUNDS (3), HEAD (arcface), CLASSES (1000), OUT
 # (a folder for the raw JSON lines).
@@ -38,10 +39,10 @@ mkdir -p "$OUT"
 RESULTS="$OUT/results.jsonl"
 : >"$RESULTS"
 
-run_ours() {  # backbone mode precision config
+run_ours() {  # backbone mode precision config [extra flags...]
   local tmp="$OUT/ours.json"
   OMP_NUM_THREADS=$THREADS "$BIN" bench --backbone "$1" --mode "$2" --head "$HEAD" --classes "$CLASSES" \
-    --batch "$BATCH" --threads "$THREADS" --iters "$ITERS" --warmup 1 --precision "$3" --json "$tmp" >/dev/null
+    --batch "$BATCH" --threads "$THREADS" --iters "$ITERS" --warmup 1 --precision "$3" --json "$tmp" "${@:5}" >/dev/null
   "$PY" -c "import json,sys; d=json.load(open('$tmp')); d['config']='$4'; print(json.dumps(d))" >>"$RESULTS"
 }
 
@@ -68,6 +69,8 @@ for backbone in $BACKBONES; do
       echo "  $backbone $mode round $round/$ROUNDS" >&2
       run_ours "$backbone" "$mode" fp32 ours
       [[ $OURS_BF16 == 1 ]] && run_ours "$backbone" "$mode" bf16 ours_bf16
+      # The approximate Winograd path (inference only; `--winograd`).
+      [[ $mode == infer ]] && run_ours "$backbone" "$mode" fp32 ours_winograd --winograd
       run_torch "$backbone" "$mode" torch_default ""
       run_torch "$backbone" "$mode" torch_fp32 "$TUNED"
       run_torch "$backbone" "$mode" torch_channels_last "$TUNED" --channels-last
@@ -86,14 +89,18 @@ def med(b, m, c, field):
     v = [r[field] for r in rows if (r["backbone"], r["mode"], r["config"]) == (b, m, c)]
     return statistics.median(v) if v else float("nan")
 print(f"\n{cpu}; our fp32 GEMM: {gemm}")
-print("\n| backbone | mode | ours fp32 img/s | PyTorch default | ×ours/default | PyTorch fp32 tuned | ×ours/fp32 | PyTorch channels_last tuned | ×ours/CL | ours bf16 img/s | PyTorch bf16 tuned | ×ours bf16/bf16 | ours RSS MiB | PyTorch best fp32 RSS MiB | RSS ratio |")
-print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+print("\n| backbone | mode | ours fp32 img/s | PyTorch default | ×ours/default | PyTorch fp32 tuned | ×ours/fp32 | PyTorch channels_last tuned | ×ours/CL | ours Winograd img/s | ×Winograd/best fp32 | ours bf16 img/s | PyTorch bf16 tuned | ×ours bf16/bf16 | ours RSS MiB | PyTorch best fp32 RSS MiB | RSS ratio |")
+print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
 for b, m in keys:
     o = med(b, m, "ours", "images_per_s")
     cells = [f"{o:.2f}"]
     for c in ["torch_default", "torch_fp32", "torch_channels_last"]:
         t = med(b, m, c, "images_per_s")
         cells += [f"{t:.2f}", f"{o / t:.2f}"]
+    # Winograd (inference only) against PyTorch's faster tuned fp32 layout.
+    ow = med(b, m, "ours_winograd", "images_per_s")
+    tf = max(med(b, m, c, "images_per_s") for c in ["torch_fp32", "torch_channels_last"])
+    cells += ["–" if ow != ow else f"{ow:.2f}", "–" if ow != ow else f"{ow / tf:.2f}"]
     ob, tb = med(b, m, "ours_bf16", "images_per_s"), med(b, m, "torch_bf16", "images_per_s")
     cells += ["–" if ob != ob else f"{ob:.2f}", f"{tb:.2f}", "–" if ob != ob else f"{ob / tb:.2f}"]
     # RSS against the faster of PyTorch's tuned fp32 layouts (the one a user would run).
