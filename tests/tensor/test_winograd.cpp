@@ -78,8 +78,14 @@ const std::vector<Case>& cases() {
       {"6x5 pad2", {.N = 2, .C = 3, .H = 6, .W = 5, .O = 4, .kH = 3, .kW = 3, .pad = 2}},
       // a one-pixel output
       {"3x3 pad0", {.N = 1, .C = 4, .H = 3, .W = 3, .O = 2, .kH = 3, .kW = 3, .pad = 0}},
+      // 8 or more tiles across: the AVX-512 path reads runs of tiles along rows instead of
+      // per-tile gathers; partial last tile, pad 0 and 2, chunks that start mid-row at 2 threads
+      {"30x33 pad1", {.N = 2, .C = 5, .H = 30, .W = 33, .O = 6, .kH = 3, .kW = 3, .pad = 1}},
+      {"35x34 pad0", {.N = 1, .C = 4, .H = 35, .W = 34, .O = 3, .kH = 3, .kW = 3, .pad = 0}},
+      {"29x40 pad2", {.N = 2, .C = 3, .H = 29, .W = 40, .O = 5, .kH = 3, .kW = 3, .pad = 2}},
       // IResNet shapes: many chunks, both threads, C and O at GEMM panel multiples and not
       {"28x28x64", {.N = 4, .C = 64, .H = 28, .W = 28, .O = 64, .kH = 3, .kW = 3, .pad = 1}},
+      {"56x56x32", {.N = 2, .C = 32, .H = 56, .W = 56, .O = 48, .kH = 3, .kW = 3, .pad = 1}},
       {"14x14x130", {.N = 3, .C = 130, .H = 14, .W = 14, .O = 70, .kH = 3, .kW = 3, .pad = 1}},
   };
   return all;

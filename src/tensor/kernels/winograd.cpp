@@ -1,7 +1,10 @@
-// Winograd F(4×4, 3×3) convolution (see winograd.h). Tiles are transformed kLanes at a time, one
-// lane per tile, so the transforms are straight-line arithmetic on lane arrays that the compiler
-// turns into one vector instruction per line; the loops carry an avx512f target attribute (as
-// gemm_fp32.cpp does) and a baseline copy for other CPUs.
+// Winograd F(4×4, 3×3) convolution (see winograd.h). Per chunk of tiles, per input channel, the
+// 6×6 input pixels of every tile are first laid out as D (36, tiles) — along runs of tiles on a
+// tile row, each position a stride-4 copy of an image row; on small maps by masked AVX-512
+// gathers — and then transformed kLanes tiles at a time, one lane per tile: straight-line
+// arithmetic on lane arrays that the compiler turns into one vector instruction per line. The
+// output goes back the same way. The loops carry an avx512f target attribute (as gemm_fp32.cpp
+// does) and a baseline copy for other CPUs.
 #include "tensor/kernels/winograd.h"
 
 #include <immintrin.h>
@@ -74,20 +77,116 @@ MF_INLINE void filter_1d(const float* __restrict in, int64_t is, float* __restri
   }
 }
 
-// Where up to kLanes consecutive tiles (in image, tile-row, tile-column order) read and write.
-// A lane's bit i of in_rows says input row row0 + i lies inside the image (else it is padding,
-// read as 0); likewise for columns and for the output rows and columns a tile may write.
-struct TileGroup {
-  int32_t in_base[kLanes];   // offset of (n, channel 0, row0, col0) in x; row0/col0 may be < 0
-  int32_t out_base[kLanes];  // offset of (n, channel 0, 4·ty, 4·tx) in y
-  int32_t in_rows[kLanes], in_cols[kLanes], out_rows[kLanes], out_cols[kLanes];  // (as int32: one
-  // vector load each)
-};
+// One vector move (std::copy_n of 16 floats became a memmove call).
+MF_INLINE void copy_lanes(const float* __restrict from, float* __restrict to) {
+  for (int l = 0; l < kLanes; ++l) to[l] = from[l];
+}
 
 struct Layout {
   ConvGeometry g;
   int64_t Ho = 0, Wo = 0, tiles_h = 0, tiles_w = 0, tiles = 0;  // tiles: over the whole batch
   int64_t chunk = 0;  // tiles per chunk (a multiple of kLanes)
+};
+
+// The tiles of a chunk, in image, tile-row, tile-column order, cut into runs along one tile row:
+// image n, tile row ty, tile columns [tx0, tx1), at column `at` of the chunk's buffers. Along a
+// run, tile tx reads input columns 4·tx − pad … + 5 and writes output columns 4·tx … + 3, so the
+// gathers and scatters below are stride-4 copies of whole rows instead of per-tile addressing.
+struct Run {
+  int64_t n, ty, tx0, tx1, at;
+};
+std::vector<Run> runs_of(const Layout& L, int64_t first, int64_t count) {
+  std::vector<Run> runs;
+  const int64_t per_image = L.tiles_h * L.tiles_w;
+  for (int64_t p = first; p < first + count;) {
+    const int64_t n = p / per_image, ty = (p % per_image) / L.tiles_w, tx0 = p % L.tiles_w;
+    const int64_t take = std::min(L.tiles_w - tx0, first + count - p);
+    runs.push_back({n, ty, tx0, tx0 + take, p - first});
+    p += take;
+  }
+  return runs;
+}
+
+// D (36, ld): D[i·6 + j][at + t] = input pixel (row 4·ty − pad + i, column 4·(tx0 + t) − pad + j)
+// of channel c for each run's tiles, 0 outside the image. Tiles whose six columns all lie inside
+// the image read with no test (stride-4 loads the compiler vectorises); only the edge tiles test.
+MF_INLINE void gather_tiles(const Layout& L, const std::vector<Run>& runs, const float* x,
+                            int64_t c, float* __restrict D, int64_t ld) {
+  const ConvGeometry& g = L.g;
+  for (const Run& r : runs) {
+    const int64_t tiles = r.tx1 - r.tx0, first_col = kTile * r.tx0 - g.pad;
+    // Tiles [inner_begin, inner_end) read columns inside [0, W) only: first_col + 4·t ≥ 0 and
+    // first_col + 4·t + 5 < W (the bound may be negative: no tile is inner then).
+    const int64_t inner_begin =
+        std::min(tiles, (std::max<int64_t>(0, -first_col) + kTile - 1) / kTile);
+    const int64_t last_start = g.W - kAlpha - first_col;  // the largest 4·t allowed
+    const int64_t inner_end = last_start < 0
+                                  ? inner_begin
+                                  : std::clamp<int64_t>(last_start / kTile + 1, inner_begin, tiles);
+    const float* plane = x + (r.n * g.C + c) * g.H * g.W;
+    for (int i = 0; i < kAlpha; ++i) {
+      const int64_t y = kTile * r.ty - g.pad + i;
+      const bool row_inside = y >= 0 && y < g.H;
+      const float* __restrict src = plane + (row_inside ? y * g.W : 0);  // column 0 of the row
+      for (int j = 0; j < kAlpha; ++j) {
+        float* __restrict out = D + (i * kAlpha + j) * ld + r.at;
+        if (!row_inside) {
+          for (int64_t t = 0; t < tiles; ++t) out[t] = 0.0f;
+          continue;
+        }
+        auto edge = [&](int64_t t) {
+          const int64_t col = first_col + kTile * t + j;
+          out[t] = col >= 0 && col < g.W ? src[col] : 0.0f;
+        };
+        for (int64_t t = 0; t < inner_begin; ++t) edge(t);
+        for (int64_t t = inner_begin; t < inner_end; ++t) out[t] = src[first_col + kTile * t + j];
+        for (int64_t t = inner_end; t < tiles; ++t) edge(t);
+      }
+    }
+  }
+}
+
+// The inverse for the output: Y (16, ld) holds tile pixel (i, j) of each chunk column in row
+// i·4 + j; this writes them (+ bias) to output channel o, clipped at the image's edge.
+MF_INLINE void scatter_tiles(const Layout& L, const std::vector<Run>& runs,
+                             const float* __restrict Y, int64_t ld, float bias, float* y_batch,
+                             int64_t o) {
+  for (const Run& r : runs) {
+    const int64_t tiles = r.tx1 - r.tx0, col0 = kTile * r.tx0;
+    const int64_t whole = std::min<int64_t>(tiles, (L.Wo - col0) / kTile);  // all 4 columns inside
+    float* yo = y_batch + (r.n * L.g.O + o) * L.Ho * L.Wo;
+    for (int i = 0; i < kTile; ++i) {
+      const int64_t row = kTile * r.ty + i;
+      if (row >= L.Ho) break;
+      float* __restrict out = yo + row * L.Wo + col0;
+      const float* __restrict y0 = Y + (i * kTile) * ld + r.at;
+      const float* __restrict y1 = y0 + ld;
+      const float* __restrict y2 = y1 + ld;
+      const float* __restrict y3 = y2 + ld;
+      for (int64_t t = 0; t < whole; ++t) {  // interleaves the four columns of each tile
+        out[kTile * t] = y0[t] + bias;
+        out[kTile * t + 1] = y1[t] + bias;
+        out[kTile * t + 2] = y2[t] + bias;
+        out[kTile * t + 3] = y3[t] + bias;
+      }
+      for (int64_t t = whole; t < tiles; ++t)
+        for (int j = 0; j < kTile && col0 + kTile * t + j < L.Wo; ++j)
+          out[kTile * t + j] = Y[(i * kTile + j) * ld + r.at + t] + bias;
+    }
+  }
+}
+
+// Small maps (fewer than 8 tiles across: 28 pixels) make runs of a few tiles whose edges need
+// tests on most pixels; there the AVX-512 path addresses each tile instead: kLanes consecutive
+// tiles (in chunk order), one masked gather or scatter per tile position. A lane's bit i of
+// in_rows says input row row0 + i lies inside the image (else it is padding, read as 0);
+// likewise for columns and for the output pixels a tile writes. Lanes past the chunk have no bits.
+constexpr int64_t kGroupsBelowTilesAcross = 8;
+struct TileGroup {
+  int32_t in_base[kLanes];   // offset of (n, channel 0, row0, col0) in x; row0/col0 may be < 0
+  int32_t out_base[kLanes];  // offset of (n, channel 0, 4·ty, 4·tx) in y
+  int32_t in_rows[kLanes], in_cols[kLanes], out_rows[kLanes], out_cols[kLanes];  // (int32: one
+                                                                                 // load each)
 };
 
 int32_t inside_bits(int64_t first, int64_t count, int64_t extent) {
@@ -97,13 +196,14 @@ int32_t inside_bits(int64_t first, int64_t count, int64_t extent) {
   return bits;
 }
 
-TileGroup make_group(const Layout& L, int64_t first, int64_t count) {
+std::vector<TileGroup> groups_of(const Layout& L, int64_t first, int64_t count) {
   const ConvGeometry& g = L.g;
-  TileGroup group{};
   const int64_t per_image = L.tiles_h * L.tiles_w;
-  for (int64_t l = 0; l < count; ++l) {
-    const int64_t p = first + l, n = p / per_image, ty = (p % per_image) / L.tiles_w,
-                  tx = p % L.tiles_w;
+  std::vector<TileGroup> groups((count + kLanes - 1) / kLanes, TileGroup{});
+  for (int64_t k = 0; k < count; ++k) {
+    TileGroup& group = groups[k / kLanes];
+    const int64_t l = k % kLanes, p = first + k, n = p / per_image;
+    const int64_t ty = (p % per_image) / L.tiles_w, tx = p % L.tiles_w;
     const int64_t row0 = ty * kTile - g.pad, col0 = tx * kTile - g.pad;
     group.in_base[l] = int32_t(n * g.C * g.H * g.W + row0 * g.W + col0);
     group.out_base[l] = int32_t(n * g.O * L.Ho * L.Wo + ty * kTile * L.Wo + tx * kTile);
@@ -112,23 +212,12 @@ TileGroup make_group(const Layout& L, int64_t first, int64_t count) {
     group.out_rows[l] = inside_bits(ty * kTile, kTile, L.Ho);
     group.out_cols[l] = inside_bits(tx * kTile, kTile, L.Wo);
   }
-  return group;  // lanes ≥ count: no bits, so they read zeros and write nothing
+  return groups;
 }
 
-// d[i][j][l] (6 × 6 × kLanes) = the group's input tiles in one channel plane xc, 0 outside the
-// image.
-void gather_baseline(const TileGroup& group, const float* xc, int64_t W, float* d) {
-  for (int i = 0; i < kAlpha; ++i)
-    for (int j = 0; j < kAlpha; ++j)
-      for (int l = 0; l < kLanes; ++l) {
-        const bool inside = (group.in_rows[l] >> i) & (group.in_cols[l] >> j) & 1;
-        // Out-of-image positions load element 0 and discard it (no out-of-bounds address).
-        const float value = xc[inside ? group.in_base[l] + i * W + j : 0];
-        d[(i * kAlpha + j) * kLanes + l] = inside ? value : 0.0f;
-      }
-}
-// The same with one masked gather per position (masked-off lanes read nothing).
-MF_AVX512 void gather_avx512(const TileGroup& group, const float* xc, int64_t W, float* d) {
+// gather_tiles for kLanes tiles of channel plane xc into D's columns at d (row stride ld).
+MF_AVX512 void gather_group(const TileGroup& group, const float* xc, int64_t W, float* d,
+                            int64_t ld) {
   const __m512i base = _mm512_loadu_si512(group.in_base);
   const __m512i rows = _mm512_loadu_si512(group.in_rows);
   const __m512i cols = _mm512_loadu_si512(group.in_cols);
@@ -137,22 +226,15 @@ MF_AVX512 void gather_avx512(const TileGroup& group, const float* xc, int64_t W,
     for (int j = 0; j < kAlpha; ++j) {
       const __mmask16 inside = row_inside & _mm512_test_epi32_mask(cols, _mm512_set1_epi32(1 << j));
       const __m512i index = _mm512_add_epi32(base, _mm512_set1_epi32(int32_t(i * W + j)));
-      _mm512_storeu_ps(d + (i * kAlpha + j) * kLanes,
+      _mm512_storeu_ps(d + (i * kAlpha + j) * ld,
                        _mm512_mask_i32gather_ps(_mm512_setzero_ps(), inside, index, xc, 4));
     }
   }
 }
 
-// yo[tile (i, j)] = out[i][j][l] + bias for the lanes' output pixels inside the image.
-void scatter_baseline(const TileGroup& group, const float* out, float bias, float* yo, int64_t Wo) {
-  for (int i = 0; i < kTile; ++i)
-    for (int j = 0; j < kTile; ++j)
-      for (int l = 0; l < kLanes; ++l)
-        if ((group.out_rows[l] >> i) & (group.out_cols[l] >> j) & 1)
-          yo[group.out_base[l] + i * Wo + j] = out[(i * kTile + j) * kLanes + l] + bias;
-}
-MF_AVX512 void scatter_avx512(const TileGroup& group, const float* out, float bias, float* yo,
-                              int64_t Wo) {
+// scatter_tiles for kLanes tiles: Y's columns at t (row stride ld) + bias into channel plane yo.
+MF_AVX512 void scatter_group(const TileGroup& group, const float* t, int64_t ld, float bias,
+                             float* yo, int64_t Wo) {
   const __m512i base = _mm512_loadu_si512(group.out_base);
   const __m512i rows = _mm512_loadu_si512(group.out_rows);
   const __m512i cols = _mm512_loadu_si512(group.out_cols);
@@ -162,79 +244,97 @@ MF_AVX512 void scatter_avx512(const TileGroup& group, const float* out, float bi
     for (int j = 0; j < kTile; ++j) {
       const __mmask16 inside = row_inside & _mm512_test_epi32_mask(cols, _mm512_set1_epi32(1 << j));
       const __m512i index = _mm512_add_epi32(base, _mm512_set1_epi32(int32_t(i * Wo + j)));
-      const __m512 v = _mm512_add_ps(_mm512_loadu_ps(out + (i * kTile + j) * kLanes), b);
+      const __m512 v = _mm512_add_ps(_mm512_loadu_ps(t + (i * kTile + j) * ld), b);
       _mm512_mask_i32scatter_ps(yo, inside, index, v, 4);
     }
   }
 }
 
-// V (36, C, ldv) columns [col, col + kLanes) = Bᵀ d B for each channel of the group's tiles.
-template <bool kAvx512>
-MF_INLINE void transform_inputs(const Layout& L, const TileGroup& group, const float* x, float* V,
-                                int64_t ldv, int64_t col) {
+// Where a chunk's tiles are: runs along tile rows, or (small maps, AVX-512) groups of kLanes.
+struct ChunkTiles {
+  std::vector<Run> runs;
+  std::vector<TileGroup> groups;  // non-empty: use these
+};
+
+// V (36, C, ld) = Bᵀ d B for every tile and channel of the chunk (columns [0, count)).
+MF_INLINE void transform_inputs(const Layout& L, const ChunkTiles& tiles, int64_t count,
+                                const float* x, float* V, float* D) {
   const ConvGeometry& g = L.g;
-  const int64_t plane = g.H * g.W;
-  alignas(64) float d[kAlpha][kAlpha][kLanes], t[kAlpha][kAlpha][kLanes], v[kPositions][kLanes];
+  const int64_t ld = L.chunk;
+  alignas(64) float t[kAlpha][kAlpha][kLanes], v[kPositions][kLanes];
   for (int64_t c = 0; c < g.C; ++c) {
-    if constexpr (kAvx512)
-      gather_avx512(group, x + c * plane, g.W, &d[0][0][0]);
+    if (tiles.groups.empty())
+      gather_tiles(L, tiles.runs, x, c, D, ld);
     else
-      gather_baseline(group, x + c * plane, g.W, &d[0][0][0]);
-    for (int j = 0; j < kAlpha; ++j)  // t = Bᵀ d: combine rows, column by column
-      input_1d(&d[0][j][0], kAlpha * kLanes, &t[0][j][0], kAlpha * kLanes);
-    for (int i = 0; i < kAlpha; ++i)  // (Bᵀ d) B: combine columns, row by row
-      input_1d(&t[i][0][0], kLanes, &v[i * kAlpha][0], kLanes);
-    for (int xi = 0; xi < kPositions; ++xi)  // (through v: strided stores stay scalar otherwise)
-      std::copy_n(&v[xi][0], kLanes, V + (xi * g.C + c) * ldv + col);
+      for (size_t k = 0; k < tiles.groups.size(); ++k)
+        gather_group(tiles.groups[k], x + c * g.H * g.W, g.W, D + int64_t(k) * kLanes, ld);
+    for (int64_t col = 0; col < count; col += kLanes) {
+      for (int j = 0; j < kAlpha; ++j)  // t = Bᵀ d: combine rows, column by column
+        input_1d(D + j * ld + col, kAlpha * ld, &t[0][j][0], kAlpha * kLanes);
+      for (int i = 0; i < kAlpha; ++i)  // (Bᵀ d) B: combine columns, row by row
+        input_1d(&t[i][0][0], kLanes, &v[i * kAlpha][0], kLanes);
+      for (int xi = 0; xi < kPositions; ++xi)  // (through v: strided stores stay scalar otherwise)
+        copy_lanes(&v[xi][0], V + (xi * g.C + c) * ld + col);
+    }
   }
 }
 
-// y tiles of the group = Aᵀ M A + b for each output channel (M (36, O, ldm) at column col).
-template <bool kAvx512>
-MF_INLINE void transform_outputs(const Layout& L, const TileGroup& group, const float* M,
-                                 int64_t ldm, int64_t col, const float* b, float* y) {
+// y = Aᵀ M A + b for every tile and output channel of the chunk (M (36, O, ld)).
+MF_INLINE void transform_outputs(const Layout& L, const ChunkTiles& tiles, int64_t count,
+                                 const float* M, const float* b, float* y, float* Y) {
   const ConvGeometry& g = L.g;
-  const int64_t plane = L.Ho * L.Wo;
+  const int64_t ld = L.chunk;
   alignas(64) float t[kTile][kAlpha][kLanes], out[kTile][kTile][kLanes];
   for (int64_t o = 0; o < g.O; ++o) {
-    const float* m = M + o * ldm + col;  // position ξ at m + ξ·O·ldm
-    for (int j = 0; j < kAlpha; ++j)     // t = Aᵀ m: combine rows
-      output_1d(m + j * g.O * ldm, kAlpha * g.O * ldm, &t[0][j][0], kAlpha * kLanes);
-    for (int i = 0; i < kTile; ++i)  // (Aᵀ m) A: combine columns
-      output_1d(&t[i][0][0], kLanes, &out[i][0][0], kLanes);
+    for (int64_t col = 0; col < count; col += kLanes) {
+      const float* m = M + o * ld + col;  // position ξ at m + ξ·O·ld
+      for (int j = 0; j < kAlpha; ++j)    // t = Aᵀ m: combine rows
+        output_1d(m + j * g.O * ld, kAlpha * g.O * ld, &t[0][j][0], kAlpha * kLanes);
+      for (int i = 0; i < kTile; ++i)  // (Aᵀ m) A: combine columns
+        output_1d(&t[i][0][0], kLanes, &out[i][0][0], kLanes);
+      for (int k = 0; k < kTile * kTile; ++k)
+        copy_lanes(&out[k / kTile][k % kTile][0], Y + k * ld + col);
+    }
     const float bias = b ? b[o] : 0.0f;
-    if constexpr (kAvx512)
-      scatter_avx512(group, &out[0][0][0], bias, y + o * plane, L.Wo);
+    if (tiles.groups.empty())
+      scatter_tiles(L, tiles.runs, Y, ld, bias, y, o);
     else
-      scatter_baseline(group, &out[0][0][0], bias, y + o * plane, L.Wo);
+      for (size_t k = 0; k < tiles.groups.size(); ++k)
+        scatter_group(tiles.groups[k], Y + int64_t(k) * kLanes, ld, bias, y + o * L.Ho * L.Wo,
+                      L.Wo);
   }
 }
 
+// A thread's buffers for one chunk (see forward()).
+struct ChunkBuffers {
+  float *V, *M, *D, *Y;
+};
+
 // One chunk of tiles [first, first + count): transform its inputs, 36 GEMMs, transform back.
-template <bool kAvx512>
 MF_INLINE void run_chunk_impl(const Layout& L, const std::vector<sgemm::PackedA>& U, int64_t first,
-                              int64_t count, const float* x, const float* b, float* y, float* V,
-                              float* M) {
+                              int64_t count, const float* x, const float* b, float* y,
+                              const ChunkBuffers& buf, bool use_groups) {
   const int64_t ld = L.chunk;
-  std::vector<TileGroup> groups;
-  for (int64_t at = 0; at < count; at += kLanes)
-    groups.push_back(make_group(L, first + at, std::min<int64_t>(kLanes, count - at)));
-  for (size_t k = 0; k < groups.size(); ++k)
-    transform_inputs<kAvx512>(L, groups[k], x, V, ld, int64_t(k) * kLanes);
+  ChunkTiles tiles;
+  if (use_groups)
+    tiles.groups = groups_of(L, first, count);
+  else
+    tiles.runs = runs_of(L, first, count);
+  transform_inputs(L, tiles, count, x, buf.V, buf.D);
   for (int xi = 0; xi < kPositions; ++xi)  // M_ξ (O, count) = U_ξ (O, C) · V_ξ (C, count)
-    sgemm::gemm(U[xi], false, count, 1.0f, V + xi * L.g.C * ld, ld, 0.0f, M + xi * L.g.O * ld, ld);
-  for (size_t k = 0; k < groups.size(); ++k)
-    transform_outputs<kAvx512>(L, groups[k], M, ld, int64_t(k) * kLanes, b, y);
+    sgemm::gemm(U[xi], false, count, 1.0f, buf.V + xi * L.g.C * ld, ld, 0.0f,
+                buf.M + xi * L.g.O * ld, ld);
+  transform_outputs(L, tiles, count, buf.M, b, y, buf.Y);
 }
 MF_AVX512 void run_chunk_avx512(const Layout& L, const std::vector<sgemm::PackedA>& U,
                                 int64_t first, int64_t count, const float* x, const float* b,
-                                float* y, float* V, float* M) {
-  run_chunk_impl<true>(L, U, first, count, x, b, y, V, M);
+                                float* y, const ChunkBuffers& buf) {
+  run_chunk_impl(L, U, first, count, x, b, y, buf, L.tiles_w < kGroupsBelowTilesAcross);
 }
 void run_chunk_baseline(const Layout& L, const std::vector<sgemm::PackedA>& U, int64_t first,
-                        int64_t count, const float* x, const float* b, float* y, float* V,
-                        float* M) {
-  run_chunk_impl<false>(L, U, first, count, x, b, y, V, M);
+                        int64_t count, const float* x, const float* b, float* y,
+                        const ChunkBuffers& buf) {
+  run_chunk_impl(L, U, first, count, x, b, y, buf, /*use_groups=*/false);
 }
 
 // U (36, O, C): U_ξ[o][c] = (G g_oc Gᵀ)[ξ], kLanes (o, c) pairs at a time.
@@ -311,12 +411,16 @@ void forward(float* y, const float* x, const float* w, const float* b, const Con
 #pragma omp parallel for schedule(dynamic) num_threads(threads)
   for (int64_t k = 0; k < chunks; ++k) {
     const int64_t first = k * L.chunk, count = std::min(L.chunk, L.tiles - first);
-    float* V = scratch<float>(size_t(kPositions * g.C * L.chunk), 0);
-    float* M = scratch<float>(size_t(kPositions * g.O * L.chunk), 1);
+    // V (36, C, chunk), M (36, O, chunk), one channel's input tiles D (36, chunk), one output
+    // channel's tile pixels Y (16, chunk).
+    const ChunkBuffers buf{.V = scratch<float>(size_t(kPositions * g.C * L.chunk), 0),
+                           .M = scratch<float>(size_t(kPositions * g.O * L.chunk), 1),
+                           .D = scratch<float>(size_t(kPositions * L.chunk), 2),
+                           .Y = scratch<float>(size_t(kTile * kTile * L.chunk), 3)};
     if (avx512)
-      run_chunk_avx512(L, U, first, count, x, b, y, V, M);
+      run_chunk_avx512(L, U, first, count, x, b, y, buf);
     else
-      run_chunk_baseline(L, U, first, count, x, b, y, V, M);
+      run_chunk_baseline(L, U, first, count, x, b, y, buf);
   }
 }
 
