@@ -59,9 +59,7 @@ Gallery read_embeddings_file(const std::string& path) {
   g.embeddings = f.read_tensor("/embeddings");
   MF_CHECK(g.embeddings.rank() == 2 && g.embeddings.dim(0) > 0 && g.embeddings.dim(1) > 0, path,
            ": /embeddings must be a non-empty (N, D) array, got ", g.embeddings.shape());
-  int64_t nonfinite = 0;
-  for (int64_t i = 0; i < g.embeddings.numel(); ++i)
-    nonfinite += !std::isfinite(g.embeddings.data()[i]);
+  const int64_t nonfinite = nonfinite_count(g.embeddings);
   MF_CHECK(nonfinite == 0, path, ": /embeddings holds ", nonfinite,
            " NaN/Inf values (embedded with a diverged checkpoint?); embed again");
   g.paths = f.read_strings("/paths");

@@ -50,8 +50,7 @@ void load_module(const h5::File& file, const std::string& group, Module& module,
         file.path(), ": tensor '", path, "' has shape ", t.shape(), ", expected ",
         split ? "rows of " : "", target.shape());
     // A diverged run's weights would give NaN embeddings and scores downstream, silently.
-    int64_t nonfinite = 0;
-    for (int64_t k = 0; k < t.numel(); ++k) nonfinite += !std::isfinite(t.data()[k]);
+    const int64_t nonfinite = nonfinite_count(t);
     MF_CHECK(nonfinite == 0, file.path(), ": tensor '", path, "' holds ", nonfinite, " NaN/Inf of ",
              t.numel(), " values (saved from a run that diverged?)");
     loaded.push_back(std::move(t));

@@ -1,6 +1,7 @@
 #include "tensor/tensor.h"
 
 #include <algorithm>
+#include <cmath>
 #include <cstdlib>
 #include <cstring>
 #include <ostream>
@@ -124,6 +125,12 @@ void Tensor::add_(const Tensor& other) {
   const int64_t n = numel();
 #pragma omp simd
   for (int64_t i = 0; i < n; ++i) a[i] += b[i];
+}
+
+int64_t nonfinite_count(const Tensor& t) {
+  int64_t bad = 0;
+  for (int64_t i = 0; i < t.numel(); ++i) bad += !std::isfinite(t.data()[i]);
+  return bad;
 }
 
 }  // namespace mf

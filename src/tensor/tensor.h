@@ -72,4 +72,8 @@ class Tensor {
   Shape shape_;
 };
 
+// How many of t's values are NaN or ±Inf (a diverged run's weights, running statistics or
+// embeddings: checked before they are saved, loaded or searched).
+int64_t nonfinite_count(const Tensor& t);
+
 }  // namespace mf

@@ -90,12 +90,6 @@ std::vector<ParamGroup> make_groups(const Module& backbone, const Module& head,
   return groups;
 }
 
-int64_t nonfinite_count(const Tensor& t) {
-  int64_t bad = 0;
-  for (int64_t i = 0; i < t.numel(); ++i) bad += !std::isfinite(t.data()[i]);
-  return bad;
-}
-
 // The number of values of `m`'s parameters and buffers (running statistics) that are NaN or ±Inf;
 // `first` (when empty) gets the name of the first tensor holding one, after `prefix`.
 int64_t nonfinite_values(const Module& m, const std::string& prefix, std::string& first) {
