@@ -16,7 +16,8 @@
 // Pitfalls (docs/heads.md): the authors' model divides the backbone output by its norm itself
 // and passes the norm in; here the head takes the raw embedding and does both. h = 0.333 makes
 // about 68 % of ẑ fall inside (−0.333, 0.333).
-// Parameters: s (64), m (0.4), h (0.333), ema (0.01).
+// margin_warmup_steps grows m linearly from 0 (both of its uses: the angular and the additive).
+// Parameters: s (64), m (0.4), h (0.333), ema (0.01), margin_warmup_steps (0).
 #include <cmath>
 
 #include "autograd/margin_ops.h"
@@ -31,15 +32,17 @@ constexpr double kEps = 1e-3;
 
 class AdaFaceHead final : public ClassifierHead {
  public:
-  AdaFaceHead(int64_t D, int64_t K, double s, double m, double h, double ema, Rng& rng)
-      : ClassifierHead("adaface", D, K, rng), s_(s), m_(m), h_(h), ema_(ema) {
+  AdaFaceHead(int64_t D, int64_t K, double s, double m, double h, double ema, int64_t warmup,
+              Rng& rng)
+      : ClassifierHead("adaface", D, K, rng), s_(s), m_(m), h_(h), ema_(ema), warmup_(warmup) {
     mean_ = register_buffer("batch_mean", Tensor::full({1}, 20.0f));
     std_ = register_buffer("batch_std", Tensor::full({1}, 100.0f));
   }
 
-  HeadOutput forward(const Var& x, const Labels& labels, const StepInfo&) override {
+  HeadOutput forward(const Var& x, const Labels& labels, const StepInfo& step) override {
     check_input(x, labels);
     const int64_t N = x.dim(0);
+    const double m = m_ * warmup_ratio(warmup_, step);
     const std::vector<double> a = clipped_norms(x.value());
     double batch_mean = 0, batch_var = 0;
     for (double v : a) batch_mean += v / double(N);
@@ -49,7 +52,7 @@ class AdaFaceHead final : public ClassifierHead {
     std::vector<kernels::MarginSpec> specs(N);
     for (int64_t n = 0; n < N; ++n) {
       const double z = std::clamp(h_ * (a[n] - mu) / (sigma + kEps), -1.0, 1.0);
-      specs[n] = {.kind = kernels::MarginKind::kAdaFace, .m = m_ * z, .m3 = m_ + m_ * z};
+      specs[n] = {.kind = kernels::MarginKind::kAdaFace, .m = m * z, .m3 = m + m * z};
     }
     const Var cos = clamp(cosine(x), float(-1 + kEps), float(1 - kEps));  // (N, K)
     HeadOutput out = output(margin_logits(cos, labels, specs, float(s_)), labels);
@@ -67,9 +70,9 @@ class AdaFaceHead final : public ClassifierHead {
   }
 
   // At ẑ = 0 (a face of the running mean norm): cos θ − m.
-  std::optional<double> target_logit(double theta, const StepInfo&) const override {
+  std::optional<double> target_logit(double theta, const StepInfo& step) const override {
     const double c = std::clamp(std::cos(theta), -1 + kEps, 1 - kEps);
-    return kernels::adaface_margin(c, 0.0, m_).f;
+    return kernels::adaface_margin(c, 0.0, m_ * warmup_ratio(warmup_, step)).f;
   }
 
  private:
@@ -94,6 +97,7 @@ class AdaFaceHead final : public ClassifierHead {
   }
 
   double s_, m_, h_, ema_;
+  int64_t warmup_;
   Tensor mean_, std_;
 };
 
@@ -107,7 +111,8 @@ void register_adaface(HeadRegistry& registry) {
         const double m = p.get_double("m", 0.4, 0.0, 1.5);
         const double h = p.get_double("h", 0.333, 0.0);
         const double ema = p.get_double("ema", 0.01, 0.0, 1.0);
-        return std::make_unique<AdaFaceHead>(D, K, s, m, h, ema, rng);
+        const int64_t warmup = p.get_int("margin_warmup_steps", 0, 0);
+        return std::make_unique<AdaFaceHead>(D, K, s, m, h, ema, warmup, rng);
       },
       "AdaFace (Kim et al. 2022): margin between angular and additive by the feature norm");
 }

@@ -14,7 +14,8 @@
 // mean target cosine (batch_stats (1)).
 // Pitfalls (docs/heads.md): t is per process in the authors' code (no all-reduce); a resumed run
 // without t restarts the curriculum — here t is in the checkpoint.
-// Parameters: s (64), m (0.5), ema (0.01).
+// margin_warmup_steps grows m linearly from 0 (ArcFace's warm-up; the curriculum in t is separate).
+// Parameters: s (64), m (0.5), ema (0.01), margin_warmup_steps (0).
 #include <cmath>
 
 #include "autograd/margin_ops.h"
@@ -27,12 +28,12 @@ namespace {
 
 class CurricularFaceHead final : public ClassifierHead {
  public:
-  CurricularFaceHead(int64_t D, int64_t K, double s, double m, double ema, Rng& rng)
-      : ClassifierHead("curricularface", D, K, rng), s_(s), m_(m), ema_(ema) {
+  CurricularFaceHead(int64_t D, int64_t K, double s, double m, double ema, int64_t warmup, Rng& rng)
+      : ClassifierHead("curricularface", D, K, rng), s_(s), m_(m), ema_(ema), warmup_(warmup) {
     t_ = register_buffer("t", Tensor::zeros({1}));
   }
 
-  HeadOutput forward(const Var& x, const Labels& labels, const StepInfo&) override {
+  HeadOutput forward(const Var& x, const Labels& labels, const StepInfo& step) override {
     check_input(x, labels);
     const Var cos = cosine(x);  // (N, K)
     const int64_t N = x.dim(0);
@@ -41,8 +42,8 @@ class CurricularFaceHead final : public ClassifierHead {
       mean_target +=
           std::clamp(double(cos.value().data()[n * classes_in_use() + labels[n]]), -1.0, 1.0);
     mean_target /= double(N);
-    HeadOutput out =
-        output(curricular_logits(cos, labels, m_, updated_t(mean_target), float(s_)), labels);
+    HeadOutput out = output(
+        curricular_logits(cos, labels, margin(step), updated_t(mean_target), float(s_)), labels);
     out.batch_stats = Tensor::full({1}, float(mean_target));
     return out;
   }
@@ -51,18 +52,22 @@ class CurricularFaceHead final : public ClassifierHead {
     if (batch_stats.defined()) t_.data()[0] = updated_t(batch_stats.data()[0]);
   }
 
-  std::optional<double> target_logit(double theta, const StepInfo&) const override {
-    return kernels::apply_margin(kernels::MarginSpec{.kind = kernels::MarginKind::kArc, .m = m_},
-                                 std::cos(theta))
+  std::optional<double> target_logit(double theta, const StepInfo& step) const override {
+    return kernels::apply_margin(
+               kernels::MarginSpec{.kind = kernels::MarginKind::kArc, .m = margin(step)},
+               std::cos(theta))
         .f;
   }
 
  private:
+  double margin(const StepInfo& step) const { return m_ * warmup_ratio(warmup_, step); }
+
   float updated_t(double mean_target) const {
     return float(ema_ * mean_target + (1.0 - ema_) * double(t_.data()[0]));
   }
 
   double s_, m_, ema_;
+  int64_t warmup_;
   Tensor t_;
 };
 
@@ -76,7 +81,8 @@ void register_curricularface(HeadRegistry& registry) {
         const double m = p.get_double("m", 0.5);
         MF_CHECK(m >= 0 && m < M_PI, p.describe("m"), " = ", m, " is out of range [0, π)");
         const double ema = p.get_double("ema", 0.01, 0.0, 1.0);
-        return std::make_unique<CurricularFaceHead>(D, K, s, m, ema, rng);
+        const int64_t warmup = p.get_int("margin_warmup_steps", 0, 0);
+        return std::make_unique<CurricularFaceHead>(D, K, s, m, ema, warmup, rng);
       },
       "CurricularFace (Huang et al. 2020): ArcFace target, hard negatives c·(t + c), t an EMA");
 }

@@ -15,8 +15,9 @@
 //
 // Gradient: arc: φ′ = cos m̃ + sin m̃·c/sin θ with sin θ = √clamp(1 − c², 1e-9, 1) (finite at
 // |c| = 1, where the authors' acos is not); cos: 1. The draws are constants.
+// margin_warmup_steps scales every draw by the warm-up ratio r (m̃ ~ N(r·m, r·σ)), growing from 0.
 // Parameters: variant (arc | cos), s (64), m (0.5 for arc, 0.35 for cos), sigma (0.05, the
-// authors' config for both), plus (false).
+// authors' config for both), plus (false), margin_warmup_steps (0).
 #include <algorithm>
 #include <cmath>
 #include <numeric>
@@ -41,6 +42,7 @@ namespace {
 struct ElasticOptions {
   bool arc = true, plus = false;
   double s = 64, m = 0.5, sigma = 0.05;
+  int64_t margin_warmup_steps = 0;
 };
 
 class ElasticFaceHead final : public ClassifierHead {
@@ -56,15 +58,19 @@ class ElasticFaceHead final : public ClassifierHead {
     const Var cos = cosine(x);  // (N, K)
     std::vector<double> margins =
         elastic_margins(uint64_t(seed_.data()[0]), step.step, N, o_.m, o_.sigma);
+    const double r = warmup_ratio(o_.margin_warmup_steps, step);
+    for (double& m : margins) m *= r;
     if (o_.plus) margins = paired_by_cosine(margins, cos.value(), labels);
     std::vector<kernels::MarginSpec> specs(N);
     for (int64_t n = 0; n < N; ++n) specs[n] = spec(margins[n]);
     return output(margin_logits(cos, labels, specs, float(o_.s)), labels);
   }
 
-  // At the mean margin m.
-  std::optional<double> target_logit(double theta, const StepInfo&) const override {
-    return kernels::apply_margin(spec(o_.m), std::cos(theta)).f;
+  // At the mean margin m (times the warm-up ratio).
+  std::optional<double> target_logit(double theta, const StepInfo& step) const override {
+    return kernels::apply_margin(spec(o_.m * warmup_ratio(o_.margin_warmup_steps, step)),
+                                 std::cos(theta))
+        .f;
   }
 
  private:
@@ -107,6 +113,7 @@ void register_elasticface(HeadRegistry& registry) {
         o.m = p.get_double("m", o.arc ? 0.5 : 0.35, 0.0, 1.5);
         o.sigma = p.get_double("sigma", 0.05, 0.0, 1.0);
         o.plus = p.get_bool("plus", false);
+        o.margin_warmup_steps = p.get_int("margin_warmup_steps", 0, 0);
         return std::make_unique<ElasticFaceHead>(D, K, o, rng);
       },
       "ElasticFace (Boutros et al. 2022): ArcFace/CosFace with a margin drawn from N(m, σ)");

@@ -12,7 +12,9 @@
 // Pitfalls (docs/heads.md): with λ_g·g dominating early the norms race to u_a; norms below l_a get
 // no gradient from the margin or from g (both clamped) — the BN neck's output must start inside
 // [l_a, u_a] (ours: ‖x‖ ≈ √D at initialisation, 11.3 for D = 128).
-// Parameters: s (64), l_a (10), u_a (110), l_m (0.45), u_m (0.8), lambda_g (35).
+// margin_warmup_steps scales m(a) by the warm-up ratio, growing from 0 (g is not scaled).
+// Parameters: s (64), l_a (10), u_a (110), l_m (0.45), u_m (0.8), lambda_g (35),
+// margin_warmup_steps (0).
 #include <cmath>
 
 #include "autograd/margin_ops.h"
@@ -25,6 +27,7 @@ namespace {
 
 struct MagFaceOptions {
   double s = 64, l_a = 10, u_a = 110, l_m = 0.45, u_m = 0.8, lambda_g = 35;
+  int64_t margin_warmup_steps = 0;
   double slope() const { return (u_m - l_m) / (u_a - l_a); }
 };
 
@@ -33,10 +36,12 @@ class MagFaceHead final : public ClassifierHead {
   MagFaceHead(int64_t D, int64_t K, const MagFaceOptions& options, Rng& rng)
       : ClassifierHead("magface", D, K, rng), o_(options) {}
 
-  HeadOutput forward(const Var& x, const Labels& labels, const StepInfo&) override {
+  HeadOutput forward(const Var& x, const Labels& labels, const StepInfo& step) override {
     check_input(x, labels);
     const Var a = clamp(row_norm(x), float(o_.l_a), float(o_.u_a));  // (N, 1)
-    const Var margin = affine(a, float(o_.slope()), float(o_.l_m - o_.slope() * o_.l_a));
+    const double r = warmup_ratio(o_.margin_warmup_steps, step);
+    const Var margin =
+        affine(a, float(r * o_.slope()), float(r * (o_.l_m - o_.slope() * o_.l_a)));  // (N, 1)
     HeadOutput out = output(magface_logits(cosine(x), margin, labels, float(o_.s)), labels);
     const Var g = add(reciprocal(a), affine(a, float(1.0 / (o_.u_a * o_.u_a))));  // (N, 1)
     out.loss = add(out.loss, once_over_processes(affine(mean(g), float(o_.lambda_g))));
@@ -44,8 +49,9 @@ class MagFaceHead final : public ClassifierHead {
   }
 
   // At the middle of [l_a, u_a]: m = (l_m + u_m)/2.
-  std::optional<double> target_logit(double theta, const StepInfo&) const override {
-    return kernels::magface_target(std::cos(theta), 0.5 * (o_.l_m + o_.u_m)).f;
+  std::optional<double> target_logit(double theta, const StepInfo& step) const override {
+    const double r = warmup_ratio(o_.margin_warmup_steps, step);
+    return kernels::magface_target(std::cos(theta), r * 0.5 * (o_.l_m + o_.u_m)).f;
   }
 
  private:
@@ -68,6 +74,7 @@ void register_magface(HeadRegistry& registry) {
         MF_CHECK(o.u_m >= o.l_m && o.u_m < M_PI, p.describe("u_m"), " = ", o.u_m,
                  " must be in [l_m, π) (l_m = ", o.l_m, ")");
         o.lambda_g = p.get_double("lambda_g", 35.0, 0.0);
+        o.margin_warmup_steps = p.get_int("margin_warmup_steps", 0, 0);
         return std::make_unique<MagFaceHead>(D, K, o, rng);
       },
       "MagFace (Meng et al. 2021): margin growing with ‖x‖, plus λ_g·g(‖x‖)");

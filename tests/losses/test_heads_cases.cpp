@@ -333,6 +333,52 @@ TEST(CombinedHead, margin_warmup_grows_linearly) {
   EXPECT_NEAR(*head->target_logit(1.0, {.step = 0}), std::cos(1.0), 1e-15);
 }
 
+// The newer heads' warm-up scales every margin parameter by r = step / margin_warmup_steps (capped
+// at 1); with r = 0, 1/2 and 1 (all exact in binary) the warmed-up head must match, bit for bit,
+// the same head built with the margin parameters scaled by hand.
+TEST(NewerHeads, margin_warmup_scales_the_margin) {
+  struct Case {
+    std::string type;
+    std::vector<std::string> fixed, zero, half, full;
+  };
+  const std::vector<Case> cases{
+      {"subcenter_arcface", {"s=20", "k=2"}, {"m=0"}, {"m=0.25"}, {"m=0.5"}},
+      {"curricularface", {"s=20"}, {"m=0"}, {"m=0.25"}, {"m=0.5"}},
+      {"adaface", {"s=20"}, {"m=0"}, {"m=0.2"}, {"m=0.4"}},
+      {"elasticface", {"s=20"}, {"m=0", "sigma=0"}, {"m=0.25", "sigma=0.025"}, {"m=0.5"}},
+      {"elasticface",
+       {"s=20", "variant=cos", "plus=true"},
+       {"m=0", "sigma=0"},
+       {"m=0.175", "sigma=0.025"},
+       {"m=0.35"}},
+      {"magface",
+       {"s=20", "l_a=1", "u_a=5"},
+       {"l_m=0", "u_m=0"},
+       {"l_m=0.225", "u_m=0.4"},
+       {"l_m=0.45", "u_m=0.8"}},
+  };
+  auto with = [](std::vector<std::string> a, const std::vector<std::string>& b) {
+    a.insert(a.end(), b.begin(), b.end());
+    return a;
+  };
+  for (const Case& c : cases) {
+    SCOPED_TRACE(c.type + " " + c.fixed.back());
+    const auto warm = with(c.fixed, with(c.full, {"margin_warmup_steps=100"}));
+    // Each run is the head's first forward (the EMA-state heads start from the same buffers), at
+    // the step whose margin it checks.
+    expect_identical(run(c.type, warm, 0), run(c.type, with(c.fixed, c.zero), 0));
+    expect_identical(run(c.type, warm, 50), run(c.type, with(c.fixed, c.half), 50));
+    expect_identical(run(c.type, warm, 100), run(c.type, with(c.fixed, c.full), 100));
+    expect_identical(run(c.type, warm, 7000), run(c.type, with(c.fixed, c.full), 7000));
+    // And it does change the result: half-way is not the full margin.
+    const Result half = run(c.type, warm, 50), full = run(c.type, with(c.fixed, c.full), 50);
+    EXPECT_NE(half.loss.item(), full.loss.item());
+    auto head = make_head(c.type, warm, 4, 3);
+    EXPECT_NE(*head->target_logit(1.0, {.step = 0}), *head->target_logit(1.0, {.step = 100}));
+    expect_rejected(c.type, "margin_warmup_steps=-1", "[0, ");
+  }
+}
+
 // ---- target_logit is what forward puts in the target column ----
 
 // With unit class weights and a unit embedding at angle θ to W_y, logits[y] / scale must equal
