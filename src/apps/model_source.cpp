@@ -71,6 +71,12 @@ void apply_conv_kernel_options(const Args& args) {
   MF_CHECK(!args.has("winograd") || precision == kernels::ConvPrecision::fp32,
            "--winograd runs fp32 convolutions; it cannot be combined with --precision ",
            args.get("precision"));
+  // An ONNX model runs on OpenCV dnn's own kernels, which neither option reaches: refuse rather
+  // than run exact fp32 while the user believes otherwise.
+  MF_CHECK(
+      !args.has("model") || (!args.has("winograd") && precision == kernels::ConvPrecision::fp32),
+      "--model runs the ONNX graph through OpenCV dnn, which --winograd and --precision bf16 "
+      "do not reach; give the checkpoint it was exported from (--checkpoint) for them");
   kernels::set_conv_precision(precision);
   kernels::winograd::set_enabled(args.has("winograd"));
 }

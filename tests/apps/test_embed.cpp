@@ -380,6 +380,13 @@ TEST(EmbedCommand, bad_arguments_are_clear_errors) {
       {"--checkpoint " + shell_quote(kModel) + " --images " + shell_quote(kImages) +
            " --winograd --precision bf16" + out,
        "--winograd runs fp32 convolutions"},
+      // The ONNX path runs OpenCV dnn's kernels: the options would silently do nothing.
+      {"--model " + shell_quote(tmp.path("m.onnx")) + " --images " + shell_quote(kImages) +
+           " --winograd" + out,
+       "--model runs the ONNX graph through OpenCV dnn"},
+      {"--model " + shell_quote(tmp.path("m.onnx")) + " --images " + shell_quote(kImages) +
+           " --precision bf16" + out,
+       "--model runs the ONNX graph through OpenCV dnn"},
   };
   for (const auto& c : cases) {
     const CommandResult r = embed(c.args);
