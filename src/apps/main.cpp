@@ -25,14 +25,17 @@ void print_usage() {
 }  // namespace
 
 int main(int argc, char** argv) {
+  // First thing, before any setup: a stop request must not be lost while the run starts. One that
+  // came while the dynamic loader was still mapping libraries is held blocked by the launcher
+  // (launcher.c) and delivered by release_launcher_signals().
+  const std::string name = argc >= 2 ? argv[1] : "";
+  if (name == "train" || name == "ablate") mf::install_stop_handlers();
+  mf::release_launcher_signals();
   if (argc < 2 || !std::strcmp(argv[1], "--help") || !std::strcmp(argv[1], "-h") ||
       !std::strcmp(argv[1], "help")) {
     print_usage();
     return argc < 2 ? 2 : 0;
   }
-  const std::string name = argv[1];
-  // First thing, before any setup: a stop request must not be lost while the run starts.
-  if (name == "train" || name == "ablate") mf::install_stop_handlers();
   for (const auto& c : mf::apps::commands()) {
     if (name != c.name) continue;
     int code = 1;

@@ -1,6 +1,9 @@
 #include "util/stop_signal.h"
 
+#include <signal.h>
+
 #include <csignal>
+#include <cstdlib>
 
 namespace mf {
 
@@ -21,6 +24,18 @@ void install_stop_handlers() {
   if (g_installed) return;
   for (int i = 0; i < 3; ++i) g_previous[i] = std::signal(kSignals[i], request_stop);
   g_installed = true;
+}
+
+void release_launcher_signals() {
+  const char* text = std::getenv("MF_LAUNCHER_BLOCKED");
+  if (text == nullptr) return;
+  const unsigned long blocked = std::strtoul(text, nullptr, 10);
+  unsetenv("MF_LAUNCHER_BLOCKED");  // not for the processes this one starts
+  sigset_t release;
+  sigemptyset(&release);
+  for (int s : kSignals)
+    if (blocked & (1UL << s)) sigaddset(&release, s);
+  sigprocmask(SIG_UNBLOCK, &release, nullptr);
 }
 
 void uninstall_stop_handlers() {
