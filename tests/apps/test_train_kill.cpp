@@ -296,14 +296,20 @@ TEST(TrainKill, sighup_stops_with_a_checkpoint_and_exit_status_3) {
 // Issue "Nothing lost, nothing silently wrong", item 8: Ctrl-C in the first ~0.2 s was ignored.
 // A process started in the background of a script inherits SIGINT as ignored, so a SIGINT that
 // arrives before the program installs its handler is dropped by the kernel. main() now installs
-// the handlers before anything else; what remains is the dynamic loader's time before main, which
-// no program can shorten from the inside. This test sends SIGINT the moment the process catches it
-// (SigCgt in /proc) — during start-up, long before training — and expects a clean stop.
-bool catches_sigint(pid_t pid) {
+// the handlers before anything else (the loader's time before main is the next test's). This test
+// sends SIGINT the moment the process catches it (SigCgt in /proc) — during start-up, long before
+// training — and expects a clean stop.
+//
+// Whether SIGINT's bit is set in one of /proc/PID/status's signal masks ("SigCgt:", "SigBlk:").
+bool sigint_in_mask(pid_t pid, const std::string& field) {
   std::ifstream status("/proc/" + std::to_string(pid) + "/status");
   for (std::string line; std::getline(status, line);)
-    if (line.rfind("SigCgt:", 0) == 0) return (std::stoull(line.substr(7), nullptr, 16) >> 1) & 1;
+    if (line.rfind(field, 0) == 0)
+      return (std::stoull(line.substr(field.size()), nullptr, 16) >> (SIGINT - 1)) & 1;
   return false;
+}
+bool catches_sigint(pid_t pid) {
+  return sigint_in_mask(pid, "SigCgt:");
 }
 
 TEST(TrainKill, sigint_during_start_up_stops_the_run_cleanly) {
@@ -337,12 +343,6 @@ std::string exe_name(pid_t pid) {
   std::error_code ec;
   return fs::read_symlink("/proc/" + std::to_string(pid) + "/exe", ec).filename().string();
 }
-bool blocks_sigint(pid_t pid) {
-  std::ifstream status("/proc/" + std::to_string(pid) + "/status");
-  for (std::string line; std::getline(status, line);)
-    if (line.rfind("SigBlk:", 0) == 0) return (std::stoull(line.substr(7), nullptr, 16) >> 1) & 1;
-  return false;
-}
 
 TEST(TrainKill, sigint_while_the_libraries_load_is_not_lost) {
   const TempDir tmp;
@@ -360,7 +360,7 @@ TEST(TrainKill, sigint_while_the_libraries_load_is_not_lost) {
     std::this_thread::sleep_for(std::chrono::microseconds(50));
   ASSERT_EQ(exe_name(c.pid()), loading) << read_text(dir / "out.txt");
   ASSERT_FALSE(catches_sigint(c.pid())) << "start-up was over before the test could look";
-  const bool blocked = blocks_sigint(c.pid());
+  const bool blocked = sigint_in_mask(c.pid(), "SigBlk:");
   c.send(SIGINT);
   ASSERT_TRUE(c.wait());
   EXPECT_TRUE(c.exited_with(3)) << "SIGINT " << (blocked ? "was" : "was not")
