@@ -6,6 +6,8 @@
 #include <chrono>
 #include <cstdio>
 #include <fstream>
+#include <utility>
+#include <vector>
 
 #include "apps/commands.h"
 #include "apps/model_source.h"
@@ -109,6 +111,9 @@ int run_bench(const std::vector<std::string>& argv) {
   args.option("iters", "timed iterations", "5");
   args.option("warmup", "untimed iterations first", "1");
   args.option("json", "write the results as JSON to this file");
+  args.flag("scaling",
+            "also time 1, 2, 4, … threads up to --threads (profiling off) and report the speed-up "
+            "and parallel efficiency of each");
   args.flag("peak",
             "measure the CPU's arithmetic peak instead (fp32 FMA AVX2/AVX-512, bf16 dot "
             "AVX512-BF16; 1 thread and --threads threads) and stop");
@@ -176,18 +181,23 @@ int run_bench(const std::vector<std::string>& argv) {
       backbone->forward(Var(images));
     }
   };
+  // Images/s of each timed iteration, sorted.
+  auto timed_rates = [&] {
+    std::vector<double> out;
+    for (int i = 0; i < iters; ++i) {
+      const auto t0 = std::chrono::steady_clock::now();
+      iteration();
+      const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+      out.push_back(batch / s);
+    }
+    std::sort(out.begin(), out.end());
+    return out;
+  };
   for (int i = 0; i < warmup; ++i) iteration();
   set_profiling(true);
   profile_reset();
-  std::vector<double> rates;
-  for (int i = 0; i < iters; ++i) {
-    const auto t0 = std::chrono::steady_clock::now();
-    iteration();
-    const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    rates.push_back(batch / s);
-  }
+  const std::vector<double> rates = timed_rates();
   set_profiling(false);
-  std::sort(rates.begin(), rates.end());
   const double median = rates[rates.size() / 2];
   const double rss = peak_rss_mib();
 
@@ -257,6 +267,25 @@ int run_bench(const std::vector<std::string>& argv) {
                 rate(backward_flop, t.backward_ms).c_str());
   }
   if (shown < layers.size()) std::printf("(%zu more layer shapes)\n", layers.size() - shown);
+  // Thread scaling: the same iterations (profiling off, after their own warm-up) at 1, 2, 4, …
+  // threads and at the run's count; speed-up over 1 thread, efficiency = speed-up / threads.
+  std::vector<std::pair<int, double>> scaling;
+  if (args.has("scaling")) {
+    const int full = num_threads();
+    for (int t = 1;; t = std::min(2 * t, full)) {
+      set_num_threads(t);
+      for (int i = 0; i < std::max(warmup, 1); ++i) iteration();
+      const std::vector<double> r = timed_rates();
+      scaling.emplace_back(t, r[r.size() / 2]);
+      if (t == full) break;
+    }
+    set_num_threads(full);
+    std::printf("\nthread scaling (%s; median images/s, speed-up over 1 thread, efficiency):\n",
+                kernels::cpu_name().c_str());
+    for (const auto& [t, r] : scaling)
+      std::printf("  %3d thread%s %10.2f %8.2fx %7.0f%%\n", t, t == 1 ? " " : "s", r,
+                  r / scaling.front().second, 100.0 * r / scaling.front().second / t);
+  }
   if (args.has("json")) {
     json::Value v = json::Value::object();
     v.set("backbone", args.get("backbone"));
@@ -293,6 +322,16 @@ int run_bench(const std::vector<std::string>& argv) {
       layer_rows.push_back(o);
     }
     v.set("layers", layer_rows);
+    if (!scaling.empty()) {
+      json::Value rows = json::Value::array();
+      for (const auto& [t, r] : scaling) {
+        json::Value o = json::Value::object();
+        o.set("threads", t);
+        o.set("images_per_s", r);
+        rows.push_back(o);
+      }
+      v.set("thread_scaling", rows);
+    }
     std::ofstream(args.get("json")) << v.dump() << '\n';
   }
   return 0;
