@@ -69,12 +69,26 @@ std::map<char*, Arena::Segment>::iterator Arena::segment_of(char* p) {
 void* Arena::allocate(size_t bytes) {
   const size_t size = round_up(std::max<size_t>(bytes, 1), kGranule);
   std::lock_guard<std::mutex> lock(mutex_);
-  // Best fit: the smallest free range that is large enough (the lowest such address on ties), so
-  // large holes are not chipped away by small buffers that fit elsewhere.
+  // Best fit below the high-water marks: among the free ranges large enough, the one whose use
+  // touches the fewest new pages (the part of a segment above its high-water mark has never been
+  // touched), then the smallest (large holes are not chipped away by small buffers that fit
+  // elsewhere), then the lowest address. Plain best fit let a large hole low in the segment
+  // outrank the shrinking untouched tail, so buffers walked up into new pages while old ones sat
+  // free: MobileFaceNet's training step touched 1,024 MiB for 603 MiB in use.
   auto best_fit = [&] {
     auto best = free_.end();
-    for (auto it = free_.begin(); it != free_.end(); ++it)
-      if (it->second >= size && (best == free_.end() || it->second < best->second)) best = it;
+    size_t best_growth = 0;
+    for (auto it = free_.begin(); it != free_.end(); ++it) {
+      if (it->second < size) continue;
+      const auto segment = segment_of(it->first);
+      const size_t end = static_cast<size_t>(it->first + size - segment->first);
+      const size_t growth = end > segment->second.high_water ? end - segment->second.high_water : 0;
+      if (best == free_.end() || growth < best_growth ||
+          (growth == best_growth && it->second < best->second)) {
+        best = it;
+        best_growth = growth;
+      }
+    }
     return best;
   };
   auto fit = best_fit();

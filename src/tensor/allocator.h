@@ -3,8 +3,9 @@
 // Why: a training step allocates and frees the same few hundred activation and gradient buffers
 // every iteration. Through malloc, every buffer above glibc's mmap threshold is a fresh mmap whose
 // pages the kernel must fault in and zero on first touch: on IR-50 that was ~20 % of the step in
-// system time. Here large buffers are carved from big reserved segments (best fit, split on
-// allocation, neighbours merged on release), so after the first step a training loop
+// system time. Here large buffers are carved from big reserved segments (best fit among the
+// ranges that need no new pages, split on allocation, neighbours merged on release), so after
+// the first step a training loop
 // touches no new pages, and a buffer freed early in the forward pass (a BN input) is reused by a
 // smaller one later, which keeps the memory held close to the memory in use.
 // Segments are 2 MiB aligned and advised for transparent huge pages (512× fewer faults and TLB
