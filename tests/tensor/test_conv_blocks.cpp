@@ -147,5 +147,32 @@ TEST(Conv2dBlocks, PaddingWiderThanTheKernelReach) {
                9);
 }
 
+// Depthwise convolutions (groups = channels; MobileFaceNet): padded, phase-split planes summed in
+// blocks of 16 output columns — rows shorter than, equal to and longer than a block, strides 1–3,
+// padding 0–2, odd sizes (a short last phase), and the 7×7 global depthwise convolution.
+TEST(Conv2dBlocks, DepthwiseStridesPaddingsAndRowLengths) {
+  struct Case {
+    int64_t N, C, H, W, k, stride, pad;
+  };
+  for (const Case& c :
+       {Case{2, 3, 14, 14, 3, 1, 1}, Case{2, 3, 28, 28, 3, 2, 1}, Case{1, 2, 15, 37, 3, 2, 1},
+        Case{1, 2, 9, 33, 3, 1, 0}, Case{2, 2, 11, 17, 3, 3, 2}, Case{2, 4, 7, 7, 7, 1, 0},
+        Case{1, 2, 6, 5, 5, 1, 2}, Case{3, 5, 1, 1, 1, 1, 0}}) {
+    SCOPED_TRACE(testing::Message()
+                 << c.H << "x" << c.W << " k" << c.k << " s" << c.stride << " p" << c.pad);
+    check_blocks({.N = c.N,
+                  .C = c.C,
+                  .H = c.H,
+                  .W = c.W,
+                  .O = c.C,
+                  .kH = c.k,
+                  .kW = c.k,
+                  .stride = c.stride,
+                  .pad = c.pad,
+                  .groups = c.C},
+                 11 + uint64_t(c.W));
+  }
+}
+
 }  // namespace
 }  // namespace mf::test
