@@ -162,103 +162,160 @@ void col2im_add(T* dx, const T* dcol, int64_t ld, int64_t Cg, const ConvGeometry
   }
 }
 
-// One channel plane at a time, copied into a zero-padded buffer whose columns are split by their
-// phase modulo the stride: padded column q·s + p goes to phase p, position q. Then tap (ki, kj)
-// reads output column ow from phase kj mod s at position ow + kj div s — contiguous at every
-// stride, with no bounds tests — and each block of 16 output columns sums its kH·kW taps in
-// a vector register before one store. Every output is the bias plus its taps in (ki, kj) order;
-// taps that fall in the padding add w·0, so the sum is the one the per-pixel definition gives (to
-// the sign of a zero). MobileFaceNet's depthwise layers ran at 1–5 % of the FMA peak as a loop per
-// tap and output row (short rows, a load and store per tap).
+// Depthwise convolutions (groups = channels; MobileFaceNet) work one channel plane at a time in
+// a zero-padded buffer whose columns are split by their phase modulo the stride: padded column
+// q·s + p goes to phase p, position q. Tap (ki, kj) of output column ow then sits in phase
+// kj mod s at position ow + kj div s — contiguous at every stride, with no bounds tests — so a
+// block of 16 output columns handles each tap with one vector load. MobileFaceNet's depthwise
+// layers ran at 1–6 GFLOP/s as loops per tap and output row (short rows, a load and a store per
+// tap, bounds from integer divisions) and per pixel (backward).
+struct DepthwisePlanes {
+  static constexpr int64_t kBlock = 16;
+  int64_t H, W, s, pad, Wq, rows;
+  // Where tap (ki, kj) starts relative to an output row's first position, and each phase's
+  // positions [lo, hi) that hold image columns (position q of phase p: column q·s + p − pad).
+  std::vector<int64_t> tap_offset, phase_lo, phase_hi;
+
+  explicit DepthwisePlanes(const ConvGeometry& g)
+      : H(g.H),
+        W(g.W),
+        s(g.stride),
+        pad(g.pad),
+        Wq((g.Wo() + kBlock - 1) / kBlock * kBlock + (g.kW - 1) / g.stride + 1),
+        rows(g.H + 2 * g.pad),
+        tap_offset(static_cast<size_t>(g.kH * g.kW)),
+        phase_lo(static_cast<size_t>(s)),
+        phase_hi(static_cast<size_t>(s)) {
+    for (int64_t ki = 0; ki < g.kH; ++ki)
+      for (int64_t kj = 0; kj < g.kW; ++kj)
+        tap_offset[size_t(ki * g.kW + kj)] = (ki * s + kj % s) * Wq + kj / s;
+    for (int64_t p = 0; p < s; ++p) {
+      phase_lo[size_t(p)] = std::max<int64_t>(0, (pad - p + s - 1) / s);       // column ≥ 0
+      phase_hi[size_t(p)] = std::min<int64_t>(Wq, (W + pad - p + s - 1) / s);  // column < W
+    }
+  }
+  size_t size() const { return size_t(rows * s * Wq); }
+  // The first tap of output row oh.
+  int64_t row(int64_t oh) const { return oh * s * s * Wq; }
+  // buffer ← the plane, zero-padded and phase-split.
+  template <class T>
+  void load(T* buffer, const T* plane) const {
+    std::fill(buffer, buffer + size(), T(0));
+    for (int64_t ih = 0; ih < H; ++ih)
+      for (int64_t p = 0; p < s; ++p) {
+        T* out = buffer + ((ih + pad) * s + p) * Wq;
+        const T* in = plane + ih * W;
+        for (int64_t q = phase_lo[size_t(p)]; q < phase_hi[size_t(p)]; ++q)
+          out[q] = in[q * s + p - pad];
+      }
+  }
+  // plane += the image part of buffer (the padding is dropped).
+  template <class T>
+  void add_to(T* plane, const T* buffer) const {
+    for (int64_t ih = 0; ih < H; ++ih)
+      for (int64_t p = 0; p < s; ++p) {
+        const T* in = buffer + ((ih + pad) * s + p) * Wq;
+        T* out = plane + ih * W;
+        for (int64_t q = phase_lo[size_t(p)]; q < phase_hi[size_t(p)]; ++q)
+          out[q * s + p - pad] += in[q];
+      }
+  }
+};
+
+// y: each block of 16 output columns keeps its sum in one vector register over all kH·kW taps
+// (GCC/clang vector extension: one zmm of floats, or two ymm, or what the target has). Every
+// output is the bias plus its taps in (ki, kj) order; taps in the padding add w·0, so the sum is
+// the per-pixel definition's (to the sign of a zero), bit for bit.
 template <class T>
 void depthwise_forward(T* y, const T* x, const T* w, const T* b, const ConvGeometry& g) {
-  constexpr int64_t kBlock = 16;
-  // 16 lanes of T (GCC/clang vector extension: one zmm of floats, or two ymm, or what the target
-  // has; the same element-wise arithmetic, with a·b + c contracted as in scalar code).
+  constexpr int64_t kBlock = DepthwisePlanes::kBlock;
   typedef T Lanes __attribute__((vector_size(kBlock * sizeof(T))));
-  const int64_t Ho = g.Ho(), Wo = g.Wo(), s = g.stride, pad = g.pad, taps = g.kH * g.kW;
-  const int64_t Hp = g.H + 2 * pad;
-  // Positions per phase row: every column an output block reads, whole blocks included.
-  const int64_t Wq = (Wo + kBlock - 1) / kBlock * kBlock + (g.kW - 1) / s + 1;
-  // Where tap (ki, kj) starts relative to an output row's first position (no divisions inside the
-  // loops: they cost more than the arithmetic), and each phase's input columns [lo, hi): phase p,
-  // position q holds input column q·s + p − pad.
-  std::vector<int64_t> tap_offset(static_cast<size_t>(taps)), phase_lo(static_cast<size_t>(s)),
-      phase_hi(static_cast<size_t>(s));
-  for (int64_t ki = 0; ki < g.kH; ++ki)
-    for (int64_t kj = 0; kj < g.kW; ++kj)
-      tap_offset[size_t(ki * g.kW + kj)] = (ki * s + kj % s) * Wq + kj / s;
-  for (int64_t p = 0; p < s; ++p) {
-    phase_lo[size_t(p)] = std::max<int64_t>(0, (pad - p + s - 1) / s);  // first q with col ≥ 0
-    phase_hi[size_t(p)] = std::min<int64_t>(Wq, (g.W + pad - p + s - 1) / s);  // col < W
-  }
+  const DepthwisePlanes P(g);
+  const int64_t Ho = g.Ho(), Wo = g.Wo(), taps = g.kH * g.kW;
 #pragma omp parallel for collapse(2) \
-    schedule(static) if (g.N * g.C * Ho * Wo * g.kH * g.kW >= kParallelMinWork)
+    schedule(static) if (g.N * g.C * Ho * Wo * taps >= kParallelMinWork)
   for (int64_t n = 0; n < g.N; ++n)
     for (int64_t c = 0; c < g.C; ++c) {
-      thread_local std::vector<T> buffer;  // this thread's: (Hp, s, Wq)
-      buffer.assign(size_t(Hp * s * Wq), T(0));
-      const T* xc = x + (n * g.C + c) * g.H * g.W;
-      for (int64_t ih = 0; ih < g.H; ++ih) {
-        const T* x_row = xc + ih * g.W;
-        T* phases = buffer.data() + (ih + pad) * s * Wq;
-        for (int64_t p = 0; p < s; ++p) {
-          T* out = phases + p * Wq;
-          for (int64_t q = phase_lo[size_t(p)]; q < phase_hi[size_t(p)]; ++q)
-            out[q] = x_row[q * s + p - pad];
-        }
-      }
+      thread_local std::vector<T> buffer;  // this thread's padded plane
+      buffer.resize(P.size());
+      P.load(buffer.data(), x + (n * g.C + c) * g.H * g.W);
       const T* wc = w + c * taps;
       const T bias = b ? b[c] : T(0);
       T* yc = y + (n * g.C + c) * Ho * Wo;
-      for (int64_t oh = 0; oh < Ho; ++oh) {
-        const T* row = buffer.data() + oh * s * s * Wq;
+      for (int64_t oh = 0; oh < Ho; ++oh)
         for (int64_t ow0 = 0; ow0 < Wo; ow0 += kBlock) {
-          // The block's 16 sums in one vector register for all its taps (an array here was
-          // stored and reloaded at every tap: 3–7 GFLOP/s). Unaligned loads through memcpy.
+          const T* base = buffer.data() + P.row(oh) + ow0;
           Lanes acc;
           for (int64_t j = 0; j < kBlock; ++j) acc[j] = bias;
           for (int64_t k = 0; k < taps; ++k) {
-            Lanes src;
-            std::memcpy(&src, row + tap_offset[size_t(k)] + ow0, sizeof src);
+            Lanes src;  // unaligned load
+            std::memcpy(&src, base + P.tap_offset[size_t(k)], sizeof src);
             acc += wc[k] * src;
           }
           alignas(64) T out[kBlock];
           std::memcpy(out, &acc, sizeof acc);
-          const int64_t count = std::min(kBlock, Wo - ow0);
-          std::copy(out, out + count, yc + oh * Wo + ow0);
+          std::copy(out, out + std::min(kBlock, Wo - ow0), yc + oh * Wo + ow0);
         }
-      }
     }
 }
 
+// dx, dw, db (accumulated into): per channel, over the batch (so dw[c] and db[c] reduce without
+// races, in a fixed order at any thread count). Each block of 16 dy values (zeros past the row's
+// end) adds w·dy to the padded dx plane at every tap and dy·x to the tap's 16 partial sums of dw,
+// whose lanes are added up in order at the end.
 template <class T>
 void depthwise_backward(T* dx, T* dw, T* db, const T* dy, const T* x, const T* w,
                         const ConvGeometry& g) {
-  const int64_t Ho = g.Ho(), Wo = g.Wo();
-  // One channel per iteration: dw[c] and db[c] reduce over the batch without races.
-#pragma omp parallel for schedule(static) if (g.N * g.C * Ho * Wo * g.kH * g.kW >= kParallelMinWork)
+  constexpr int64_t kBlock = DepthwisePlanes::kBlock;
+  typedef T Lanes __attribute__((vector_size(kBlock * sizeof(T))));
+  const DepthwisePlanes P(g);
+  const int64_t Ho = g.Ho(), Wo = g.Wo(), taps = g.kH * g.kW;
+#pragma omp parallel for schedule(static) if (g.N * g.C * Ho * Wo * taps >= kParallelMinWork)
   for (int64_t c = 0; c < g.C; ++c) {
-    const T* wc = w + c * g.kH * g.kW;
+    thread_local std::vector<T> x_plane, dx_plane;  // this thread's padded planes
+    // The 16 partial sums of each tap's dw (a std::vector of vector types would drop their
+    // attribute: loads and stores go through memcpy).
+    std::vector<T> dw_sum(static_cast<size_t>(dw ? taps * kBlock : 0), T(0));
+    Lanes db_sum{};
+    const T* wc = w + c * taps;
     for (int64_t n = 0; n < g.N; ++n) {
-      const T* xc = x + (n * g.C + c) * g.H * g.W;
+      if (dw) {
+        x_plane.resize(P.size());
+        P.load(x_plane.data(), x + (n * g.C + c) * g.H * g.W);
+      }
+      if (dx) dx_plane.assign(P.size(), T(0));
       const T* dyc = dy + (n * g.C + c) * Ho * Wo;
-      T* dxc = dx ? dx + (n * g.C + c) * g.H * g.W : nullptr;
       for (int64_t oh = 0; oh < Ho; ++oh)
-        for (int64_t ow = 0; ow < Wo; ++ow) {
-          const T d = dyc[oh * Wo + ow];
-          if (db) db[c] += d;
-          for (int64_t ki = 0; ki < g.kH; ++ki) {
-            const int64_t ih = oh * g.stride - g.pad + ki;
-            if (ih < 0 || ih >= g.H) continue;
-            for (int64_t kj = 0; kj < g.kW; ++kj) {
-              const int64_t iw = ow * g.stride - g.pad + kj;
-              if (iw < 0 || iw >= g.W) continue;
-              if (dw) dw[c * g.kH * g.kW + ki * g.kW + kj] += d * xc[ih * g.W + iw];
-              if (dxc) dxc[ih * g.W + iw] += d * wc[ki * g.kW + kj];
+        for (int64_t ow0 = 0; ow0 < Wo; ow0 += kBlock) {
+          alignas(64) T d_values[kBlock] = {};
+          std::copy(dyc + oh * Wo + ow0, dyc + oh * Wo + std::min(Wo, ow0 + kBlock), d_values);
+          Lanes d;
+          std::memcpy(&d, d_values, sizeof d);
+          db_sum += d;
+          const int64_t at = P.row(oh) + ow0;
+          for (int64_t k = 0; k < taps; ++k) {
+            const int64_t tap = at + P.tap_offset[size_t(k)];
+            if (dw) {
+              Lanes xs, sum;
+              std::memcpy(&xs, x_plane.data() + tap, sizeof xs);
+              std::memcpy(&sum, dw_sum.data() + k * kBlock, sizeof sum);
+              sum += d * xs;
+              std::memcpy(dw_sum.data() + k * kBlock, &sum, sizeof sum);
+            }
+            if (dx) {
+              Lanes acc;
+              std::memcpy(&acc, dx_plane.data() + tap, sizeof acc);
+              acc += wc[k] * d;
+              std::memcpy(dx_plane.data() + tap, &acc, sizeof acc);
             }
           }
         }
+      if (dx) P.add_to(dx + (n * g.C + c) * g.H * g.W, dx_plane.data());
+    }
+    for (int64_t j = 0; j < kBlock; ++j) {
+      if (db) db[c] += db_sum[j];
+      for (int64_t k = 0; k < (dw ? taps : 0); ++k)
+        dw[c * taps + k] += dw_sum[size_t(k * kBlock + j)];
     }
   }
 }
