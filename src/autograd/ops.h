@@ -27,6 +27,17 @@ struct Conv2dOptions {
 };
 // x (N, C, H, W), w (O, C/groups, kH, kW), bias (O) or undefined → (N, O, Ho, Wo)
 Var conv2d(const Var& x, const Var& weight, const Var& bias, const Conv2dOptions& options = {});
+// Inference only (an error while a gradient is recorded): conv2d, then per output channel
+// v·scale + shift (a frozen BatchNorm: kernels::batchnorm_affine), PReLU with `slope`, and
+// + residual (N, O, Ho, Wo), in that order, in the convolution's own pass over its output
+// (kernels::ConvEpilogue). Undefined tensors skip their step. `name` is the op's name in
+// profiles ("conv2d+bn+prelu"); nothing is recorded for a backward.
+struct ConvFusion {
+  Tensor scale, shift, slope, residual;
+  const char* name = "conv2d+bn";
+};
+Var conv2d_fused(const Var& x, const Var& weight, const Var& bias, const Conv2dOptions& options,
+                 const ConvFusion& fused);
 
 // ---- normalization and activations ----
 struct BatchNormOptions {

@@ -4,6 +4,8 @@
 #include <chrono>
 #include <cmath>
 #include <map>
+#include <string>
+#include <string_view>
 #include <unordered_map>
 #include <unordered_set>
 
@@ -26,6 +28,10 @@ NoGradGuard::NoGradGuard() : previous_(g_grad_enabled) {
 NoGradGuard::~NoGradGuard() {
   g_grad_enabled = previous_;
 }
+bool tracing() {
+  return g_tracer != nullptr;
+}
+
 TraceGuard::TraceGuard(OpTracer& tracer) : previous_(g_tracer) {
   g_tracer = &tracer;
 }
@@ -53,7 +59,7 @@ std::map<std::string, OpTiming>& layer_table() {
 }
 // "conv2d 64×56×56 → 128×28×28": the op and its first input's and output's per-sample shapes,
 // which tell the layers of a backbone apart well enough for a time table.
-std::string layer_key(const char* op, const Var* first_input, const Shape& out) {
+std::string layer_key(const char* op, const Var* first_input, const Shape& out, double groups) {
   auto dims = [](const Shape& s) {
     std::string text;
     for (int i = 1; i < s.rank(); ++i) {
@@ -63,6 +69,8 @@ std::string layer_key(const char* op, const Var* first_input, const Shape& out) 
     return text.empty() ? std::string("scalar") : text;
   };
   std::string key = op;
+  // A grouped (depthwise) convolution runs other kernels than a dense one of the same shapes.
+  if (groups > 1) key.append(" groups=").append(std::to_string(int64_t(groups)));
   key.push_back(' ');
   if (first_input) key.append(dims(first_input->shape())).append(" -> ");
   return key.append(dims(out));
@@ -79,7 +87,9 @@ void add_forward(std::map<std::string, OpTiming>& table, const std::string& key,
 // linear (w (out, in)) sums (weight size / output channels) products.
 double forward_flop(const char* op, const std::vector<Var>& inputs, const Shape& out) {
   const std::string name = op;
-  if ((name == "conv2d" || name == "linear") && inputs.size() >= 2 && inputs[1].shape().rank() >= 1)
+  // conv2d, its fused inference forms ("conv2d+bn+prelu") and linear.
+  if ((name.rfind("conv2d", 0) == 0 || name == "linear") && inputs.size() >= 2 &&
+      inputs[1].shape().rank() >= 1)
     return 2.0 * double(out.numel()) *
            double(inputs[1].shape().numel() / std::max<int64_t>(1, inputs[1].shape()[0]));
   if (name == "matmul" && inputs.size() == 2) {
@@ -156,7 +166,10 @@ Var record(const char* op, Tensor value, const std::vector<Var>& inputs, Backwar
   if (g_profiling) {
     const auto now = ProfileClock::now();
     const double ms = ms_between(g_last_mark, now);
-    layer = layer_key(op, inputs.empty() ? nullptr : &inputs[0], value.shape());
+    double groups = 1;
+    for (const OpAttribute& a : attributes)
+      if (std::string_view(a.name) == "groups") groups = a.number;
+    layer = layer_key(op, inputs.empty() ? nullptr : &inputs[0], value.shape(), groups);
     const double flop = forward_flop(op, inputs, value.shape());
     add_forward(profile_table(), op, ms, flop);
     add_forward(layer_table(), layer, ms, flop);

@@ -119,6 +119,8 @@ class OpTracer {
   virtual void on_op(const char* op, const std::vector<Var>& inputs, const Var& output,
                      std::initializer_list<OpAttribute> attributes) = 0;
 };
+// Whether a TraceGuard is active on this thread (export: layers then run their plain ops).
+bool tracing();
 class TraceGuard {
  public:
   explicit TraceGuard(OpTracer& tracer);

@@ -2,6 +2,7 @@
 
 #include <cmath>
 
+#include "tensor/kernels/batchnorm.h"
 #include "util/error.h"
 
 namespace mf {
@@ -57,6 +58,49 @@ Var BatchNorm::forward(const Var& x) {
 Var batch_norm_prelu(BatchNorm& bn, PReLU& act, const Var& x) {
   return batch_norm_prelu(x, bn.weight, bn.bias, bn.running_mean, bn.running_var, bn.options(),
                           act.weight);
+}
+
+namespace {
+bool g_inference_fusion = true;
+}
+void set_inference_fusion(bool on) {
+  g_inference_fusion = on;
+}
+
+bool conv_bn_fuses(const BatchNorm& bn) {
+  return g_inference_fusion && !grad_enabled() && !tracing() && !bn.is_training();
+}
+
+Var conv_bn(Conv2d& conv, BatchNorm& bn, PReLU* act, const Var& x, const Var& residual) {
+  if (!conv_bn_fuses(bn)) {
+    Var y = conv.forward(x);
+    y = act ? batch_norm_prelu(bn, *act, y) : bn.forward(y);
+    return residual.defined() ? add(y, residual) : y;
+  }
+  const int64_t C = bn.config.channels;
+  MF_CHECK(conv.config.out == C, "conv_bn: ", conv.config.out, " convolution channels for a ", C,
+           "-channel BatchNorm");
+  ConvFusion fused{.scale = Tensor::empty({C}),
+                   .shift = Tensor::empty({C}),
+                   .slope = act ? act->weight.value() : Tensor(),
+                   .residual = residual.defined() ? residual.value() : Tensor(),
+                   .name = act                  ? "conv2d+bn+prelu"
+                           : residual.defined() ? "conv2d+bn+add"
+                                                : "conv2d+bn"};
+  const float* gamma = bn.weight.defined() ? bn.weight.value().data() : nullptr;
+  const float* beta = bn.bias.defined() ? bn.bias.value().data() : nullptr;
+  for (int64_t c = 0; c < C; ++c) {
+    const auto [scale, shift] = kernels::batchnorm_affine(
+        gamma, beta, bn.running_mean.data()[c], bn.running_var.data()[c], bn.config.eps, c);
+    fused.scale.data()[c] = scale;
+    fused.shift.data()[c] = shift;
+  }
+  if (act)
+    MF_CHECK(act->weight.shape() == Shape({C}), "conv_bn: PReLU ", act->weight.shape(), " for ", C,
+             " channels");
+  return conv2d_fused(
+      x, conv.weight, conv.bias,
+      {.stride = conv.config.stride, .pad = conv.config.pad, .groups = conv.config.groups}, fused);
 }
 
 PReLU::PReLU(int64_t channels, float init) {

@@ -52,6 +52,16 @@ class PReLU : public Layer {
 // for the backward.
 Var batch_norm_prelu(BatchNorm& bn, PReLU& act, const Var& x);
 
+// conv → BN [→ PReLU] [+ residual] (the order IResNet and MobileFaceNet use). At inference — no
+// gradient recorded, BN in eval mode, no export trace — one op (conv2d_fused): BN's affine form
+// from its running statistics, the activation and the residual applied while each block of the
+// convolution's output is still in cache. Otherwise the separate ops, exactly as written.
+Var conv_bn(Conv2d& conv, BatchNorm& bn, PReLU* act, const Var& x, const Var& residual = Var());
+// Whether conv_bn with this BN runs fused now.
+bool conv_bn_fuses(const BatchNorm& bn);
+// On by default; off runs the separate ops at inference too (`bench --unfused`, tests).
+void set_inference_fusion(bool on);
+
 struct LinearConfig {
   int64_t in = 0, out = 0;
   bool bias = true;

@@ -75,8 +75,18 @@ Sequential& Sequential::add(std::shared_ptr<Layer> layer) {
 Var Sequential::forward(const Var& x) {
   Var h = x;
   for (size_t i = 0; i < layers_.size(); ++i) {
-    // BatchNorm followed by PReLU (MobileFaceNet's blocks) runs as one op: one pass over the
-    // activation, and only its output is kept for the backward (batch_norm_prelu).
+    // Conv2d → BatchNorm [→ PReLU] (MobileFaceNet's blocks) is one fused op at inference (conv_bn).
+    auto* conv = dynamic_cast<Conv2d*>(layers_[i].get());
+    auto* conv_bn_norm =
+        conv && i + 1 < layers_.size() ? dynamic_cast<BatchNorm*>(layers_[i + 1].get()) : nullptr;
+    if (conv_bn_norm && conv_bn_fuses(*conv_bn_norm)) {
+      auto* act = i + 2 < layers_.size() ? dynamic_cast<PReLU*>(layers_[i + 2].get()) : nullptr;
+      h = conv_bn(*conv, *conv_bn_norm, act, h);
+      i += act ? 2 : 1;
+      continue;
+    }
+    // BatchNorm followed by PReLU runs as one op: one pass over the activation, and only its
+    // output is kept for the backward (batch_norm_prelu).
     auto* bn = dynamic_cast<BatchNorm*>(layers_[i].get());
     auto* act = i + 1 < layers_.size() ? dynamic_cast<PReLU*>(layers_[i + 1].get()) : nullptr;
     if (bn && act) {

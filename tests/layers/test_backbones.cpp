@@ -189,6 +189,49 @@ void compare_with_torch(const std::string& path, const std::string& c) {
   }
 }
 
+// The inference forward (no gradient, eval mode): convolution → BatchNorm → PReLU / + residual
+// run as fused convolutions (conv_bn). Its output against PyTorch's eval output, and against our
+// separate ops on the same input; the fused ops must actually have run.
+void compare_fused_inference_with_torch(const std::string& c) {
+  SCOPED_TRACE(c);
+  const h5::File f(test::fixture_path("backbones.h5"), h5::File::Mode::kRead);
+  Rng rng(7);
+  auto model = build_from_fixture(f, c, rng);
+  ASSERT_TRUE(model);
+  load_module(f, c + "/state", *model);
+  model->eval();
+  const Tensor input = f.read_tensor(c + "/input");
+  NoGradGuard no_grad;
+  set_profiling(true);
+  profile_reset();
+  const Tensor fused = model->forward(Var(input.clone())).value().clone();
+  size_t fused_ops = 0;
+  for (const OpTiming& t : profile_report())
+    if (t.op.rfind("conv2d+bn", 0) == 0) fused_ops += size_t(t.forward_calls);
+  set_profiling(false);
+  EXPECT_GT(fused_ops, 0u) << "no fused convolution ran";
+  set_inference_fusion(false);
+  const Tensor separate = model->forward(Var(input.clone())).value().clone();
+  set_inference_fusion(true);
+  EXPECT_TRUE(tensors_close(fused, f.read_tensor(c + "/eval/output"), kTorchRtol, "output"));
+  const double apart = relative_error(fused, separate);
+  EXPECT_LE(apart, 1e-6) << "fused and separate ops differ beyond float rounding";
+  std::printf("[ fused    ] %-22s %zu fused convolutions; vs PyTorch %.2e, vs separate ops %.2e\n",
+              c.c_str(), fused_ops, relative_error(fused, f.read_tensor(c + "/eval/output")),
+              apart);
+}
+
+TEST(Backbones, fused_inference_matches_torch_and_separate_ops) {
+  for (const char* c : {"iresnet", "ir_se", "mobilefacenet", "mobilefacenet_residual"})
+    compare_fused_inference_with_torch(c);
+}
+
+TEST(Backbones, fused_convolution_refuses_a_gradient_tape) {
+  Rng rng(1);
+  Tensor x = Tensor::full({1, 2, 4, 4}, 1.0f), w = Tensor::full({3, 2, 3, 3}, 0.5f);
+  EXPECT_THROW(conv2d_fused(Var(x, true), Var(w, true), Var(), {.pad = 1}, {}), Error);
+}
+
 TEST(Backbones, torch_iresnet) {
   compare_with_torch(test::fixture_path("backbones.h5"), "iresnet");
 }

@@ -135,6 +135,62 @@ TEST(Winograd, within_tolerance_of_the_exact_convolution) {
   omp_set_num_threads(2);
 }
 
+// The inference epilogue (conv → BN → PReLU, + residual: kernels::ConvEpilogue) on Winograd's
+// output, against the definition in double put through the same steps. Each step changes an
+// output's error by at most |scale| ≤ 1 (and |slope| ≤ 1) plus its own fp32 rounding, so the
+// bound is the plain Winograd one on the same product scale s.
+TEST(Winograd, epilogue_on_every_case) {
+  const bool has_avx512 = __builtin_cpu_supports("avx512f");
+  for (bool avx512 : {false, true}) {
+    if (avx512 && !has_avx512) continue;
+    for (int threads : {1, 2}) {
+      omp_set_num_threads(threads);
+      for (const Case& c : cases()) {
+        SCOPED_TRACE(std::string(c.name) + (avx512 ? " avx512" : " baseline") + " threads " +
+                     std::to_string(threads));
+        const ConvGeometry& g = c.g;
+        Rng rng(13);
+        const Vec x = random_vec(rng, size_t(g.N * g.C * g.H * g.W)),
+                  w = random_vec(rng, size_t(g.O * g.C * 9)), b = random_vec(rng, size_t(g.O)),
+                  scale = random_vec(rng, size_t(g.O)), shift = random_vec(rng, size_t(g.O)),
+                  slope = random_vec(rng, size_t(g.O));
+        const size_t ny = size_t(g.N * g.O * g.Ho() * g.Wo());
+        const Vec residual = random_vec(rng, ny);
+        Vec want(ny), abs_sum(ny);
+        kernels::conv2d_forward<double>(want.data(), x.data(), w.data(), b.data(), g);
+        Vec ax(x.size()), aw(w.size()), ab(b.size());
+        for (size_t i = 0; i < x.size(); ++i) ax[i] = std::fabs(x[i]);
+        for (size_t i = 0; i < w.size(); ++i) aw[i] = std::fabs(w[i]);
+        for (size_t i = 0; i < b.size(); ++i) ab[i] = std::fabs(b[i]);
+        kernels::conv2d_forward<double>(abs_sum.data(), ax.data(), aw.data(), ab.data(), g);
+        double s = 0;
+        for (double v : abs_sum) s = std::max(s, v);
+        const int64_t plane = g.Ho() * g.Wo();
+        for (size_t i = 0; i < ny; ++i) {
+          const int64_t o = int64_t(i) / plane % g.O;
+          double v = want[i] * scale[o] + shift[o];
+          v = v > 0 ? v : slope[o] * v;
+          want[i] = v + residual[i];
+        }
+        auto f = [](const Vec& v) { return std::vector<float>(v.begin(), v.end()); };
+        const std::vector<float> xf = f(x), wf = f(w), bf = f(b), sf = f(scale), tf = f(shift),
+                                 af = f(slope), rf = f(residual);
+        std::vector<float> got(ny, std::nanf(""));
+        kernels::winograd::forward(
+            got.data(), xf.data(), wf.data(), bf.data(), g, avx512,
+            {.scale = sf.data(), .shift = tf.data(), .slope = af.data(), .residual = rf.data()});
+        double worst = 0;
+        for (size_t i = 0; i < ny; ++i) {
+          ASSERT_TRUE(std::isfinite(got[i])) << "output " << i << " never written";
+          worst = std::max(worst, std::fabs(got[i] - want[i]) / s);
+        }
+        EXPECT_LT(worst, kTolerance);
+      }
+    }
+  }
+  omp_set_num_threads(2);
+}
+
 TEST(Winograd, no_bias_means_zero_bias) {
   const ConvGeometry g{.N = 2, .C = 6, .H = 10, .W = 9, .O = 5, .kH = 3, .kW = 3, .pad = 1};
   EXPECT_LT(measure(g, /*bias=*/false, true, 11).winograd, kTolerance);

@@ -11,10 +11,11 @@ namespace mf {
 namespace {
 // The kernels, on the bf16 fast path when asked (weights packed once per call).
 void run_forward(float* y, const float* x, const float* w, const float* b,
-                 const kernels::ConvGeometry& g, bool bf16) {
-  if (!bf16) return kernels::conv2d_forward<float>(y, x, w, b, g);
+                 const kernels::ConvGeometry& g, bool bf16,
+                 const kernels::ConvEpilogue<float>& post = {}) {
+  if (!bf16) return kernels::conv2d_forward<float>(y, x, w, b, g, nullptr, post);
   const kernels::Bf16ConvGemms fast(w, g, /*for_backward=*/false);
-  kernels::conv2d_forward<float>(y, x, w, b, g, &fast);
+  kernels::conv2d_forward<float>(y, x, w, b, g, &fast, post);
 }
 void run_backward(float* dx, float* dw, float* db, const float* dy, const float* x, const float* w,
                   const kernels::ConvGeometry& g, bool bf16) {
@@ -24,7 +25,11 @@ void run_backward(float* dx, float* dw, float* db, const float* dy, const float*
 }
 }  // namespace
 
-Var conv2d(const Var& x, const Var& weight, const Var& bias, const Conv2dOptions& o) {
+namespace {
+// conv2d, and its fused inference form when `fused` is given (then nothing is recorded for a
+// backward; the callers check that no gradient is wanted).
+Var conv2d_impl(const Var& x, const Var& weight, const Var& bias, const Conv2dOptions& o,
+                const ConvFusion* fused) {
   const Shape& xs = x.shape();
   const Shape& ws = weight.shape();
   MF_CHECK(xs.rank() == 4 && ws.rank() == 4,
@@ -55,7 +60,26 @@ Var conv2d(const Var& x, const Var& weight, const Var& bias, const Conv2dOptions
   const float* bias_data = has_bias ? bias.value().data() : nullptr;
   Tensor y = Tensor::empty({g.N, g.O, g.Ho(), g.Wo()});
   // The bf16 fast path (kernels::set_conv_precision), decided once per op for both passes.
-  const bool bf16 = kernels::conv_precision() == kernels::ConvPrecision::bf16 && !g.depthwise();
+  const bool bf16 = kernels::conv_precision() == kernels::ConvPrecision::bf16 && !g.depthwise() &&
+                    !g.direct_groups();
+  kernels::ConvEpilogue<float> post;
+  if (fused) {
+    auto per_channel = [&](const Tensor& t, const char* what) {
+      if (!t.defined()) return static_cast<const float*>(nullptr);
+      MF_CHECK(t.shape() == Shape({g.O}), "conv2d_fused: ", what, " ", t.shape(), " for weight ",
+               ws);
+      return t.data();
+    };
+    post.scale = per_channel(fused->scale, "scale");
+    post.shift = per_channel(fused->shift, "shift");
+    MF_CHECK(!post.scale == !post.shift, "conv2d_fused: scale and shift go together");
+    post.slope = per_channel(fused->slope, "slope");
+    if (fused->residual.defined()) {
+      MF_CHECK(fused->residual.shape() == y.shape(), "conv2d_fused: residual ",
+               fused->residual.shape(), " for output ", y.shape());
+      post.residual = fused->residual.data();
+    }
+  }
 
   // A strided 1×1 convolution (the IR blocks' downsampling shortcut) only ever reads every
   // stride-th pixel: take those first and run a stride-1 pointwise convolution on them, which
@@ -68,7 +92,9 @@ Var conv2d(const Var& x, const Var& weight, const Var& bias, const Conv2dOptions
     pg.H = Ho;
     pg.W = Wo;
     pg.stride = 1;
-    run_forward(y.data(), picked.data(), wv.data(), bias_data, pg, bf16);
+    run_forward(y.data(), picked.data(), wv.data(), bias_data, pg, bf16, post);
+    if (fused)
+      return record(fused->name, std::move(y), inputs, nullptr, {{"groups", double(g.groups)}});
     return record(
         "conv2d", std::move(y), inputs,
         [picked, wv, g, pg, has_bias, bf16](const Tensor& dy, GradSlots& slots) {
@@ -86,9 +112,11 @@ Var conv2d(const Var& x, const Var& weight, const Var& bias, const Conv2dOptions
   // Winograd F(4×4, 3×3) when asked (kernels::winograd::set_enabled): inference only, since it
   // approximates the forward and no backward is written for it.
   if (!bf16 && !grad_enabled() && kernels::winograd::enabled() && kernels::winograd::applies(g))
-    kernels::winograd::forward(y.data(), xv.data(), wv.data(), bias_data, g);
+    kernels::winograd::forward(y.data(), xv.data(), wv.data(), bias_data, g, true, post);
   else
-    run_forward(y.data(), xv.data(), wv.data(), bias_data, g, bf16);
+    run_forward(y.data(), xv.data(), wv.data(), bias_data, g, bf16, post);
+  if (fused)
+    return record(fused->name, std::move(y), inputs, nullptr, {{"groups", double(g.groups)}});
   return record(
       "conv2d", std::move(y), inputs,
       [xv, wv, g, has_bias, bf16](const Tensor& dy, GradSlots& slots) {
@@ -97,6 +125,18 @@ Var conv2d(const Var& x, const Var& weight, const Var& bias, const Conv2dOptions
                      bf16);
       },
       {{"stride", double(g.stride)}, {"pad", double(g.pad)}, {"groups", double(g.groups)}});
+}
+
+}  // namespace
+
+Var conv2d(const Var& x, const Var& weight, const Var& bias, const Conv2dOptions& o) {
+  return conv2d_impl(x, weight, bias, o, nullptr);
+}
+
+Var conv2d_fused(const Var& x, const Var& weight, const Var& bias, const Conv2dOptions& o,
+                 const ConvFusion& fused) {
+  MF_CHECK(!grad_enabled(), "conv2d_fused: inference only (a gradient is being recorded)");
+  return conv2d_impl(x, weight, bias, o, &fused);
 }
 
 }  // namespace mf

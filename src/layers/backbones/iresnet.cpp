@@ -79,20 +79,26 @@ IBasicBlock::IBasicBlock(int64_t inplanes, int64_t planes, int64_t stride, int64
     se = register_module("se", std::make_shared<SqueezeExcite>(planes, se_reduction, rng));
   if (stride != 1 || inplanes != planes) {
     downsample_conv = make_conv(inplanes, planes, 1, stride, rng);
+    downsample_bn = make_bn(planes);
     downsample = std::make_shared<Sequential>();
-    downsample->add(downsample_conv).add(make_bn(planes));
+    downsample->add(downsample_conv).add(downsample_bn);
     register_module("downsample", downsample);
   }
 }
 
 Var IBasicBlock::forward(const Var& x) {
-  Var out = bn1->forward(x);  // (N, Cin, H, W)
-  out = conv1->forward(out);  // (N, C, H, W)
-  out = batch_norm_prelu(*bn2, *prelu, out);
-  out = conv2->forward(out);  // (N, C, H/s, W/s)
-  out = bn3->forward(out);
+  auto shortcut = [&] {  // (N, C, H/s, W/s)
+    return downsample ? conv_bn(*downsample_conv, *downsample_bn, nullptr, x) : x;
+  };
+  // At inference the shortcut comes first, so that conv2 → bn3 → + shortcut is one fused op; in
+  // training it comes last, as it always has, so its activation is not kept alive any longer.
+  const Var early = !se && conv_bn_fuses(*bn3) ? shortcut() : Var();
+  Var out = bn1->forward(x);                                               // (N, Cin, H, W)
+  out = conv_bn(*conv1, *bn2, prelu.get(), out);                           // (N, C, H, W)
+  if (early.defined()) return conv_bn(*conv2, *bn3, nullptr, out, early);  // (N, C, H/s, W/s)
+  out = conv_bn(*conv2, *bn3, nullptr, out);
   if (se) out = se->forward(out);
-  return add(out, downsample ? downsample->forward(x) : x);
+  return add(out, shortcut());
 }
 
 void IBasicBlock::count(MacCounter& counter) const {
@@ -144,8 +150,7 @@ IResNet::IResNet(const IResNetConfig& c, Rng& rng)
 
 Var IResNet::forward(const Var& x) {
   check_input(x, "IResNet");
-  Var h = conv1->forward(x);  // (N, 64, H, W)
-  h = batch_norm_prelu(*bn1, *prelu, h);
+  Var h = conv_bn(*conv1, *bn1, prelu.get(), x);    // (N, 64, H, W)
   for (auto& stage : layer) h = stage->forward(h);  // … (N, 512, H/16, W/16)
   h = bn2->forward(h);
   h = flatten(h);  // (N, 512·H/16·W/16)

@@ -62,9 +62,10 @@ class IBasicBlock : public Layer {
   std::shared_ptr<BatchNorm> bn1, bn2, bn3;
   std::shared_ptr<Conv2d> conv1, conv2;
   std::shared_ptr<PReLU> prelu;
-  std::shared_ptr<SqueezeExcite> se;        // null without SE
-  std::shared_ptr<Sequential> downsample;   // null for the identity shortcut
-  std::shared_ptr<Conv2d> downsample_conv;  // downsample[0], kept typed for counting
+  std::shared_ptr<SqueezeExcite> se;         // null without SE
+  std::shared_ptr<Sequential> downsample;    // null for the identity shortcut
+  std::shared_ptr<Conv2d> downsample_conv;   // downsample[0], kept typed for counting
+  std::shared_ptr<BatchNorm> downsample_bn;  // downsample[1], for the fused inference forward
 };
 
 class IResNet : public Backbone {

@@ -17,22 +17,35 @@ class Wrapped : public Layer {
   }
   Var forward(const Var& x) override { return inner_->forward(x); }
 
- private:
+ protected:
   std::shared_ptr<Sequential> inner_;
 };
 
 // DepthWise: expand 1×1 → depthwise k×k (stride) → project 1×1, plus the input when residual.
+// project_conv and project_bn are the last block's layers: at inference the residual is added in
+// the projection's fused convolution (conv_bn) instead of by a separate pass.
 class DepthWise : public Wrapped {
  public:
-  DepthWise(std::shared_ptr<Sequential> inner, bool residual)
-      : Wrapped(std::move(inner)), residual_(residual) {}
+  DepthWise(std::shared_ptr<Sequential> inner, bool residual, std::shared_ptr<Conv2d> project_conv,
+            std::shared_ptr<BatchNorm> project_bn)
+      : Wrapped(std::move(inner)),
+        residual_(residual),
+        project_conv_(std::move(project_conv)),
+        project_bn_(std::move(project_bn)) {}
   Var forward(const Var& x) override {
+    if (residual_ && conv_bn_fuses(*project_bn_)) {
+      Var h = x;
+      for (size_t i = 0; i + 1 < inner_->size(); ++i) h = (*inner_)[i]->forward(h);
+      return conv_bn(*project_conv_, *project_bn_, nullptr, h, x);
+    }
     Var y = Wrapped::forward(x);
     return residual_ ? add(x, y) : y;
   }
 
  private:
   bool residual_;
+  std::shared_ptr<Conv2d> project_conv_;
+  std::shared_ptr<BatchNorm> project_bn_;
 };
 
 // Builds layers and records every convolution's geometry in forward order (for describe).
@@ -55,9 +68,11 @@ class Builder {
     MF_CHECK(in % groups == 0 && out % groups == 0, "MobileFaceNet: ", in, " → ", out,
              " channels do not split into ", groups, " groups (adjust width or scale)");
     auto seq = std::make_shared<Sequential>();
-    seq->add(conv(
-        {.in = in, .out = out, .kernel = kernel, .stride = stride, .pad = pad, .groups = groups}));
-    seq->add(std::make_shared<BatchNorm>(BatchNormConfig{.channels = out}));
+    last_conv_ = conv(
+        {.in = in, .out = out, .kernel = kernel, .stride = stride, .pad = pad, .groups = groups});
+    last_bn_ = std::make_shared<BatchNorm>(BatchNormConfig{.channels = out});
+    seq->add(last_conv_);
+    seq->add(last_bn_);
     if (activation) seq->add(std::make_shared<PReLU>(out));
     return std::make_shared<Wrapped>(seq);
   }
@@ -67,7 +82,7 @@ class Builder {
     seq->add(block(in, expansion, 1, 1, 0, 1, true));
     seq->add(block(expansion, expansion, 3, stride, 1, expansion, true));
     seq->add(block(expansion, out, 1, 1, 0, 1, false));
-    return std::make_shared<DepthWise>(seq, residual);
+    return std::make_shared<DepthWise>(seq, residual, last_conv_, last_bn_);
   }
   std::shared_ptr<Wrapped> residual(int64_t channels, int64_t count, int64_t expansion) {
     auto seq = std::make_shared<Sequential>();
@@ -77,6 +92,8 @@ class Builder {
 
  private:
   Rng& rng_;
+  std::shared_ptr<Conv2d> last_conv_;  // of the last block() built
+  std::shared_ptr<BatchNorm> last_bn_;
 };
 
 }  // namespace

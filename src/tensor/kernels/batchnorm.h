@@ -45,6 +45,15 @@ void channel_moments(const T* x, int64_t N, int64_t C, int64_t S, int64_t c, dou
   *var = std::max(0.0, sq / M - shifted_mean * shifted_mean);
 }
 
+// BN with given statistics as y = x·scale + shift: scale = γ/√(var + eps), shift = β − mean·scale
+// (γ = 1, β = 0 when null). batchnorm_forward and the fused inference convolution
+// (ConvEpilogue) both use this, so they normalise with the same two numbers per channel.
+template <class T>
+std::pair<T, T> batchnorm_affine(const T* gamma, const T* beta, T mean, T var, T eps, int64_t c) {
+  const T scale = (gamma ? gamma[c] : T(1)) * (T(1) / std::sqrt(var + eps));
+  return {scale, (beta ? beta[c] : T(0)) - mean * scale};
+}
+
 // With alpha non-null the output is PReLU(BN(x)) with slopes alpha (C), in the same pass.
 // `moments` (training only; null = this batch's): the mean (C) then the biased variance (C) to
 // normalise with, computed over `M_moments` values per channel (SyncBN: the global batch's).
@@ -76,11 +85,9 @@ void batchnorm_forward(T* y, T* mean, T* invstd, const T* x, const T* gamma, con
       m = running_mean[c];
       v = running_var[c];
     }
-    const T is = T(1) / std::sqrt(v + eps);
     mean[c] = m;
-    invstd[c] = is;
-    const T scale = (gamma ? gamma[c] : T(1)) * is;
-    const T shift = (beta ? beta[c] : T(0)) - m * scale;
+    invstd[c] = T(1) / std::sqrt(v + eps);
+    const auto [scale, shift] = batchnorm_affine(gamma, beta, m, v, eps, c);
     for (int64_t n = 0; n < N; ++n) {
       const T* xc = x + (n * C + c) * S;
       T* yc = y + (n * C + c) * S;

@@ -36,9 +36,48 @@ struct ConvGeometry {
   int64_t Cg() const { return C / groups; }
   int64_t Og() const { return O / groups; }
   bool depthwise() const { return groups > 1 && Cg() == 1 && Og() == 1; }
+  // Groups too narrow for a GEMM (≤ 4 input and output channels each: a 2 × 18 weight block per
+  // group wastes the register tile); their forward runs as direct loops like depthwise.
+  bool direct_groups() const { return groups > 1 && Cg() <= 4 && Og() <= 4; }
   bool pointwise() const { return kH == 1 && kW == 1 && stride == 1 && pad == 0; }
   // Forward multiply-adds of the whole batch.
   int64_t macs() const { return N * O * Ho() * Wo() * Cg() * kH * kW; }
+};
+
+// What an inference convolution does to each output value before it leaves the cache, in this
+// order (each step skipped when its pointer is null):
+//   v = acc + bias[o];  v = v·scale[o] + shift[o];  v = v > 0 ? v : slope[o]·v;  v += residual
+// With scale/shift a frozen BatchNorm's (scale = γ/√(var + eps), shift = β − mean·scale, exactly
+// what batchnorm_forward computes in eval mode) this is conv → BN → PReLU, or conv → BN → + the
+// shortcut, in the convolution's own pass over its output instead of one more pass per op.
+template <class T>
+struct ConvEpilogue {
+  const T* bias = nullptr;      // (O)
+  const T* scale = nullptr;     // (O); with shift
+  const T* shift = nullptr;     // (O)
+  const T* slope = nullptr;     // (O), PReLU
+  const T* residual = nullptr;  // (N, O, Ho, Wo), laid out as y
+
+  bool only_bias() const { return !scale && !slope && !residual; }
+  // The steps after the bias on n values of output channel o at y; `at` is y's flat index in the
+  // (N, O, Ho, Wo) output, where the residual is read.
+  void finish(T* y, int64_t n, int64_t o, int64_t at) const {
+    if (scale) {
+      const T s = scale[o], t = shift[o];
+#pragma omp simd
+      for (int64_t k = 0; k < n; ++k) y[k] = y[k] * s + t;
+    }
+    if (slope) {
+      const T a = slope[o];
+#pragma omp simd
+      for (int64_t k = 0; k < n; ++k) y[k] = y[k] > T(0) ? y[k] : a * y[k];
+    }
+    if (residual) {
+      const T* r = residual + at;
+#pragma omp simd
+      for (int64_t k = 0; k < n; ++k) y[k] += r[k];
+    }
+  }
 };
 
 // A per-thread scratch buffer that only grows, so steady-state training allocates nothing here.
@@ -224,39 +263,56 @@ struct DepthwisePlanes {
 
 // y: each block of 16 output columns keeps its sum in one vector register over all kH·kW taps
 // (GCC/clang vector extension: one zmm of floats, or two ymm, or what the target has). Every
-// output is the bias plus its taps in (ki, kj) order; taps in the padding add w·0, so the sum is
-// the per-pixel definition's (to the sign of a zero), bit for bit.
+// output is the bias plus its taps in (input channel, ki, kj) order; taps in the padding add w·0,
+// so for a depthwise convolution the sum is the per-pixel definition's (to the sign of a zero),
+// bit for bit. Narrow groups (direct_groups(): MobileFaceNet's 3×3 with 2 channels per group)
+// run here too, forward only: each output channel reads its group's Cg padded planes, which a
+// thread loads once for the consecutive output channels of a group.
 template <class T>
-void depthwise_forward(T* y, const T* x, const T* w, const T* b, const ConvGeometry& g) {
+void depthwise_forward(T* y, const T* x, const T* w, const T* b, const ConvGeometry& g,
+                       const ConvEpilogue<T>& post = {}) {
   constexpr int64_t kBlock = DepthwisePlanes::kBlock;
   typedef T Lanes __attribute__((vector_size(kBlock * sizeof(T))));
   const DepthwisePlanes P(g);
-  const int64_t Ho = g.Ho(), Wo = g.Wo(), taps = g.kH * g.kW;
-#pragma omp parallel for collapse(2) \
-    schedule(static) if (g.N * g.C * Ho * Wo * taps >= kParallelMinWork)
-  for (int64_t n = 0; n < g.N; ++n)
-    for (int64_t c = 0; c < g.C; ++c) {
-      thread_local std::vector<T> buffer;  // this thread's padded plane
-      buffer.resize(P.size());
-      P.load(buffer.data(), x + (n * g.C + c) * g.H * g.W);
-      const T* wc = w + c * taps;
-      const T bias = b ? b[c] : T(0);
-      T* yc = y + (n * g.C + c) * Ho * Wo;
-      for (int64_t oh = 0; oh < Ho; ++oh)
-        for (int64_t ow0 = 0; ow0 < Wo; ow0 += kBlock) {
-          const T* base = buffer.data() + P.row(oh) + ow0;
-          Lanes acc;
-          for (int64_t j = 0; j < kBlock; ++j) acc[j] = bias;
-          for (int64_t k = 0; k < taps; ++k) {
-            Lanes src;  // unaligned load
-            std::memcpy(&src, base + P.tap_offset[size_t(k)], sizeof src);
-            acc += wc[k] * src;
-          }
-          alignas(64) T out[kBlock];
-          std::memcpy(out, &acc, sizeof acc);
-          std::copy(out, out + std::min(kBlock, Wo - ow0), yc + oh * Wo + ow0);
+  const int64_t Ho = g.Ho(), Wo = g.Wo(), taps = g.kH * g.kW, Cg = g.Cg(), Og = g.Og();
+  const int64_t plane = static_cast<int64_t>(P.size());
+#pragma omp parallel if (g.N * g.O * Ho * Wo * Cg * taps >= kParallelMinWork)
+  {
+    thread_local std::vector<T> buffer;  // this thread's padded planes of one group
+    buffer.resize(P.size() * size_t(Cg));
+    int64_t loaded = -1;  // the (image, group) in the buffer
+#pragma omp for collapse(2) schedule(static)
+    for (int64_t n = 0; n < g.N; ++n)
+      for (int64_t o = 0; o < g.O; ++o) {
+        const int64_t grp = o / Og;
+        if (loaded != n * g.groups + grp) {
+          for (int64_t ci = 0; ci < Cg; ++ci)
+            P.load(buffer.data() + ci * plane, x + (n * g.C + grp * Cg + ci) * g.H * g.W);
+          loaded = n * g.groups + grp;
         }
-    }
+        const T* wo = w + o * Cg * taps;
+        const T bias = b ? b[o] : T(0);
+        T* yo = y + (n * g.O + o) * Ho * Wo;
+        for (int64_t oh = 0; oh < Ho; ++oh)
+          for (int64_t ow0 = 0; ow0 < Wo; ow0 += kBlock) {
+            Lanes acc;
+            for (int64_t j = 0; j < kBlock; ++j) acc[j] = bias;
+            for (int64_t ci = 0; ci < Cg; ++ci) {
+              const T* base = buffer.data() + ci * plane + P.row(oh) + ow0;
+              const T* wc = wo + ci * taps;
+              for (int64_t k = 0; k < taps; ++k) {
+                Lanes src;  // unaligned load
+                std::memcpy(&src, base + P.tap_offset[size_t(k)], sizeof src);
+                acc += wc[k] * src;
+              }
+            }
+            alignas(64) T out[kBlock];
+            std::memcpy(out, &acc, sizeof acc);
+            std::copy(out, out + std::min(kBlock, Wo - ow0), yo + oh * Wo + ow0);
+          }
+        if (!post.only_bias()) post.finish(yo, Ho * Wo, o, (n * g.O + o) * Ho * Wo);
+      }
+  }
 }
 
 // dx, dw, db (accumulated into): per channel, over the batch (so dw[c] and db[c] reduce without
@@ -405,10 +461,11 @@ const std::vector<sgemm::PackedA>* packed_weights(const T* w, const ConvGeometry
 }
 
 // fast: the bf16 GEMMs (float only, weights packed by the caller) instead of the exact ones.
+// post: the inference epilogue after the bias (ConvEpilogue; its own bias field is ignored).
 template <class T>
 void conv2d_forward(T* y, const T* x, const T* w, const T* b, const ConvGeometry& g,
-                    const Bf16ConvGemms* fast = nullptr) {
-  if (g.depthwise()) return depthwise_forward(y, x, w, b, g);
+                    const Bf16ConvGemms* fast = nullptr, const ConvEpilogue<T>& post = {}) {
+  if (g.depthwise() || g.direct_groups()) return depthwise_forward(y, x, w, b, g, post);
   const int64_t Cg = g.Cg(), Og = g.Og(), Wo = g.Wo(), HoWo = g.Ho() * Wo, rows = Cg * g.kH * g.kW;
   const int threads = conv_batch_threads(g.N);
   const std::vector<sgemm::PackedA>* packed = fast ? nullptr : packed_weights(w, g, false);
@@ -443,12 +500,15 @@ void conv2d_forward(T* y, const T* x, const T* w, const T* b, const ConvGeometry
         } else {
           multiply(yg, HoWo);
         }
-        if (b)
+        if (b || !post.only_bias())
           for (int64_t i = 0; i < blk.images; ++i)
             for (int64_t o = 0; o < Og; ++o) {
-              const T bias = b[grp * Og + o];
               T* yo = yg + i * g.O * HoWo + o * HoWo;
-              for (int64_t k = 0; k < band; ++k) yo[k] += bias;
+              if (b) {
+                const T bias = b[grp * Og + o];
+                for (int64_t k = 0; k < band; ++k) yo[k] += bias;
+              }
+              if (!post.only_bias()) post.finish(yo, band, grp * Og + o, yo - y);
             }
       }
     }

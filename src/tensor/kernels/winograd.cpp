@@ -147,33 +147,46 @@ MF_INLINE void gather_tiles(const Layout& L, const std::vector<Run>& runs, const
 }
 
 // The inverse for the output: Y (16, ld) holds tile pixel (i, j) of each chunk column in row
-// i·4 + j; this writes them (+ bias) to output channel o, clipped at the image's edge.
-MF_INLINE void scatter_tiles(const Layout& L, const std::vector<Run>& runs,
-                             const float* __restrict Y, int64_t ld, float bias, float* y_batch,
-                             int64_t o) {
+// i·4 + j; this writes them (+ bias, + the residual at the same place when there is one) to
+// output channel o, clipped at the image's edge.
+template <bool kResidual>
+MF_INLINE void scatter_tiles_impl(const Layout& L, const std::vector<Run>& runs,
+                                  const float* __restrict Y, int64_t ld, float bias, float* y_batch,
+                                  const float* residual, int64_t o) {
   for (const Run& r : runs) {
     const int64_t tiles = r.tx1 - r.tx0, col0 = kTile * r.tx0;
     const int64_t whole = std::min<int64_t>(tiles, (L.Wo - col0) / kTile);  // all 4 columns inside
-    float* yo = y_batch + (r.n * L.g.O + o) * L.Ho * L.Wo;
+    const int64_t plane = (r.n * L.g.O + o) * L.Ho * L.Wo;
     for (int i = 0; i < kTile; ++i) {
       const int64_t row = kTile * r.ty + i;
       if (row >= L.Ho) break;
-      float* __restrict out = yo + row * L.Wo + col0;
+      const int64_t at = plane + row * L.Wo + col0;
+      float* __restrict out = y_batch + at;
+      const float* __restrict res = kResidual ? residual + at : nullptr;
+      auto add = [&](int64_t k) { return kResidual ? res[k] : 0.0f; };
       const float* __restrict y0 = Y + (i * kTile) * ld + r.at;
       const float* __restrict y1 = y0 + ld;
       const float* __restrict y2 = y1 + ld;
       const float* __restrict y3 = y2 + ld;
       for (int64_t t = 0; t < whole; ++t) {  // interleaves the four columns of each tile
-        out[kTile * t] = y0[t] + bias;
-        out[kTile * t + 1] = y1[t] + bias;
-        out[kTile * t + 2] = y2[t] + bias;
-        out[kTile * t + 3] = y3[t] + bias;
+        out[kTile * t] = y0[t] + bias + add(kTile * t);
+        out[kTile * t + 1] = y1[t] + bias + add(kTile * t + 1);
+        out[kTile * t + 2] = y2[t] + bias + add(kTile * t + 2);
+        out[kTile * t + 3] = y3[t] + bias + add(kTile * t + 3);
       }
       for (int64_t t = whole; t < tiles; ++t)
         for (int j = 0; j < kTile && col0 + kTile * t + j < L.Wo; ++j)
-          out[kTile * t + j] = Y[(i * kTile + j) * ld + r.at + t] + bias;
+          out[kTile * t + j] = Y[(i * kTile + j) * ld + r.at + t] + bias + add(kTile * t + j);
     }
   }
+}
+MF_INLINE void scatter_tiles(const Layout& L, const std::vector<Run>& runs, const float* Y,
+                             int64_t ld, float bias, float* y_batch, const float* residual,
+                             int64_t o) {
+  if (residual)
+    scatter_tiles_impl<true>(L, runs, Y, ld, bias, y_batch, residual, o);
+  else
+    scatter_tiles_impl<false>(L, runs, Y, ld, bias, y_batch, nullptr, o);
 }
 
 // Small maps (fewer than 8 tiles across: 28 pixels) make runs of a few tiles whose edges need
@@ -232,9 +245,10 @@ MF_AVX512 void gather_group(const TileGroup& group, const float* xc, int64_t W, 
   }
 }
 
-// scatter_tiles for kLanes tiles: Y's columns at t (row stride ld) + bias into channel plane yo.
+// scatter_tiles for kLanes tiles: Y's columns at t (row stride ld) + bias (+ the residual plane
+// ro, when not null) into channel plane yo.
 MF_AVX512 void scatter_group(const TileGroup& group, const float* t, int64_t ld, float bias,
-                             float* yo, int64_t Wo) {
+                             float* yo, const float* ro, int64_t Wo) {
   const __m512i base = _mm512_loadu_si512(group.out_base);
   const __m512i rows = _mm512_loadu_si512(group.out_rows);
   const __m512i cols = _mm512_loadu_si512(group.out_cols);
@@ -244,7 +258,9 @@ MF_AVX512 void scatter_group(const TileGroup& group, const float* t, int64_t ld,
     for (int j = 0; j < kTile; ++j) {
       const __mmask16 inside = row_inside & _mm512_test_epi32_mask(cols, _mm512_set1_epi32(1 << j));
       const __m512i index = _mm512_add_epi32(base, _mm512_set1_epi32(int32_t(i * Wo + j)));
-      const __m512 v = _mm512_add_ps(_mm512_loadu_ps(t + (i * kTile + j) * ld), b);
+      __m512 v = _mm512_add_ps(_mm512_loadu_ps(t + (i * kTile + j) * ld), b);
+      if (ro)
+        v = _mm512_add_ps(v, _mm512_mask_i32gather_ps(_mm512_setzero_ps(), inside, index, ro, 4));
       _mm512_mask_i32scatter_ps(yo, inside, index, v, 4);
     }
   }
@@ -279,9 +295,10 @@ MF_INLINE void transform_inputs(const Layout& L, const ChunkTiles& tiles, int64_
   }
 }
 
-// y = Aᵀ M A + b for every tile and output channel of the chunk (M (36, O, ld)).
+// y = post(Aᵀ M A + b) for every tile and output channel of the chunk (M (36, O, ld)).
 MF_INLINE void transform_outputs(const Layout& L, const ChunkTiles& tiles, int64_t count,
-                                 const float* M, const float* b, float* y, float* Y) {
+                                 const float* M, const float* b, const ConvEpilogue<float>& post,
+                                 float* y, float* Y) {
   const ConvGeometry& g = L.g;
   const int64_t ld = L.chunk;
   alignas(64) float t[kTile][kAlpha][kLanes], out[kTile][kTile][kLanes];
@@ -295,13 +312,24 @@ MF_INLINE void transform_outputs(const Layout& L, const ChunkTiles& tiles, int64
       for (int k = 0; k < kTile * kTile; ++k)
         copy_lanes(&out[k / kTile][k % kTile][0], Y + k * ld + col);
     }
-    const float bias = b ? b[o] : 0.0f;
+    float bias = b ? b[o] : 0.0f;
+    if (post.scale ||
+        post.slope) {  // the per-channel steps on Y; the residual goes with the scatter
+      const ConvEpilogue<float> per_channel{
+          .scale = post.scale, .shift = post.shift, .slope = post.slope};
+      for (int k = 0; k < kTile * kTile; ++k) {
+        float* row = Y + k * ld;
+        for (int64_t col = 0; col < count; ++col) row[col] += bias;
+        per_channel.finish(row, count, o, 0);
+      }
+      bias = 0.0f;
+    }
     if (tiles.groups.empty())
-      scatter_tiles(L, tiles.runs, Y, ld, bias, y, o);
+      scatter_tiles(L, tiles.runs, Y, ld, bias, y, post.residual, o);
     else
       for (size_t k = 0; k < tiles.groups.size(); ++k)
         scatter_group(tiles.groups[k], Y + int64_t(k) * kLanes, ld, bias, y + o * L.Ho * L.Wo,
-                      L.Wo);
+                      post.residual ? post.residual + o * L.Ho * L.Wo : nullptr, L.Wo);
   }
 }
 
@@ -312,8 +340,9 @@ struct ChunkBuffers {
 
 // One chunk of tiles [first, first + count): transform its inputs, 36 GEMMs, transform back.
 MF_INLINE void run_chunk_impl(const Layout& L, const std::vector<sgemm::PackedA>& U, int64_t first,
-                              int64_t count, const float* x, const float* b, float* y,
-                              const ChunkBuffers& buf, bool use_groups) {
+                              int64_t count, const float* x, const float* b,
+                              const ConvEpilogue<float>& post, float* y, const ChunkBuffers& buf,
+                              bool use_groups) {
   const int64_t ld = L.chunk;
   ChunkTiles tiles;
   if (use_groups)
@@ -324,17 +353,18 @@ MF_INLINE void run_chunk_impl(const Layout& L, const std::vector<sgemm::PackedA>
   for (int xi = 0; xi < kPositions; ++xi)  // M_ξ (O, count) = U_ξ (O, C) · V_ξ (C, count)
     sgemm::gemm(U[xi], false, count, 1.0f, buf.V + xi * L.g.C * ld, ld, 0.0f,
                 buf.M + xi * L.g.O * ld, ld);
-  transform_outputs(L, tiles, count, buf.M, b, y, buf.Y);
+  transform_outputs(L, tiles, count, buf.M, b, post, y, buf.Y);
 }
 MF_AVX512 void run_chunk_avx512(const Layout& L, const std::vector<sgemm::PackedA>& U,
                                 int64_t first, int64_t count, const float* x, const float* b,
-                                float* y, const ChunkBuffers& buf) {
-  run_chunk_impl(L, U, first, count, x, b, y, buf, L.tiles_w < kGroupsBelowTilesAcross);
+                                const ConvEpilogue<float>& post, float* y,
+                                const ChunkBuffers& buf) {
+  run_chunk_impl(L, U, first, count, x, b, post, y, buf, L.tiles_w < kGroupsBelowTilesAcross);
 }
 void run_chunk_baseline(const Layout& L, const std::vector<sgemm::PackedA>& U, int64_t first,
-                        int64_t count, const float* x, const float* b, float* y,
-                        const ChunkBuffers& buf) {
-  run_chunk_impl(L, U, first, count, x, b, y, buf, /*use_groups=*/false);
+                        int64_t count, const float* x, const float* b,
+                        const ConvEpilogue<float>& post, float* y, const ChunkBuffers& buf) {
+  run_chunk_impl(L, U, first, count, x, b, post, y, buf, /*use_groups=*/false);
 }
 
 // U (36, O, C): U_ξ[o][c] = (G g_oc Gᵀ)[ξ], kLanes (o, c) pairs at a time.
@@ -371,7 +401,7 @@ bool applies(const ConvGeometry& g) {
 }
 
 void forward(float* y, const float* x, const float* w, const float* b, const ConvGeometry& g,
-             bool allow_avx512) {
+             bool allow_avx512, const ConvEpilogue<float>& post) {
   MF_CHECK(applies(g), "winograd::forward: not a dense 3×3 stride-1 convolution");
   Layout L;
   L.g = g;
@@ -418,9 +448,9 @@ void forward(float* y, const float* x, const float* w, const float* b, const Con
                            .D = scratch<float>(size_t(kPositions * L.chunk), 2),
                            .Y = scratch<float>(size_t(kTile * kTile * L.chunk), 3)};
     if (avx512)
-      run_chunk_avx512(L, U, first, count, x, b, y, buf);
+      run_chunk_avx512(L, U, first, count, x, b, post, y, buf);
     else
-      run_chunk_baseline(L, U, first, count, x, b, y, buf);
+      run_chunk_baseline(L, U, first, count, x, b, post, y, buf);
   }
 }
 

@@ -26,8 +26,9 @@ bool applies(const ConvGeometry& g);
 
 // y (N, O, Ho, Wo) = conv(x (N, C, H, W), w (O, C, 3, 3)) + b (O, or null), approximately.
 // The transforms run as AVX-512 code when the CPU has it and allow_avx512 is set (tests run both).
+// post: the inference epilogue after the bias (ConvEpilogue; its bias field is ignored).
 void forward(float* y, const float* x, const float* w, const float* b, const ConvGeometry& g,
-             bool allow_avx512 = true);
+             bool allow_avx512 = true, const ConvEpilogue<float>& post = {});
 
 // The process-wide switch the conv2d op reads (only when no gradient is recorded).
 void set_enabled(bool on);
