@@ -124,6 +124,10 @@ TEST(Conv2dBlocks, StridedPaddedBands) {
 TEST(Conv2dBlocks, PointwiseBandsInPlaceAndStrided) {
   check_blocks({.N = 3, .C = 6, .H = 40, .W = 35, .O = 4, .kH = 1, .kW = 1}, 3);
   check_blocks({.N = 2, .C = 6, .H = 60, .W = 61, .O = 4, .kH = 1, .kW = 1, .stride = 2}, 4);
+  // 156 columns, under the 1,024 target: still one image per block, read and written in place.
+  const ConvGeometry small{.N = 3, .C = 4, .H = 12, .W = 13, .O = 5, .kH = 1, .kW = 1};
+  EXPECT_EQ(blocks_of(small), 3);
+  check_blocks(small, 19);
 }
 
 TEST(Conv2dBlocks, SmallMapsSideBySideWithAShortLastGroup) {

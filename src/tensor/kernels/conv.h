@@ -110,12 +110,15 @@ inline int64_t block_columns_target(const ConvGeometry& g, bool bf16 = false) {
   return std::clamp<int64_t>(bytes / rows, 256, 1024);
 }
 
-// Blocks covering images [n_begin, n_end), in image order.
+// Blocks covering images [n_begin, n_end), in image order. A pointwise convolution keeps one
+// image per block down to 128 columns (14² maps): it then reads x in place and writes y directly,
+// where images side by side would be copied in and out — 9 % of MobileFaceNet's inference time
+// (222 → 241 img/s, 2 threads; training unchanged within noise, 46.3 → 46.9).
 inline std::vector<ColumnBlock> column_blocks(const ConvGeometry& g, int64_t n_begin, int64_t n_end,
                                               bool bf16 = false) {
   const int64_t Ho = g.Ho(), Wo = g.Wo(), target = block_columns_target(g, bf16);
   std::vector<ColumnBlock> blocks;
-  if (Ho * Wo >= target) {
+  if (Ho * Wo >= target || (g.pointwise() && Ho * Wo >= 128)) {
     const int64_t band = std::max<int64_t>(1, target / Wo);
     for (int64_t n = n_begin; n < n_end; ++n)
       for (int64_t oh = 0; oh < Ho; oh += band)
