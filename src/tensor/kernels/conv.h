@@ -37,7 +37,7 @@ struct ConvGeometry {
   int64_t Og() const { return O / groups; }
   bool depthwise() const { return groups > 1 && Cg() == 1 && Og() == 1; }
   // Groups too narrow for a GEMM (≤ 4 input and output channels each: a 2 × 18 weight block per
-  // group wastes the register tile); their forward runs as direct loops like depthwise.
+  // group wastes the register tile); they run as direct loops like depthwise.
   bool direct_groups() const { return groups > 1 && Cg() <= 4 && Og() <= 4; }
   bool pointwise() const { return kH == 1 && kW == 1 && stride == 1 && pad == 0; }
   // Forward multiply-adds of the whole batch.
@@ -247,8 +247,17 @@ struct DepthwisePlanes {
       for (int64_t p = 0; p < s; ++p) {
         T* out = buffer + ((ih + pad) * s + p) * Wq;
         const T* in = plane + ih * W;
-        for (int64_t q = phase_lo[size_t(p)]; q < phase_hi[size_t(p)]; ++q)
-          out[q] = in[q * s + p - pad];
+        const int64_t lo = phase_lo[size_t(p)], hi = phase_hi[size_t(p)];
+        if (s == 1) {  // one phase: a contiguous row
+          std::copy(in + lo - pad, in + hi - pad, out + lo);
+          continue;
+        }
+        const T* from = in + p - pad;
+        if (s == 2) {  // a constant stride the compiler vectorises (permutes, not scalar moves)
+          for (int64_t q = lo; q < hi; ++q) out[q] = from[2 * q];
+          continue;
+        }
+        for (int64_t q = lo; q < hi; ++q) out[q] = from[q * s];
       }
   }
   // plane += the image part of buffer (the padding is dropped).
@@ -269,20 +278,43 @@ struct DepthwisePlanes {
 // output is the bias plus its taps in (input channel, ki, kj) order; taps in the padding add w·0,
 // so for a depthwise convolution the sum is the per-pixel definition's (to the sign of a zero),
 // bit for bit. Narrow groups (direct_groups(): MobileFaceNet's 3×3 with 2 channels per group)
-// run here too, forward only: each output channel reads its group's Cg padded planes, which a
-// thread loads once for the consecutive output channels of a group.
+// run here too (and in depthwise_backward): each output channel reads its group's Cg padded
+// planes, which a thread loads once for the consecutive output channels of a group.
 template <class T>
 void depthwise_forward(T* y, const T* x, const T* w, const T* b, const ConvGeometry& g,
                        const ConvEpilogue<T>& post = {}) {
   constexpr int64_t kBlock = DepthwisePlanes::kBlock;
   typedef T Lanes __attribute__((vector_size(kBlock * sizeof(T))));
   const DepthwisePlanes P(g);
+  // kRows output rows at once: each tap's weight is broadcast once for all of them, and their
+  // kRows sums are independent chains of FMAs (one chain stalls on the FMA latency at every tap:
+  // 4-cycle latency, 9 taps, 16 outputs — MobileFaceNet's depthwise layers ran at 2–9 % of peak).
+  constexpr int64_t kRows = 4;
   const int64_t Ho = g.Ho(), Wo = g.Wo(), taps = g.kH * g.kW, Cg = g.Cg(), Og = g.Og();
-  const int64_t plane = static_cast<int64_t>(P.size());
+  const int64_t row_step = P.row(1);
+  // Each padded plane is followed by the kRows − 1 rows a last, partial group of rows reads past
+  // the image (zeros, never stored).
+  const int64_t plane = static_cast<int64_t>(P.size()) + (kRows - 1) * row_step;
+  if (g.depthwise() && Ho == 1 && Wo == 1 && g.pad == 0 && g.kH == g.H && g.kW == g.W) {
+    // A kernel covering the whole unpadded map (MobileFaceNet's global depthwise 7×7): one dot
+    // product per plane, in the same order (bias, then taps by row).
+#pragma omp parallel for collapse(2) schedule(static) if (g.N * g.O * taps >= kParallelMinWork)
+    for (int64_t n = 0; n < g.N; ++n)
+      for (int64_t o = 0; o < g.O; ++o) {
+        const T* xo = x + (n * g.C + o) * taps;
+        const T* wo = w + o * taps;
+        T sum = b ? b[o] : T(0);
+        for (int64_t k = 0; k < taps; ++k) sum += wo[k] * xo[k];
+        T* yo = y + n * g.O + o;
+        *yo = sum;
+        if (!post.only_bias()) post.finish(yo, 1, o, n * g.O + o);
+      }
+    return;
+  }
 #pragma omp parallel if (g.N * g.O * Ho * Wo * Cg * taps >= kParallelMinWork)
   {
     thread_local std::vector<T> buffer;  // this thread's padded planes of one group
-    buffer.resize(P.size() * size_t(Cg));
+    buffer.assign(size_t(plane * Cg), T(0));
     int64_t loaded = -1;  // the (image, group) in the buffer
 #pragma omp for collapse(2) schedule(static)
     for (int64_t n = 0; n < g.N; ++n)
@@ -296,85 +328,110 @@ void depthwise_forward(T* y, const T* x, const T* w, const T* b, const ConvGeome
         const T* wo = w + o * Cg * taps;
         const T bias = b ? b[o] : T(0);
         T* yo = y + (n * g.O + o) * Ho * Wo;
-        for (int64_t oh = 0; oh < Ho; ++oh)
+        for (int64_t oh0 = 0; oh0 < Ho; oh0 += kRows)
           for (int64_t ow0 = 0; ow0 < Wo; ow0 += kBlock) {
-            Lanes acc;
-            for (int64_t j = 0; j < kBlock; ++j) acc[j] = bias;
+            Lanes acc[kRows];
+            for (int64_t r = 0; r < kRows; ++r)
+              for (int64_t j = 0; j < kBlock; ++j) acc[r][j] = bias;
             for (int64_t ci = 0; ci < Cg; ++ci) {
-              const T* base = buffer.data() + ci * plane + P.row(oh) + ow0;
+              const T* base = buffer.data() + ci * plane + P.row(oh0) + ow0;
               const T* wc = wo + ci * taps;
               for (int64_t k = 0; k < taps; ++k) {
-                Lanes src;  // unaligned load
-                std::memcpy(&src, base + P.tap_offset[size_t(k)], sizeof src);
-                acc += wc[k] * src;
+                const T* src = base + P.tap_offset[size_t(k)];
+                const T wk = wc[k];
+#pragma GCC unroll 4
+                for (int64_t r = 0; r < kRows; ++r) {
+                  Lanes v;  // unaligned load
+                  std::memcpy(&v, src + r * row_step, sizeof v);
+                  acc[r] += wk * v;
+                }
               }
             }
-            alignas(64) T out[kBlock];
-            std::memcpy(out, &acc, sizeof acc);
-            std::copy(out, out + std::min(kBlock, Wo - ow0), yo + oh * Wo + ow0);
+            for (int64_t r = 0; r < std::min(kRows, Ho - oh0); ++r) {
+              alignas(64) T out[kBlock];
+              std::memcpy(out, &acc[r], sizeof out);
+              std::copy(out, out + std::min(kBlock, Wo - ow0), yo + (oh0 + r) * Wo + ow0);
+            }
           }
         if (!post.only_bias()) post.finish(yo, Ho * Wo, o, (n * g.O + o) * Ho * Wo);
       }
   }
 }
 
-// dx, dw, db (accumulated into): per channel, over the batch (so dw[c] and db[c] reduce without
-// races, in a fixed order at any thread count). Each block of 16 dy values (zeros past the row's
-// end) adds w·dy to the padded dx plane at every tap and dy·x to the tap's 16 partial sums of dw,
-// whose lanes are added up in order at the end.
+// dx, dw, db (accumulated into): per group (a channel when depthwise), over the batch, so dw and
+// db reduce without races, in a fixed order at any thread count. Each block of 16 dy values of
+// an output channel (zeros past the row's end) adds w·dy to its group's padded dx planes at every
+// tap and dy·x to the tap's 16 partial sums of dw, whose lanes are added up in order at the end.
+// Narrow groups (direct_groups()) take the same path with Cg input and Og output channels.
 template <class T>
 void depthwise_backward(T* dx, T* dw, T* db, const T* dy, const T* x, const T* w,
                         const ConvGeometry& g) {
   constexpr int64_t kBlock = DepthwisePlanes::kBlock;
   typedef T Lanes __attribute__((vector_size(kBlock * sizeof(T))));
   const DepthwisePlanes P(g);
-  const int64_t Ho = g.Ho(), Wo = g.Wo(), taps = g.kH * g.kW;
-#pragma omp parallel for schedule(static) if (g.N * g.C * Ho * Wo * taps >= kParallelMinWork)
-  for (int64_t c = 0; c < g.C; ++c) {
-    thread_local std::vector<T> x_plane, dx_plane;  // this thread's padded planes
-    // The 16 partial sums of each tap's dw (a std::vector of vector types would drop their
-    // attribute: loads and stores go through memcpy).
-    std::vector<T> dw_sum(static_cast<size_t>(dw ? taps * kBlock : 0), T(0));
-    Lanes db_sum{};
-    const T* wc = w + c * taps;
+  const int64_t Ho = g.Ho(), Wo = g.Wo(), taps = g.kH * g.kW, Cg = g.Cg(), Og = g.Og();
+  const int64_t plane = static_cast<int64_t>(P.size()), per_output = Cg * taps;
+#pragma omp parallel for schedule(static) if (g.N * g.O * Ho * Wo * Cg * taps >= kParallelMinWork)
+  for (int64_t grp = 0; grp < g.groups; ++grp) {
+    thread_local std::vector<T> x_planes, dx_planes;  // this thread's padded planes of the group
+    // The 16 partial sums of each (output, input, tap) of dw (a std::vector of vector types would
+    // drop their attribute: loads and stores go through memcpy), and of each output's db.
+    std::vector<T> dw_sum(static_cast<size_t>(dw ? Og * per_output * kBlock : 0), T(0));
+    std::vector<T> db_sum(static_cast<size_t>(Og * kBlock), T(0));
     for (int64_t n = 0; n < g.N; ++n) {
+      const int64_t c0 = n * g.C + grp * Cg;  // the group's first input plane
       if (dw) {
-        x_plane.resize(P.size());
-        P.load(x_plane.data(), x + (n * g.C + c) * g.H * g.W);
+        x_planes.resize(size_t(Cg * plane));
+        for (int64_t ci = 0; ci < Cg; ++ci)
+          P.load(x_planes.data() + ci * plane, x + (c0 + ci) * g.H * g.W);
       }
-      if (dx) dx_plane.assign(P.size(), T(0));
-      const T* dyc = dy + (n * g.C + c) * Ho * Wo;
-      for (int64_t oh = 0; oh < Ho; ++oh)
-        for (int64_t ow0 = 0; ow0 < Wo; ow0 += kBlock) {
-          alignas(64) T d_values[kBlock] = {};
-          std::copy(dyc + oh * Wo + ow0, dyc + oh * Wo + std::min(Wo, ow0 + kBlock), d_values);
-          Lanes d;
-          std::memcpy(&d, d_values, sizeof d);
-          db_sum += d;
-          const int64_t at = P.row(oh) + ow0;
-          for (int64_t k = 0; k < taps; ++k) {
-            const int64_t tap = at + P.tap_offset[size_t(k)];
-            if (dw) {
-              Lanes xs, sum;
-              std::memcpy(&xs, x_plane.data() + tap, sizeof xs);
-              std::memcpy(&sum, dw_sum.data() + k * kBlock, sizeof sum);
-              sum += d * xs;
-              std::memcpy(dw_sum.data() + k * kBlock, &sum, sizeof sum);
-            }
-            if (dx) {
-              Lanes acc;
-              std::memcpy(&acc, dx_plane.data() + tap, sizeof acc);
-              acc += wc[k] * d;
-              std::memcpy(dx_plane.data() + tap, &acc, sizeof acc);
-            }
+      if (dx) dx_planes.assign(size_t(Cg * plane), T(0));
+      for (int64_t oi = 0; oi < Og; ++oi) {
+        const int64_t o = grp * Og + oi;
+        const T* wo = w + o * per_output;
+        const T* dyo = dy + (n * g.O + o) * Ho * Wo;
+        T* dw_o = dw ? dw_sum.data() + oi * per_output * kBlock : nullptr;
+        for (int64_t oh = 0; oh < Ho; ++oh)
+          for (int64_t ow0 = 0; ow0 < Wo; ow0 += kBlock) {
+            alignas(64) T d_values[kBlock] = {};
+            std::copy(dyo + oh * Wo + ow0, dyo + oh * Wo + std::min(Wo, ow0 + kBlock), d_values);
+            Lanes d, d_sum;
+            std::memcpy(&d, d_values, sizeof d);
+            std::memcpy(&d_sum, db_sum.data() + oi * kBlock, sizeof d_sum);
+            d_sum += d;
+            std::memcpy(db_sum.data() + oi * kBlock, &d_sum, sizeof d_sum);
+            const int64_t at = P.row(oh) + ow0;
+            for (int64_t ci = 0; ci < Cg; ++ci)
+              for (int64_t k = 0; k < taps; ++k) {
+                const int64_t tap = ci * plane + at + P.tap_offset[size_t(k)];
+                if (dw) {
+                  Lanes xs, sum;
+                  T* slot = dw_o + (ci * taps + k) * kBlock;
+                  std::memcpy(&xs, x_planes.data() + tap, sizeof xs);
+                  std::memcpy(&sum, slot, sizeof sum);
+                  sum += d * xs;
+                  std::memcpy(slot, &sum, sizeof sum);
+                }
+                if (dx) {
+                  Lanes acc;
+                  std::memcpy(&acc, dx_planes.data() + tap, sizeof acc);
+                  acc += wo[ci * taps + k] * d;
+                  std::memcpy(dx_planes.data() + tap, &acc, sizeof acc);
+                }
+              }
           }
-        }
-      if (dx) P.add_to(dx + (n * g.C + c) * g.H * g.W, dx_plane.data());
+      }
+      if (dx)
+        for (int64_t ci = 0; ci < Cg; ++ci)
+          P.add_to(dx + (c0 + ci) * g.H * g.W, dx_planes.data() + ci * plane);
     }
-    for (int64_t j = 0; j < kBlock; ++j) {
-      if (db) db[c] += db_sum[j];
-      for (int64_t k = 0; k < (dw ? taps : 0); ++k)
-        dw[c * taps + k] += dw_sum[size_t(k * kBlock + j)];
+    for (int64_t oi = 0; oi < Og; ++oi) {
+      const int64_t o = grp * Og + oi;
+      for (int64_t j = 0; j < kBlock; ++j) {
+        if (db) db[o] += db_sum[size_t(oi * kBlock + j)];
+        for (int64_t k = 0; k < (dw ? per_output : 0); ++k)
+          dw[o * per_output + k] += dw_sum[size_t((oi * per_output + k) * kBlock + j)];
+      }
     }
   }
 }
@@ -522,7 +579,7 @@ void conv2d_forward(T* y, const T* x, const T* w, const T* b, const ConvGeometry
 template <class T>
 void conv2d_backward(T* dx, T* dw, T* db, const T* dy, const T* x, const T* w,
                      const ConvGeometry& g, const Bf16ConvGemms* fast = nullptr) {
-  if (g.depthwise()) return depthwise_backward(dx, dw, db, dy, x, w, g);
+  if (g.depthwise() || g.direct_groups()) return depthwise_backward(dx, dw, db, dy, x, w, g);
   const int64_t Cg = g.Cg(), Og = g.Og(), Wo = g.Wo(), HoWo = g.Ho() * Wo, rows = Cg * g.kH * g.kW;
   const int64_t wsize = g.O * rows;
   const int threads = conv_batch_threads(g.N);
