@@ -29,6 +29,10 @@ parser.add_argument("--warmup", type=int, default=1)
 parser.add_argument("--head", choices=["arcface", "softmax"], default="arcface")
 parser.add_argument("--channels-last", action="store_true")
 parser.add_argument("--bf16", action="store_true", help="torch.autocast(cpu, bfloat16) around forward and loss")
+parser.add_argument("--layers", action="store_true",
+                    help="inference: also time every Conv2d, BatchNorm, PReLU and Linear module of one more "
+                         "forward pass (forward hooks) and add per-layer rows to the JSON, keyed as "
+                         "`marginface bench` keys its layers")
 args = parser.parse_args()
 
 os.environ["OMP_NUM_THREADS"] = str(args.threads)
@@ -100,8 +104,58 @@ for _ in range(args.iters):
     t0 = time.perf_counter()
     step()
     rates.append(args.batch / (time.perf_counter() - t0))
+
+
+def layer_profile():
+    """One inference pass with a wall clock around each leaf module: rows keyed by module kind and
+    per-sample shapes ("conv2d 64x112x112 -> 64x56x56", "conv2d groups=128 …"), summed over calls.
+    FLOPs are counted for convolutions and linear layers only, as ours are."""
+    rows, handles, started = {}, [], {}
+    kinds = {torch.nn.Conv2d: "conv2d", torch.nn.BatchNorm2d: "batch_norm", torch.nn.BatchNorm1d: "batch_norm",
+             torch.nn.PReLU: "prelu", torch.nn.Linear: "linear"}
+
+    def dims(t):
+        return "x".join(str(d) for d in t.shape[1:])
+
+    for module in model.modules():
+        kind = kinds.get(type(module))
+        if kind is None:
+            continue
+
+        def pre(m, inputs):
+            started[m] = time.perf_counter()
+
+        def post(m, inputs, output, kind=kind):
+            ms = (time.perf_counter() - started[m]) * 1e3
+            name = kind
+            flop = 0.0
+            if kind == "conv2d":
+                if m.groups > 1:
+                    name += f" groups={m.groups}"
+                flop = 2.0 * output.numel() * (m.weight.numel() // m.weight.shape[0])
+            elif kind == "linear":
+                flop = 2.0 * output.numel() * m.weight.shape[1]
+            key = f"{name} {dims(inputs[0])} -> {dims(output)}"
+            row = rows.setdefault(key, {"layer": key, "calls": 0, "forward_ms": 0.0, "backward_ms": 0.0,
+                                        "forward_gflop": 0.0})
+            row["calls"] += 1
+            row["forward_ms"] += ms
+            row["forward_gflop"] += flop * 1e-9
+
+        handles.append(module.register_forward_pre_hook(pre))
+        handles.append(module.register_forward_hook(post))
+    model.eval()
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=args.bf16):
+        model(images)
+    for h in handles:
+        h.remove()
+    return sorted(rows.values(), key=lambda r: -r["forward_ms"])
+
+
+layers = layer_profile() if args.layers and args.mode == "infer" else None
 print(json.dumps({"framework": "pytorch " + torch.__version__, "backbone": args.backbone, "width": args.width,
                   "head": args.head, "channels_last": args.channels_last, "bf16": args.bf16,
                   "mode": args.mode, "batch": args.batch, "threads": args.threads,
                   "images_per_s": statistics.median(rates), "images_per_s_all": rates,
-                  "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0}))
+                  "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0,
+                  **({"layers": layers} if layers is not None else {})}))

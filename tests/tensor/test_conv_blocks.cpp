@@ -176,6 +176,13 @@ TEST(Conv2dBlocks, ChannelGroupsInBandsAndSideBySide) {
                8);
 }
 
+TEST(Conv2dBlocks, SamePaddingCopiesWholeBandsAndZeroesTheWrappedEdges) {
+  // Stride 1 with W = Wo: im2col copies a band's rows as one run and zeroes the values that
+  // wrapped around a row's edge — shifts of ±1 (3×3) and ±2 (5×5), bands cut mid-image.
+  check_blocks({.N = 2, .C = 3, .H = 9, .W = 11, .O = 4, .kH = 5, .kW = 5, .pad = 2}, 21);
+  check_blocks({.N = 1, .C = 40, .H = 30, .W = 29, .O = 3, .kH = 3, .kW = 3, .pad = 1}, 22);
+}
+
 TEST(Conv2dBlocks, PaddingWiderThanTheKernelReach) {
   // pad 2 with a 3×3 kernel: whole output rows and columns see only padding.
   check_blocks({.N = 2, .C = 2, .H = 4, .W = 3, .O = 3, .kH = 3, .kW = 3, .stride = 1, .pad = 2},
