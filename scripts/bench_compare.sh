@@ -73,8 +73,11 @@ for backbone in $BACKBONES; do
       [[ $mode == infer ]] && run_ours "$backbone" "$mode" fp32 ours_winograd --winograd
       run_torch "$backbone" "$mode" torch_default ""
       run_torch "$backbone" "$mode" torch_fp32 "$TUNED"
-      run_torch "$backbone" "$mode" torch_channels_last "$TUNED" --channels-last
-      run_torch "$backbone" "$mode" torch_bf16 "$TUNED" --bf16
+      # In inference PyTorch's best layouts also time each layer (one more pass, forward hooks).
+      layers=()
+      [[ $mode == infer ]] && layers=(--layers)
+      run_torch "$backbone" "$mode" torch_channels_last "$TUNED" --channels-last "${layers[@]}"
+      run_torch "$backbone" "$mode" torch_bf16 "$TUNED" --bf16 "${layers[@]}"
     done
   done
 done
@@ -110,4 +113,56 @@ for b, m in keys:
     print(f"| {b} | {m} | " + " | ".join(cells) + " |")
 print("\nmedians over rounds; ratios > 1 mean ours is faster (img/s) — RSS ratio < 1 means ours uses less; "
       "'tuned' = glibc keeps its large buffers (MALLOC_MMAP_THRESHOLD_, MALLOC_TRIM_THRESHOLD_, MALLOC_TOP_PAD_)")
+
+# Per layer, from each configuration's fastest round (the least disturbed): ours as `marginface
+# bench` reports it (GFLOP/s as a fraction of the ceiling its kernels run against: the fp32 FMA
+# peak, or the bf16 dot peak for bf16 convolutions), and in inference PyTorch's convolutions
+# beside ours, keyed by shapes (ours fold BN, PReLU and the residual add into the convolution).
+def fastest(b, m, c):
+    runs = [r for r in rows if (r["backbone"], r["mode"], r["config"]) == (b, m, c)]
+    return max(runs, key=lambda r: r["images_per_s"]) if runs else None
+def shape_key(name):
+    op, _, shapes = name.partition(" ")
+    op = op.split("+")[0]
+    return op + " " + shapes
+def rate(layer, ms_key, gflop, peak):
+    ms = layer[ms_key]
+    if gflop <= 0 or ms <= 0 or not peak:
+        return "–"
+    g = gflop / (ms * 1e-3)
+    return f"{g:.0f} ({100 * g / peak:.0f} %)"
+pairs = [("ours", "torch_channels_last"), ("ours_winograd", "torch_channels_last"), ("ours_bf16", "torch_bf16")]
+for b, m in keys:
+    for ours_config, torch_config in pairs:
+        o = fastest(b, m, ours_config)
+        if not o or "layers" not in o:
+            continue
+        t = fastest(b, m, torch_config) if m == "infer" else None
+        fp32 = o.get("fp32_peak_gflops_per_s", 0)
+        conv = o.get("conv_peak_gflops_per_s", fp32)
+        total = sum(l["forward_ms"] + l["backward_ms"] for l in o["layers"])
+        torch_rows = {l["layer"]: l for l in (t or {}).get("layers", [])}
+        print(f"\n{b} {m}, {ours_config} ({o['images_per_s']:.1f} img/s)" +
+              (f" beside {torch_config} ({t['images_per_s']:.1f} img/s)" if t else "") +
+              f"; ceilings: fp32 {fp32:.0f}, convolutions {conv:.0f} GFLOP/s; layers ≥ 2 % of the time")
+        head = "| layer | calls | ours fwd ms | ours bwd ms | share | ours fwd GFLOP/s | ours bwd GFLOP/s |"
+        if t:
+            head += " PyTorch ms | PyTorch GFLOP/s |"
+        print(head)
+        print("|---" * (head.count("|") - 1) + "|")
+        for l in sorted(o["layers"], key=lambda l: -(l["forward_ms"] + l["backward_ms"])):
+            share = (l["forward_ms"] + l["backward_ms"]) / max(total, 1e-9)
+            if share < 0.02:
+                continue
+            name = l["layer"]
+            peak = conv if name.startswith("conv2d") and "groups=" not in name else fp32
+            gflop = l["forward_gflop"]
+            cells = [name, f"{l['calls']:.0f}", f"{l['forward_ms']:.1f}", f"{l['backward_ms']:.1f}",
+                     f"{100 * share:.1f} %", rate(l, "forward_ms", gflop, peak),
+                     rate(l, "backward_ms", 2 * gflop, peak)]
+            if t:
+                tl = torch_rows.get(shape_key(name))
+                cells += ["–", "–"] if not tl else [f"{tl['forward_ms']:.1f}",
+                                                  rate(tl, "forward_ms", tl["forward_gflop"], peak)]
+            print("| " + " | ".join(cells) + " |")
 PYEOF

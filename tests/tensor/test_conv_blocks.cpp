@@ -7,10 +7,12 @@
 #include <gtest/gtest.h>
 #include <omp.h>
 
+#include <cstring>
 #include <vector>
 
 #include "support/gradcheck.h"
 #include "tensor/kernels/conv.h"
+#include "tensor/kernels/gemm_fp32.h"
 
 namespace mf::test {
 namespace {
@@ -181,6 +183,41 @@ TEST(Conv2dBlocks, SamePaddingCopiesWholeBandsAndZeroesTheWrappedEdges) {
   // wrapped around a row's edge — shifts of ±1 (3×3) and ±2 (5×5), bands cut mid-image.
   check_blocks({.N = 2, .C = 3, .H = 9, .W = 11, .O = 4, .kH = 5, .kW = 5, .pad = 2}, 21);
   check_blocks({.N = 1, .C = 40, .H = 30, .W = 29, .O = 3, .kH = 3, .kW = 3, .pad = 1}, 22);
+}
+
+// In float on our own GEMM, with the batch split over 2 threads the forward generates col's rows
+// as the GEMM packs them (sgemm::gemm_rows) instead of writing col: the same bits as the one-thread
+// forward through im2col, and within float rounding of the definition.
+TEST(Conv2dBlocks, GeneratedColumnsGiveTheSameBitsAsIm2col) {
+  const kernels::sgemm::Backend before = kernels::sgemm::active();
+  for (const kernels::sgemm::Backend backend : kernels::sgemm::backends()) {
+    if (backend == kernels::sgemm::Backend::blas) continue;  // never generates (OpenBLAS)
+    kernels::sgemm::set_active(backend);
+    for (const ConvGeometry& g :
+         {ConvGeometry{.N = 4, .C = 5, .H = 23, .W = 21, .O = 7, .kH = 3, .kW = 3, .pad = 1},
+          ConvGeometry{.N = 6, .C = 8, .H = 7, .W = 7, .O = 13, .kH = 3, .kW = 3, .pad = 1},
+          ConvGeometry{
+              .N = 3, .C = 4, .H = 30, .W = 31, .O = 6, .kH = 3, .kW = 3, .stride = 2, .pad = 1},
+          ConvGeometry{.N = 2, .C = 6, .H = 9, .W = 9, .O = 4, .kH = 3, .kW = 3, .groups = 2}}) {
+      SCOPED_TRACE(testing::Message() << kernels::sgemm::name(backend) << " " << g.H << "x" << g.W
+                                      << " s" << g.stride << " groups " << g.groups);
+      Rng rng(uint64_t(g.H * g.W + g.C));
+      const Vec x = random_vec(rng, g.N * g.C * g.H * g.W),
+                w = random_vec(rng, g.O * g.Cg() * g.kH * g.kW), b = random_vec(rng, g.O);
+      const Grads want = reference(g, x, w, b, Vec(g.N * g.O * g.Ho() * g.Wo(), 0.0));
+      const std::vector<float> xf(x.begin(), x.end()), wf(w.begin(), w.end()),
+          bf(b.begin(), b.end());
+      std::vector<float> one(want.y.size()), two(want.y.size());
+      omp_set_num_threads(1);
+      kernels::conv2d_forward<float>(one.data(), xf.data(), wf.data(), bf.data(), g);
+      omp_set_num_threads(2);
+      kernels::conv2d_forward<float>(two.data(), xf.data(), wf.data(), bf.data(), g);
+      EXPECT_EQ(std::memcmp(one.data(), two.data(), one.size() * sizeof(float)), 0);
+      for (size_t i = 0; i < two.size(); ++i)
+        ASSERT_NEAR(two[i], want.y[i], 1e-5 * (1 + std::abs(want.y[i]))) << "at " << i;
+    }
+  }
+  kernels::sgemm::set_active(before);
 }
 
 TEST(Conv2dBlocks, PaddingWiderThanTheKernelReach) {

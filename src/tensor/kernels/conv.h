@@ -148,59 +148,63 @@ inline ColRow col_row(int64_t r, const ConvGeometry& g) {
 // col (Cg·kH·kW rows, row stride ld) ← the patches of output rows [oh0, oh1) of the Cg channels at
 // x (Cg, H, W): row (c, ki, kj), column (oh − oh0)·Wo + ow holds x[c, oh·s − pad + ki, ow·s − pad +
 // kj] (zero outside the image).
+// One row r of that: out ((oh1 − oh0)·Wo values).
+template <class T>
+void im2col_row(T* out, const T* x, int64_t r, const ConvGeometry& g, int64_t oh0, int64_t oh1) {
+  const int64_t Wo = g.Wo(), s = g.stride;
+  // Plain copies, not a structured binding: OpenMP regions (and clang < 16) cannot capture those.
+  const ColRow cr = col_row(r, g);
+  const int64_t c = cr.c, ki = cr.ki, shift = cr.shift, ow_lo = cr.ow_lo, ow_hi = cr.ow_hi;
+  const T* xc = x + c * g.H * g.W;
+  if (s == 1 && g.W == Wo) {
+    // Same width in and out ("same" padding, stride 1): the band's inside rows are one
+    // contiguous run of x shifted by `shift`, copied at once; then the values that wrapped
+    // around a row's edge (ow outside [ow_lo, ow_hi)) are zeroed. IR-50's 14² maps made rows
+    // of 14 values, one short copy each (12 % of its inference time in im2col).
+    const int64_t oh_a = std::clamp(g.pad - ki, oh0, oh1),
+                  oh_b = std::clamp(g.H + g.pad - ki, oh_a, oh1);
+    std::fill(out, out + (oh_a - oh0) * Wo, T(0));
+    std::fill(out + (oh_b - oh0) * Wo, out + (oh1 - oh0) * Wo, T(0));
+    if (oh_a == oh_b) return;
+    T* dst = out + (oh_a - oh0) * Wo;
+    const T* src = xc + (oh_a - g.pad + ki) * g.W + shift;
+    const int64_t n = (oh_b - oh_a) * Wo, e0 = std::max<int64_t>(0, -shift),
+                  e1 = std::min(n, n - shift);
+    std::copy(src + e0, src + e1, dst + e0);
+    for (int64_t oh = 0; oh < oh_b - oh_a; ++oh) {
+      std::fill(dst + oh * Wo, dst + oh * Wo + ow_lo, T(0));
+      std::fill(dst + oh * Wo + ow_hi, dst + (oh + 1) * Wo, T(0));
+    }
+    return;
+  }
+  for (int64_t oh = oh0; oh < oh1; ++oh) {
+    T* out_row = out + (oh - oh0) * Wo;
+    const int64_t ih = oh * s - g.pad + ki;
+    if (ih < 0 || ih >= g.H || ow_lo >= ow_hi) {
+      std::fill(out_row, out_row + Wo, T(0));
+      continue;
+    }
+    const T* x_row = xc + ih * g.W + shift;
+    std::fill(out_row, out_row + ow_lo, T(0));
+    if (s == 1) {
+      // Rows are short (7–56 values): a vector loop, not a memmove call per row (which cost
+      // ~5 % of IR-50's inference in call overhead).
+#pragma omp simd
+      for (int64_t ow = ow_lo; ow < ow_hi; ++ow) out_row[ow] = x_row[ow];
+    } else if (s == 2) {  // a constant stride the compiler vectorises (IResNet's downsampling)
+      for (int64_t ow = ow_lo; ow < ow_hi; ++ow) out_row[ow] = x_row[2 * ow];
+    } else {
+      for (int64_t ow = ow_lo; ow < ow_hi; ++ow) out_row[ow] = x_row[ow * s];
+    }
+    std::fill(out_row + ow_hi, out_row + Wo, T(0));
+  }
+}
+
 template <class T>
 void im2col(T* col, int64_t ld, const T* x, int64_t Cg, const ConvGeometry& g, int64_t oh0,
             int64_t oh1) {
-  const int64_t Wo = g.Wo(), s = g.stride, rows = Cg * g.kH * g.kW;
-  for (int64_t r = 0; r < rows; ++r) {
-    // Plain copies, not a structured binding: OpenMP regions (and clang < 16) cannot capture those.
-    const ColRow cr = col_row(r, g);
-    const int64_t c = cr.c, ki = cr.ki, shift = cr.shift, ow_lo = cr.ow_lo, ow_hi = cr.ow_hi;
-    const T* xc = x + c * g.H * g.W;
-    T* out = col + r * ld;
-    if (s == 1 && g.W == Wo) {
-      // Same width in and out ("same" padding, stride 1): the band's inside rows are one
-      // contiguous run of x shifted by `shift`, copied at once; then the values that wrapped
-      // around a row's edge (ow outside [ow_lo, ow_hi)) are zeroed. IR-50's 14² maps made rows
-      // of 14 values, one short copy each (12 % of its inference time in im2col).
-      const int64_t oh_a = std::clamp(g.pad - ki, oh0, oh1),
-                    oh_b = std::clamp(g.H + g.pad - ki, oh_a, oh1);
-      std::fill(out, out + (oh_a - oh0) * Wo, T(0));
-      std::fill(out + (oh_b - oh0) * Wo, out + (oh1 - oh0) * Wo, T(0));
-      if (oh_a == oh_b) continue;
-      T* dst = out + (oh_a - oh0) * Wo;
-      const T* src = xc + (oh_a - g.pad + ki) * g.W + shift;
-      const int64_t n = (oh_b - oh_a) * Wo, e0 = std::max<int64_t>(0, -shift),
-                    e1 = std::min(n, n - shift);
-      std::copy(src + e0, src + e1, dst + e0);
-      for (int64_t oh = 0; oh < oh_b - oh_a; ++oh) {
-        std::fill(dst + oh * Wo, dst + oh * Wo + ow_lo, T(0));
-        std::fill(dst + oh * Wo + ow_hi, dst + (oh + 1) * Wo, T(0));
-      }
-      continue;
-    }
-    for (int64_t oh = oh0; oh < oh1; ++oh) {
-      T* out_row = out + (oh - oh0) * Wo;
-      const int64_t ih = oh * s - g.pad + ki;
-      if (ih < 0 || ih >= g.H || ow_lo >= ow_hi) {
-        std::fill(out_row, out_row + Wo, T(0));
-        continue;
-      }
-      const T* x_row = xc + ih * g.W + shift;
-      std::fill(out_row, out_row + ow_lo, T(0));
-      if (s == 1) {
-        // Rows are short (7–56 values): a vector loop, not a memmove call per row (which cost
-        // ~5 % of IR-50's inference in call overhead).
-#pragma omp simd
-        for (int64_t ow = ow_lo; ow < ow_hi; ++ow) out_row[ow] = x_row[ow];
-      } else if (s == 2) {  // a constant stride the compiler vectorises (IResNet's downsampling)
-        for (int64_t ow = ow_lo; ow < ow_hi; ++ow) out_row[ow] = x_row[2 * ow];
-      } else {
-        for (int64_t ow = ow_lo; ow < ow_hi; ++ow) out_row[ow] = x_row[ow * s];
-      }
-      std::fill(out_row + ow_hi, out_row + Wo, T(0));
-    }
-  }
+  const int64_t rows = Cg * g.kH * g.kW;
+  for (int64_t r = 0; r < rows; ++r) im2col_row(col + r * ld, x, r, g, oh0, oh1);
 }
 
 // dx (Cg, H, W) += dcol (Cg·kH·kW rows, row stride ld, output rows [oh0, oh1)) folded back: the
@@ -558,13 +562,18 @@ void conv2d_forward(T* y, const T* x, const T* w, const T* b, const ConvGeometry
   for_each_thread_images(g, threads, [&](int, int64_t n_begin, int64_t n_end) {
     for (const ColumnBlock& blk : column_blocks(g, n_begin, n_end, fast != nullptr)) {
       const int64_t band = (blk.oh1 - blk.oh0) * Wo, cols = blk.images * band;
-      // A pointwise conv reads a single image's band in place; otherwise im2col into scratch.
+      // A pointwise conv reads a single image's band in place (several small maps are copied
+      // side by side). Otherwise, when the threads already split the batch, our own GEMM makes
+      // col's rows as it packs them (sgemm::gemm_rows: the col block, up to 4 MiB, is never
+      // written to memory and read back; IR-18 inference +7 %); else im2col into scratch.
       const bool in_place = g.pointwise() && blk.images == 1;
-      T* col = in_place ? nullptr : scratch<T>(rows * cols, 0);
+      const bool generated = !g.pointwise() && !fast && packed && threads > 1;
+      T* col = in_place || generated ? nullptr : scratch<T>(rows * cols, 0);
       T* ybuf = blk.images > 1 ? scratch<T>(Og * cols, 4) : nullptr;
       for (int64_t grp = 0; grp < g.groups; ++grp) {
-        const auto block =
-            block_col(col, x, g, blk, grp);  // no structured binding: a lambda uses it
+        const auto block = generated ? std::pair<const T*, int64_t>{nullptr, 0}
+                                     : block_col(col, x, g, blk, grp);  // no structured binding:
+                                                                        // a lambda uses it
         const T* const colg = block.first;
         const int64_t ldcol = block.second;
         T* yg = y + (blk.n0 * g.O + grp * Og) * HoWo + blk.oh0 * Wo;
@@ -572,6 +581,15 @@ void conv2d_forward(T* y, const T* x, const T* w, const T* b, const ConvGeometry
         auto multiply = [&](T* out, int64_t ldout) {
           if constexpr (std::is_same_v<T, float>) {
             if (fast) return fast->forward(grp, colg, ldcol, cols, out, ldout);
+            if (generated) {
+              const int64_t image = g.C * g.H * g.W, x_offset = grp * g.Cg() * g.H * g.W;
+              const sgemm::RowSource col_rows = [&](int64_t r, float* row) {
+                for (int64_t i = 0; i < blk.images; ++i)
+                  im2col_row(row + i * band, x + (blk.n0 + i) * image + x_offset, r, g, blk.oh0,
+                             blk.oh1);
+              };
+              return sgemm::gemm_rows((*packed)[grp], col_rows, cols, 1.0f, 0.0f, out, ldout);
+            }
             if (packed)
               return sgemm::gemm((*packed)[grp], false, cols, 1.0f, colg, ldcol, 0.0f, out, ldout);
           }

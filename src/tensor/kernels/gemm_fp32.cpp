@@ -108,7 +108,7 @@ using Shape256 = Shape<kMr256, kNr256, kernel_avx2>;
 
 // A per-thread buffer of at least `count` floats, 64-byte aligned, that only grows.
 float* buffer(size_t count, int slot) {
-  thread_local std::vector<float> storage[2];
+  thread_local std::vector<float> storage[3];
   auto& v = storage[slot];
   if (v.size() < count + 16) v.resize(count + 16);
   const auto address = reinterpret_cast<uintptr_t>(v.data());
@@ -184,12 +184,26 @@ MF_AVX2 void pack_b_transposed(float* panel, int nr, const float* src, int64_t l
     for (int64_t k = 0; k < kc; ++k) panel[k * nr + c] = 0.0f;
 }
 
+// Row k of a depth slice of kc (its nc values at src) into NR-column panels [panel][k][NR], zero
+// columns past nc.
+template <int NR>
+void pack_b_row(float* out, const float* src, int64_t k, int64_t kc, int64_t nc) {
+  const int64_t full = nc / NR * NR;
+  for (int64_t j = 0; j < full; j += NR) {
+    float* dst = out + j * kc + k * NR;
+    for (int c = 0; c < NR; ++c) dst[c] = src[j + c];
+  }
+  if (full < nc) {
+    float* dst = out + full * kc + k * NR;
+    for (int64_t c = 0; c < NR; ++c) dst[c] = full + c < nc ? src[full + c] : 0.0f;
+  }
+}
+
 // Depth [p0, p0 + kc), columns [j0, j0 + nc) of op(B) into NR-column panels [panel][k][NR], zero
 // columns past nc.
 template <int NR>
 void pack_b(float* out, bool trans, const float* B, int64_t ldb, int64_t p0, int64_t kc, int64_t j0,
             int64_t nc) {
-  const int64_t full = nc / NR * NR;
   if (trans) {  // op(B)(k, j) = B[j·ldb + k]: a column's depth is contiguous
     for (int64_t j = 0; j < nc; j += NR)
       pack_b_transposed(out + j * kc, NR, B + (j0 + j) * ldb + p0, ldb, kc,
@@ -197,26 +211,17 @@ void pack_b(float* out, bool trans, const float* B, int64_t ldb, int64_t p0, int
     return;
   }
   // Row by row of B, so every read is contiguous.
-  for (int64_t k = 0; k < kc; ++k) {
-    const float* src = B + (p0 + k) * ldb + j0;
-    for (int64_t j = 0; j < full; j += NR) {
-      float* dst = out + j * kc + k * NR;
-      for (int c = 0; c < NR; ++c) dst[c] = src[j + c];
-    }
-    if (full < nc) {
-      float* dst = out + full * kc + k * NR;
-      for (int64_t c = 0; c < NR; ++c) dst[c] = full + c < nc ? src[full + c] : 0.0f;
-    }
-  }
+  for (int64_t k = 0; k < kc; ++k) pack_b_row<NR>(out, B + (p0 + k) * ldb + j0, k, kc, nc);
 }
 
 // C (M, N) += or = alpha·op(A)·op(B) on the calling thread; `accumulate` false only for beta = 0
 // (any other beta was applied to C before).
-// prepacked: op(A) packed whole by pack_slices (then A and lda are unused).
+// prepacked: op(A) packed whole by pack_slices (then A and lda are unused). b_rows: B's rows
+// come from this generator instead of B (then B, ldb and tb are unused).
 template <class S>
 void serial(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const float* A,
             int64_t lda, const float* B, int64_t ldb, float* C, int64_t ldc, bool accumulate,
-            const float* prepacked = nullptr) {
+            const float* prepacked = nullptr, const RowSource* b_rows = nullptr) {
   constexpr int mr = S::mr, nr = S::nr;
   constexpr S s{};
   float* scratch_a = prepacked ? nullptr : buffer(s.mc * s.kc, 0);
@@ -228,7 +233,15 @@ void serial(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, cons
     for (int64_t pc = 0; pc < K; pc += s.kc) {
       const int64_t kc = std::min(s.kc, K - pc);
       const bool add = accumulate || pc > 0;
-      pack_b<nr>(packed_b, tb, B, ldb, pc, kc, jc, nc);
+      if (b_rows) {
+        float* row = buffer(size_t(N), 2);  // one generated row, L1-resident while it is packed
+        for (int64_t k = 0; k < kc; ++k) {
+          (*b_rows)(pc + k, row);
+          pack_b_row<nr>(packed_b, row + jc, k, kc, nc);
+        }
+      } else {
+        pack_b<nr>(packed_b, tb, B, ldb, pc, kc, jc, nc);
+      }
       for (int64_t ic = 0; ic < M; ic += s.mc) {
         const int64_t mc = std::min(s.mc, M - ic);
         const float* packed_a = scratch_a;
@@ -442,6 +455,31 @@ void gemm(const PackedA& a, bool trans_b, int64_t N, float alpha, const float* B
     case Backend::blas:
       return gemm(Backend::blas, a.trans, trans_b, a.M, N, a.K, alpha, a.source, a.lda, B, ldb,
                   beta, C, ldc);
+  }
+}
+
+void gemm_rows(const PackedA& a, const RowSource& rows, int64_t N, float alpha, float beta,
+               float* C, int64_t ldc) {
+  MF_CHECK(beta == 0.0f || beta == 1.0f, "sgemm::gemm_rows: beta must be 0 or 1, got ", beta);
+  if (a.M <= 0 || N <= 0) return;
+  const bool accumulate = beta != 0.0f;
+  if (a.K == 0) {
+    if (!accumulate)
+      for (int64_t i = 0; i < a.M; ++i) std::fill(C + i * ldc, C + i * ldc + N, 0.0f);
+    return;
+  }
+  switch (a.backend) {
+    case Backend::avx512:
+      return serial<Shape512>(a.trans, false, a.M, N, a.K, alpha, nullptr, 0, nullptr, 0, C, ldc,
+                              accumulate, a.data.data(), &rows);
+    case Backend::avx2:
+      return serial<Shape256>(a.trans, false, a.M, N, a.K, alpha, nullptr, 0, nullptr, 0, C, ldc,
+                              accumulate, a.data.data(), &rows);
+    case Backend::blas: {  // OpenBLAS takes B from memory: generate it whole
+      std::vector<float> B(static_cast<size_t>(a.K * N));
+      for (int64_t k = 0; k < a.K; ++k) rows(k, B.data() + k * N);
+      return gemm(a, false, N, alpha, B.data(), N, beta, C, ldc);
+    }
   }
 }
 

@@ -14,6 +14,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -57,5 +58,14 @@ void pack_a(PackedA& out, Backend backend, bool trans, int64_t M, int64_t K, con
 // C (a.M, N) = alpha · op(A) · op(B) + beta · C.
 void gemm(const PackedA& a, bool trans_b, int64_t N, float alpha, const float* B, int64_t ldb,
           float beta, float* C, int64_t ldc);
+
+// op(B) (K, N) supplied row by row instead of from memory: rows(k, out) writes row k's N values.
+// For an operand cheaper to generate than to store and read back (a convolution's im2col, whose
+// block can exceed L2): each row is packed from an L1-resident buffer as it is made. Runs on the
+// calling thread; the same sums in the same order as gemm() on the generated B.
+using RowSource = std::function<void(int64_t k, float* out)>;
+// C (a.M, N) = alpha · op(A) · B + beta · C with B from `rows`; beta 0 or 1.
+void gemm_rows(const PackedA& a, const RowSource& rows, int64_t N, float alpha, float beta,
+               float* C, int64_t ldc);
 
 }  // namespace mf::kernels::sgemm
