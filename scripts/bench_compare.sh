@@ -13,8 +13,9 @@
 # --precision bf16 (compared with PyTorch's bf16) and, in inference, with --winograd (the approximate
 # Winograd path, compared with PyTorch's faster fp32). The environment is left as the machine sets it
 # (OPENBLAS_CORETYPE included). Environment: BUILD_DIR (build), BACKBONES, MODES, BATCH (32),
-# THREADS (2), ITERS (5 timed iterations per run), ROUNDS (3), HEAD (arcface), CLASSES (1000), OUT
-# (a folder for the raw JSON lines).
+# THREADS (2), ITERS (5 timed iterations per run), WARMUP (3 untimed first: PyTorch's first
+# iterations after one warm-up still ran up to 2× slower), ROUNDS (3), HEAD (arcface), CLASSES
+# (1000), OUT (a folder for the raw JSON lines).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BUILD_DIR=${BUILD_DIR:-build}
@@ -23,6 +24,7 @@ MODES=${MODES:-"train infer"}
 BATCH=${BATCH:-32}
 THREADS=${THREADS:-2}
 ITERS=${ITERS:-5}
+WARMUP=${WARMUP:-3}
 ROUNDS=${ROUNDS:-3}
 HEAD=${HEAD:-arcface}
 CLASSES=${CLASSES:-1000}
@@ -42,7 +44,7 @@ RESULTS="$OUT/results.jsonl"
 run_ours() {  # backbone mode precision config [extra flags...]
   local tmp="$OUT/ours.json"
   OMP_NUM_THREADS=$THREADS "$BIN" bench --backbone "$1" --mode "$2" --head "$HEAD" --classes "$CLASSES" \
-    --batch "$BATCH" --threads "$THREADS" --iters "$ITERS" --warmup 1 --precision "$3" --json "$tmp" "${@:5}" >/dev/null
+    --batch "$BATCH" --threads "$THREADS" --iters "$ITERS" --warmup "$WARMUP" --precision "$3" --json "$tmp" "${@:5}" >/dev/null
   "$PY" -c "import json,sys; d=json.load(open('$tmp')); d['config']='$4'; print(json.dumps(d))" >>"$RESULTS"
 }
 
@@ -58,7 +60,7 @@ run_torch() {  # backbone mode config allocator-env extra-flags...
   local backbone=$1 mode=$2 config=$3 allocator=$4
   shift 4
   env $allocator OMP_NUM_THREADS=$THREADS "$PY" scripts/bench_torch.py --backbone "$backbone" --mode "$mode" --head "$HEAD" \
-    --classes "$CLASSES" --batch "$BATCH" --threads "$THREADS" --iters "$ITERS" --warmup 1 "$@" |
+    --classes "$CLASSES" --batch "$BATCH" --threads "$THREADS" --iters "$ITERS" --warmup "$WARMUP" "$@" |
     "$PY" -c "import json,sys; d=json.loads(sys.stdin.read()); d['config']='$config'; print(json.dumps(d))" >>"$RESULTS"
 }
 
@@ -147,7 +149,7 @@ for b, m in keys:
               f"; ceilings: fp32 {fp32:.0f}, convolutions {conv:.0f} GFLOP/s; layers ≥ 2 % of the time")
         head = "| layer | calls | ours fwd ms | ours bwd ms | share | ours fwd GFLOP/s | ours bwd GFLOP/s |"
         if t:
-            head += " PyTorch ms | PyTorch GFLOP/s |"
+            head += " PyTorch fwd ms | PyTorch fwd GFLOP/s |"
         print(head)
         print("|---" * (head.count("|") - 1) + "|")
         for l in sorted(o["layers"], key=lambda l: -(l["forward_ms"] + l["backward_ms"])):
@@ -162,7 +164,9 @@ for b, m in keys:
                      rate(l, "backward_ms", 2 * gflop, peak)]
             if t:
                 tl = torch_rows.get(shape_key(name))
-                cells += ["–", "–"] if not tl else [f"{tl['forward_ms']:.1f}",
+                # PyTorch's time for as many calls as ours (ours may split a shape by what is
+                # fused into it: conv2d+bn+prelu and conv2d+bn+add).
+                cells += ["–", "–"] if not tl else [f"{tl['forward_ms'] / tl['calls'] * l['calls']:.1f}",
                                                   rate(tl, "forward_ms", tl["forward_gflop"], peak)]
             print("| " + " | ".join(cells) + " |")
 PYEOF

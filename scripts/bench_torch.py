@@ -108,7 +108,8 @@ for _ in range(args.iters):
 
 def layer_profile():
     """One inference pass with a wall clock around each leaf module: rows keyed by module kind and
-    per-sample shapes ("conv2d 64x112x112 -> 64x56x56", "conv2d groups=128 …"), summed over calls.
+    per-sample shapes ("conv2d 3x3 64x112x112 -> 64x56x56", "conv2d 3x3 groups=128 …"), summed
+    over calls.
     FLOPs are counted for convolutions and linear layers only, as ours are."""
     rows, handles, started = {}, [], {}
     kinds = {torch.nn.Conv2d: "conv2d", torch.nn.BatchNorm2d: "batch_norm", torch.nn.BatchNorm1d: "batch_norm",
@@ -130,6 +131,7 @@ def layer_profile():
             name = kind
             flop = 0.0
             if kind == "conv2d":
+                name += f" {m.kernel_size[0]}x{m.kernel_size[1]}"
                 if m.groups > 1:
                     name += f" groups={m.groups}"
                 flop = 2.0 * output.numel() * (m.weight.numel() // m.weight.shape[0])

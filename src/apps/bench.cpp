@@ -277,7 +277,7 @@ int run_bench(const std::vector<std::string>& argv) {
       std::snprintf(cell, sizeof cell, "%.0f", gflops);
     return std::string(cell);
   };
-  std::printf("\n%-44s %8s %12s %12s %7s %7s %14s %14s\n", "layer (per-sample shapes)", "calls/it",
+  std::printf("\n%-54s %8s %12s %12s %7s %7s %14s %14s\n", "layer (per-sample shapes)", "calls/it",
               "forward ms", "backward ms", "share", "cum.", "fwd GFLOP/s", "bwd GFLOP/s");
   double cumulative = 0;
   for (size_t i = 0; i < shown; ++i) {
@@ -288,7 +288,7 @@ int run_bench(const std::vector<std::string>& argv) {
         t.forward_calls > 0
             ? 2.0 * t.forward_flop * double(t.backward_calls) / double(t.forward_calls)
             : 0.0;
-    std::printf("%-44s %8.0f %12.2f %12.2f %6.1f%% %6.1f%% %14s %14s\n", t.op.c_str(),
+    std::printf("%-54s %8.0f %12.2f %12.2f %6.1f%% %6.1f%% %14s %14s\n", t.op.c_str(),
                 double(t.forward_calls) / iters, t.forward_ms / iters, t.backward_ms / iters, share,
                 cumulative, rate(t.op, t.forward_flop, t.forward_ms).c_str(),
                 rate(t.op, backward_flop, t.backward_ms).c_str());

@@ -57,9 +57,12 @@ std::map<std::string, OpTiming>& layer_table() {
   static std::map<std::string, OpTiming> table;
   return table;
 }
-// "conv2d 64×56×56 → 128×28×28": the op and its first input's and output's per-sample shapes,
+// "conv2d 3x3 64x56x56 -> 128x28x28": the op (with a convolution's kernel size and groups) and
+// its first input's and output's per-sample shapes,
 // which tell the layers of a backbone apart well enough for a time table.
-std::string layer_key(const char* op, const Var* first_input, const Shape& out, double groups) {
+std::string layer_key(const char* op, const std::vector<Var>& inputs, const Shape& out,
+                      double groups) {
+  const Var* first_input = inputs.empty() ? nullptr : &inputs[0];
   auto dims = [](const Shape& s) {
     std::string text;
     for (int i = 1; i < s.rank(); ++i) {
@@ -69,7 +72,14 @@ std::string layer_key(const char* op, const Var* first_input, const Shape& out, 
     return text.empty() ? std::string("scalar") : text;
   };
   std::string key = op;
-  // A grouped (depthwise) convolution runs other kernels than a dense one of the same shapes.
+  // A convolution's kernel size (a 3×3 and a 1×1 stride-2 layer can share shapes); a grouped
+  // (depthwise) one runs other kernels than a dense one of the same shapes.
+  const std::string name = op;
+  if (name.rfind("conv2d", 0) == 0 && inputs.size() >= 2 && inputs[1].shape().rank() == 4)
+    key.append(" ")
+        .append(std::to_string(inputs[1].shape()[2]))
+        .append("x")
+        .append(std::to_string(inputs[1].shape()[3]));
   if (groups > 1) key.append(" groups=").append(std::to_string(int64_t(groups)));
   key.push_back(' ');
   if (first_input) key.append(dims(first_input->shape())).append(" -> ");
@@ -169,7 +179,7 @@ Var record(const char* op, Tensor value, const std::vector<Var>& inputs, Backwar
     double groups = 1;
     for (const OpAttribute& a : attributes)
       if (std::string_view(a.name) == "groups") groups = a.number;
-    layer = layer_key(op, inputs.empty() ? nullptr : &inputs[0], value.shape(), groups);
+    layer = layer_key(op, inputs, value.shape(), groups);
     const double flop = forward_flop(op, inputs, value.shape());
     add_forward(profile_table(), op, ms, flop);
     add_forward(layer_table(), layer, ms, flop);

@@ -174,7 +174,8 @@ void set_profiling(bool on);
 void profile_mark();  // start of a forward pass: what comes before is not charged to the first op
 void profile_reset();
 // Sorted by total time, largest first. by_layer: one row per op and shape signature
-// ("conv2d 64x56x56 -> 128x28x28", per-sample shapes) instead of one per op name.
+// ("conv2d 3x3 64x56x56 -> 128x28x28": kernel size for convolutions, per-sample shapes)
+// instead of one per op name.
 std::vector<OpTiming> profile_report(bool by_layer = false);
 
 }  // namespace mf
