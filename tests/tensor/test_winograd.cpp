@@ -8,6 +8,7 @@
 #include <gtest/gtest.h>
 #include <omp.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <vector>
@@ -29,6 +30,21 @@ struct Case {
   ConvGeometry g;
 };
 
+// s = max over outputs of |b| + Σ |w|·|x|: the scale of the products an output sums.
+double product_scale(const ConvGeometry& g, const Vec& x, const Vec& w, const Vec& b) {
+  auto absolute = [](const Vec& v) {
+    Vec out(v.size());
+    for (size_t i = 0; i < v.size(); ++i) out[i] = std::fabs(v[i]);
+    return out;
+  };
+  const Vec ax = absolute(x), aw = absolute(w), ab = absolute(b);
+  Vec sums(size_t(g.N * g.O * g.Ho() * g.Wo()));
+  kernels::conv2d_forward<double>(sums.data(), ax.data(), aw.data(), ab.data(), g);
+  double s = 0;
+  for (double v : sums) s = std::max(s, v);
+  return s;
+}
+
 // The largest |y − reference| over the batch, as a fraction of the product scale s.
 struct Distance {
   double winograd = 0, exact = 0;
@@ -42,14 +58,7 @@ Distance measure(const ConvGeometry& g, bool bias, bool allow_avx512, uint64_t s
   const size_t ny = size_t(g.N * g.O * g.Ho() * g.Wo());
   Vec want(ny);
   kernels::conv2d_forward<double>(want.data(), x.data(), w.data(), b.data(), g);
-  // s: the same sum over absolute values.
-  Vec ax(x.size()), aw(w.size()), ab(b.size()), scale(ny);
-  for (size_t i = 0; i < x.size(); ++i) ax[i] = std::fabs(x[i]);
-  for (size_t i = 0; i < w.size(); ++i) aw[i] = std::fabs(w[i]);
-  for (size_t i = 0; i < b.size(); ++i) ab[i] = std::fabs(b[i]);
-  kernels::conv2d_forward<double>(scale.data(), ax.data(), aw.data(), ab.data(), g);
-  double s = 0;
-  for (double v : scale) s = std::max(s, v);
+  const double s = product_scale(g, x, w, b);
 
   std::vector<float> xf(x.begin(), x.end()), wf(w.begin(), w.end()), bf(b.begin(), b.end());
   std::vector<float> got(ny, std::nanf("")), exact(ny);
@@ -156,15 +165,9 @@ TEST(Winograd, epilogue_on_every_case) {
                   slope = random_vec(rng, size_t(g.O));
         const size_t ny = size_t(g.N * g.O * g.Ho() * g.Wo());
         const Vec residual = random_vec(rng, ny);
-        Vec want(ny), abs_sum(ny);
+        Vec want(ny);
         kernels::conv2d_forward<double>(want.data(), x.data(), w.data(), b.data(), g);
-        Vec ax(x.size()), aw(w.size()), ab(b.size());
-        for (size_t i = 0; i < x.size(); ++i) ax[i] = std::fabs(x[i]);
-        for (size_t i = 0; i < w.size(); ++i) aw[i] = std::fabs(w[i]);
-        for (size_t i = 0; i < b.size(); ++i) ab[i] = std::fabs(b[i]);
-        kernels::conv2d_forward<double>(abs_sum.data(), ax.data(), aw.data(), ab.data(), g);
-        double s = 0;
-        for (double v : abs_sum) s = std::max(s, v);
+        const double s = product_scale(g, x, w, b);
         const int64_t plane = g.Ho() * g.Wo();
         for (size_t i = 0; i < ny; ++i) {
           const int64_t o = int64_t(i) / plane % g.O;
