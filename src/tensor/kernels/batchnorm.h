@@ -87,7 +87,9 @@ void batchnorm_forward(T* y, T* mean, T* invstd, const T* x, const T* gamma, con
     }
     mean[c] = m;
     invstd[c] = T(1) / std::sqrt(v + eps);
-    const auto [scale, shift] = batchnorm_affine(gamma, beta, m, v, eps, c);
+    // Plain copies, not a structured binding: OpenMP regions (and clang < 16) cannot capture those.
+    const std::pair<T, T> affine = batchnorm_affine(gamma, beta, m, v, eps, c);
+    const T scale = affine.first, shift = affine.second;
     for (int64_t n = 0; n < N; ++n) {
       const T* xc = x + (n * C + c) * S;
       T* yc = y + (n * C + c) * S;
