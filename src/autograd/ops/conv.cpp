@@ -60,8 +60,7 @@ Var conv2d_impl(const Var& x, const Var& weight, const Var& bias, const Conv2dOp
   const float* bias_data = has_bias ? bias.value().data() : nullptr;
   Tensor y = Tensor::empty({g.N, g.O, g.Ho(), g.Wo()});
   // The bf16 fast path (kernels::set_conv_precision), decided once per op for both passes.
-  const bool bf16 = kernels::conv_precision() == kernels::ConvPrecision::bf16 && !g.depthwise() &&
-                    !g.direct_groups();
+  const bool bf16 = kernels::conv_precision() == kernels::ConvPrecision::bf16 && !g.direct_groups();
   kernels::ConvEpilogue<float> post;
   if (fused) {
     auto per_channel = [&](const Tensor& t, const char* what) {

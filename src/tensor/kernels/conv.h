@@ -37,29 +37,28 @@ struct ConvGeometry {
   int64_t Og() const { return O / groups; }
   bool depthwise() const { return groups > 1 && Cg() == 1 && Og() == 1; }
   // Groups too narrow for a GEMM (≤ 4 input and output channels each: a 2 × 18 weight block per
-  // group wastes the register tile); they run as direct loops like depthwise.
+  // group wastes the register tile), depthwise included: they run as direct loops.
   bool direct_groups() const { return groups > 1 && Cg() <= 4 && Og() <= 4; }
   bool pointwise() const { return kH == 1 && kW == 1 && stride == 1 && pad == 0; }
   // Forward multiply-adds of the whole batch.
   int64_t macs() const { return N * O * Ho() * Wo() * Cg() * kH * kW; }
 };
 
-// What an inference convolution does to each output value before it leaves the cache, in this
-// order (each step skipped when its pointer is null):
-//   v = acc + bias[o];  v = v·scale[o] + shift[o];  v = v > 0 ? v : slope[o]·v;  v += residual
+// What an inference convolution does to each output value, after its bias, before it leaves the
+// cache, in this order (each step skipped when its pointer is null):
+//   v = v·scale[o] + shift[o];  v = v > 0 ? v : slope[o]·v;  v += residual
 // With scale/shift a frozen BatchNorm's (scale = γ/√(var + eps), shift = β − mean·scale, exactly
 // what batchnorm_forward computes in eval mode) this is conv → BN → PReLU, or conv → BN → + the
 // shortcut, in the convolution's own pass over its output instead of one more pass per op.
 template <class T>
 struct ConvEpilogue {
-  const T* bias = nullptr;      // (O)
   const T* scale = nullptr;     // (O); with shift
   const T* shift = nullptr;     // (O)
   const T* slope = nullptr;     // (O), PReLU
   const T* residual = nullptr;  // (N, O, Ho, Wo), laid out as y
 
-  bool only_bias() const { return !scale && !slope && !residual; }
-  // The steps after the bias on n values of output channel o at y; `at` is y's flat index in the
+  bool empty() const { return !scale && !slope && !residual; }
+  // The steps on n values of output channel o at y; `at` is y's flat index in the
   // (N, O, Ho, Wo) output, where the residual is read.
   void finish(T* y, int64_t n, int64_t o, int64_t at) const {
     if (scale) {
@@ -337,7 +336,7 @@ void depthwise_forward(T* y, const T* x, const T* w, const T* b, const ConvGeome
         for (int64_t k = 0; k < taps; ++k) sum += wo[k] * xo[k];
         T* yo = y + n * g.O + o;
         *yo = sum;
-        if (!post.only_bias()) post.finish(yo, 1, o, n * g.O + o);
+        if (!post.empty()) post.finish(yo, 1, o, n * g.O + o);
       }
     return;
   }
@@ -383,7 +382,7 @@ void depthwise_forward(T* y, const T* x, const T* w, const T* b, const ConvGeome
               std::copy(out, out + std::min(kBlock, Wo - ow0), yo + (oh0 + r) * Wo + ow0);
             }
           }
-        if (!post.only_bias()) post.finish(yo, Ho * Wo, o, (n * g.O + o) * Ho * Wo);
+        if (!post.empty()) post.finish(yo, Ho * Wo, o, (n * g.O + o) * Ho * Wo);
       }
   }
 }
@@ -551,11 +550,11 @@ const std::vector<sgemm::PackedA>* packed_weights(const T* w, const ConvGeometry
 }
 
 // fast: the bf16 GEMMs (float only, weights packed by the caller) instead of the exact ones.
-// post: the inference epilogue after the bias (ConvEpilogue; its own bias field is ignored).
+// post: the inference epilogue after the bias (ConvEpilogue).
 template <class T>
 void conv2d_forward(T* y, const T* x, const T* w, const T* b, const ConvGeometry& g,
                     const Bf16ConvGemms* fast = nullptr, const ConvEpilogue<T>& post = {}) {
-  if (g.depthwise() || g.direct_groups()) return depthwise_forward(y, x, w, b, g, post);
+  if (g.direct_groups()) return depthwise_forward(y, x, w, b, g, post);
   const int64_t Cg = g.Cg(), Og = g.Og(), Wo = g.Wo(), HoWo = g.Ho() * Wo, rows = Cg * g.kH * g.kW;
   const int threads = conv_batch_threads(g.N);
   const std::vector<sgemm::PackedA>* packed = fast ? nullptr : packed_weights(w, g, false);
@@ -604,7 +603,7 @@ void conv2d_forward(T* y, const T* x, const T* w, const T* b, const ConvGeometry
         } else {
           multiply(yg, HoWo);
         }
-        if (b || !post.only_bias())
+        if (b || !post.empty())
           for (int64_t i = 0; i < blk.images; ++i)
             for (int64_t o = 0; o < Og; ++o) {
               T* yo = yg + i * g.O * HoWo + o * HoWo;
@@ -612,7 +611,7 @@ void conv2d_forward(T* y, const T* x, const T* w, const T* b, const ConvGeometry
                 const T bias = b[grp * Og + o];
                 for (int64_t k = 0; k < band; ++k) yo[k] += bias;
               }
-              if (!post.only_bias()) post.finish(yo, band, grp * Og + o, yo - y);
+              if (!post.empty()) post.finish(yo, band, grp * Og + o, yo - y);
             }
       }
     }
@@ -623,7 +622,7 @@ void conv2d_forward(T* y, const T* x, const T* w, const T* b, const ConvGeometry
 template <class T>
 void conv2d_backward(T* dx, T* dw, T* db, const T* dy, const T* x, const T* w,
                      const ConvGeometry& g, const Bf16ConvGemms* fast = nullptr) {
-  if (g.depthwise() || g.direct_groups()) return depthwise_backward(dx, dw, db, dy, x, w, g);
+  if (g.direct_groups()) return depthwise_backward(dx, dw, db, dy, x, w, g);
   const int64_t Cg = g.Cg(), Og = g.Og(), Wo = g.Wo(), HoWo = g.Ho() * Wo, rows = Cg * g.kH * g.kW;
   const int64_t wsize = g.O * rows;
   const int threads = conv_batch_threads(g.N);

@@ -26,7 +26,7 @@ bool applies(const ConvGeometry& g);
 
 // y (N, O, Ho, Wo) = conv(x (N, C, H, W), w (O, C, 3, 3)) + b (O, or null), approximately.
 // The transforms run as AVX-512 code when the CPU has it and allow_avx512 is set (tests run both).
-// post: the inference epilogue after the bias (ConvEpilogue; its bias field is ignored).
+// post: the inference epilogue after the bias (ConvEpilogue).
 void forward(float* y, const float* x, const float* w, const float* b, const ConvGeometry& g,
              bool allow_avx512 = true, const ConvEpilogue<float>& post = {});
 
