@@ -75,11 +75,12 @@ Sequential& Sequential::add(std::shared_ptr<Layer> layer) {
 Var Sequential::forward(const Var& x) {
   Var h = x;
   for (size_t i = 0; i < layers_.size(); ++i) {
-    // Conv2d → BatchNorm [→ PReLU] (MobileFaceNet's blocks) is one fused op at inference (conv_bn).
+    // Conv2d → BatchNorm [→ PReLU] (MobileFaceNet's blocks): conv_bn, one fused op at inference
+    // and the separate ops (BN + PReLU as batch_norm_prelu) otherwise.
     auto* conv = dynamic_cast<Conv2d*>(layers_[i].get());
     auto* conv_bn_norm =
         conv && i + 1 < layers_.size() ? dynamic_cast<BatchNorm*>(layers_[i + 1].get()) : nullptr;
-    if (conv_bn_norm && conv_bn_fuses(*conv_bn_norm)) {
+    if (conv_bn_norm) {
       auto* act = i + 2 < layers_.size() ? dynamic_cast<PReLU*>(layers_[i + 2].get()) : nullptr;
       h = conv_bn(*conv, *conv_bn_norm, act, h);
       i += act ? 2 : 1;

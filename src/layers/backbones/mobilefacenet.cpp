@@ -22,8 +22,8 @@ class Wrapped : public Layer {
 };
 
 // DepthWise: expand 1×1 → depthwise k×k (stride) → project 1×1, plus the input when residual.
-// project_conv and project_bn are the last block's layers: at inference the residual is added in
-// the projection's fused convolution (conv_bn) instead of by a separate pass.
+// project_conv and project_bn are the last block's layers: the residual goes to their conv_bn,
+// which adds it inside the fused convolution at inference.
 class DepthWise : public Wrapped {
  public:
   DepthWise(std::shared_ptr<Sequential> inner, bool residual, std::shared_ptr<Conv2d> project_conv,
@@ -33,13 +33,10 @@ class DepthWise : public Wrapped {
         project_conv_(std::move(project_conv)),
         project_bn_(std::move(project_bn)) {}
   Var forward(const Var& x) override {
-    if (residual_ && conv_bn_fuses(*project_bn_)) {
-      Var h = x;
-      for (size_t i = 0; i + 1 < inner_->size(); ++i) h = (*inner_)[i]->forward(h);
-      return conv_bn(*project_conv_, *project_bn_, nullptr, h, x);
-    }
-    Var y = Wrapped::forward(x);
-    return residual_ ? add(x, y) : y;
+    if (!residual_) return Wrapped::forward(x);
+    Var h = x;
+    for (size_t i = 0; i + 1 < inner_->size(); ++i) h = (*inner_)[i]->forward(h);
+    return conv_bn(*project_conv_, *project_bn_, nullptr, h, x);
   }
 
  private:
