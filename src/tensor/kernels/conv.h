@@ -492,17 +492,22 @@ void subsample_backward(T* dx, const T* dpicked, int64_t planes, int64_t H, int6
     }
 }
 
+// The Cg input planes (Cg, H, W) of group grp in image n of x.
+template <class T>
+const T* group_planes(const T* x, const ConvGeometry& g, int64_t n, int64_t grp) {
+  return x + (n * g.C + grp * g.Cg()) * g.H * g.W;
+}
+
 // col_g (rows, cols) of a block and its row stride: a pointwise convolution of one image reads
 // x's band in place; otherwise the block's images are unfolded side by side into `col`.
 template <class T>
 std::pair<const T*, int64_t> block_col(T* col, const T* x, const ConvGeometry& g,
                                        const ColumnBlock& blk, int64_t grp) {
-  const int64_t image = g.C * g.H * g.W, x_offset = grp * g.Cg() * g.H * g.W;
   if (g.pointwise() && blk.images == 1)
-    return {x + blk.n0 * image + x_offset + blk.oh0 * g.Wo(), g.Ho() * g.Wo()};
+    return {group_planes(x, g, blk.n0, grp) + blk.oh0 * g.Wo(), g.Ho() * g.Wo()};
   const int64_t band = (blk.oh1 - blk.oh0) * g.Wo(), cols = blk.images * band;
   for (int64_t i = 0; i < blk.images; ++i)
-    im2col(col + i * band, cols, x + (blk.n0 + i) * image + x_offset, g.Cg(), g, blk.oh0, blk.oh1);
+    im2col(col + i * band, cols, group_planes(x, g, blk.n0 + i, grp), g.Cg(), g, blk.oh0, blk.oh1);
   return {col, cols};
 }
 
@@ -581,10 +586,9 @@ void conv2d_forward(T* y, const T* x, const T* w, const T* b, const ConvGeometry
           if constexpr (std::is_same_v<T, float>) {
             if (fast) return fast->forward(grp, colg, ldcol, cols, out, ldout);
             if (generated) {
-              const int64_t image = g.C * g.H * g.W, x_offset = grp * g.Cg() * g.H * g.W;
               const sgemm::RowSource col_rows = [&](int64_t r, float* row) {
                 for (int64_t i = 0; i < blk.images; ++i)
-                  im2col_row(row + i * band, x + (blk.n0 + i) * image + x_offset, r, g, blk.oh0,
+                  im2col_row(row + i * band, group_planes(x, g, blk.n0 + i, grp), r, g, blk.oh0,
                              blk.oh1);
               };
               return sgemm::gemm_rows((*packed)[grp], col_rows, cols, 1.0f, 0.0f, out, ldout);
